@@ -1,0 +1,9 @@
+DROP TABLE catalogue_state;
+DROP TABLE includes_excludes_items;
+DROP TABLE breakdown_members;
+DROP TABLE metric_breakdowns;
+DROP TABLE metric_definitions;
+DROP TYPE report_frequency;
+DROP TYPE measurement_type;
+DROP TYPE metric_category;
+DROP TYPE system;

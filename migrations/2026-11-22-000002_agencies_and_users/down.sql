@@ -1,0 +1,11 @@
+DROP TABLE membership_changes;
+DROP TABLE memberships;
+DROP TABLE users;
+DROP TABLE agency_jurisdictions;
+DROP TABLE agency_settings;
+DROP TABLE agencies;
+DROP FUNCTION agencies_check_super_agency();
+DROP TYPE jurisdiction_kind;
+DROP TYPE agency_setting_kind;
+DROP TYPE invitation_status;
+DROP TYPE agency_role;

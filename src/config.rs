@@ -1,0 +1,130 @@
+//! Configuration: the command line, where every option can also be set by an environment
+//! variable (twelve-factor style).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// GraphQL server for criminal-justice agencies' metric reporting and public dashboards.
+#[derive(Debug, Parser)]
+#[command(name = "justice-counts", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Database and logging options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOptions {
+    /// PostgreSQL server to use. When unset, a private cluster is started in the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory for the private PostgreSQL cluster and other local state.
+    #[arg(long, env = "DATA_DIR", global = true, default_value = ".data")]
+    pub data_dir: PathBuf,
+
+    /// Directory holding initdb, pg_ctl and postgres, when they should not be searched for.
+    #[arg(long, env = "PG_BIN_DIR", global = true)]
+    pub pg_bin_dir: Option<PathBuf>,
+
+    /// Largest number of database connections kept open.
+    #[arg(long, env = "DATABASE_POOL_SIZE", global = true, default_value_t = 16)]
+    pub pool_size: u32,
+
+    /// Log filter: a level (`info`) or per-module directives (`info,justice_counts=debug`).
+    #[arg(long, env = "LOG_LEVEL", global = true, default_value = "info")]
+    pub log_level: String,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the GraphQL API and GraphiQL (the default command).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and sync the metric catalogue, then exit.
+    Migrate,
+    /// Load the demo data set, or with --scale a large generated one for benchmarks.
+    Seed(SeedArgs),
+    /// Print the GraphQL schema (SDL) to standard output.
+    Schema,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8000)) }
+    }
+}
+
+/// Options of `seed`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// Instead of the demo data, generate N × 100 agencies with five years of reports.
+    #[arg(long, env = "SEED_SCALE", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub scale: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_option_can_be_set_from_the_environment() {
+        fn check(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_positional() || matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(arg.get_env().is_some(), "{path} --{id} has no environment variable");
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "justice-counts");
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        let mut command = Cli::command();
+        for name in ["serve", "migrate", "seed", "schema"] {
+            let sub = command.find_subcommand_mut(name).expect("command exists");
+            let help = sub.render_help().to_string();
+            assert!(help.contains("Usage:"), "{name}: {help}");
+        }
+    }
+}

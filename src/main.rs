@@ -1,0 +1,32 @@
+//! The `justice-counts` command line: a thin layer over the library.
+
+use clap::Parser;
+use justice_counts::app;
+use justice_counts::config::{Cli, Command, LogFormat, ServeArgs};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(filter)
+        .map_err(|error| anyhow::anyhow!("LOG_LEVEL {filter:?} is not a valid filter: {error}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.global.log_level, cli.global.log_format)?;
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => app::serve(&cli.global, &args).await,
+        Command::Migrate => app::migrate(&cli.global).await,
+        Command::Seed(args) => app::seed(&cli.global, &args).await,
+        Command::Schema => {
+            app::print_schema();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Agencies, their settings and jurisdictions.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::db::schema::{agencies, agency_jurisdictions, agency_settings};
+use crate::models::enums::{AgencySettingKind, JurisdictionKind, System};
+use crate::models::ids::AgencyId;
+
+/// An agency that reports metrics.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = agencies, check_for_backend(diesel::pg::Pg))]
+pub struct Agency {
+    /// Its id.
+    pub id: AgencyId,
+    /// Its name (not unique).
+    pub name: String,
+    /// State code such as `us_ca`.
+    pub state_code: String,
+    /// County code such as `us_ca_sacramento`.
+    pub county_code: Option<String>,
+    /// The systems it reports for. A check constraint keeps NULLs out of the array.
+    pub systems: Vec<Option<System>>,
+    /// Whether it is a superagency.
+    pub is_superagency: bool,
+    /// The superagency it belongs to.
+    pub super_agency_id: Option<AgencyId>,
+    /// Whether its published data appears on the public dashboard.
+    pub is_dashboard_enabled: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which agencies a listing returns. Empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct AgencyFilter {
+    /// Only agencies of this state.
+    pub state_code: Option<String>,
+    /// Only agencies reporting for this system.
+    pub system: Option<System>,
+    /// Only agencies whose name contains this text, ignoring case.
+    pub name_contains: Option<String>,
+    /// Only agencies whose dashboard is enabled.
+    pub dashboard_enabled_only: bool,
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+impl Agency {
+    /// The systems it reports for.
+    pub fn systems(&self) -> Vec<System> {
+        self.systems.iter().flatten().copied().collect()
+    }
+
+    /// The agencies matching `filter`, ordered by name then id.
+    pub async fn list(conn: &mut AsyncPgConnection, filter: &AgencyFilter) -> QueryResult<Vec<Self>> {
+        let mut query = agencies::table.select(Self::as_select()).into_boxed();
+        if let Some(state) = &filter.state_code {
+            query = query.filter(agencies::state_code.eq(state.to_lowercase()));
+        }
+        if let Some(system) = filter.system {
+            query = query.filter(agencies::systems.contains(vec![Some(system)]));
+        }
+        if let Some(text) = &filter.name_contains {
+            query = query.filter(agencies::name.ilike(format!("%{}%", escape_like(text))));
+        }
+        if filter.dashboard_enabled_only {
+            query = query.filter(agencies::is_dashboard_enabled);
+        }
+        query.order((agencies::name, agencies::id)).load(conn).await
+    }
+
+    /// The agencies with these ids, in no particular order.
+    pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[AgencyId]) -> QueryResult<Vec<Self>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        agencies::table
+            .filter(agencies::id.eq_any(ids))
+            .select(Self::as_select())
+            .load(conn)
+            .await
+    }
+
+    /// The child agencies of these superagencies, ordered by name.
+    pub async fn children_of(
+        conn: &mut AsyncPgConnection,
+        parents: &[AgencyId],
+    ) -> QueryResult<Vec<Self>> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        agencies::table
+            .filter(agencies::super_agency_id.eq_any(parents))
+            .select(Self::as_select())
+            .order((agencies::name, agencies::id))
+            .load(conn)
+            .await
+    }
+}
+
+/// A new agency.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = agencies)]
+pub struct NewAgency {
+    /// See [`Agency::name`].
+    pub name: String,
+    /// See [`Agency::state_code`].
+    pub state_code: String,
+    /// See [`Agency::county_code`].
+    pub county_code: Option<String>,
+    /// See [`Agency::systems`].
+    pub systems: Vec<Option<System>>,
+    /// See [`Agency::is_superagency`].
+    pub is_superagency: bool,
+    /// See [`Agency::super_agency_id`].
+    pub super_agency_id: Option<AgencyId>,
+    /// See [`Agency::is_dashboard_enabled`].
+    pub is_dashboard_enabled: bool,
+}
+
+impl NewAgency {
+    /// Inserts the agency and returns its id.
+    pub async fn insert(&self, conn: &mut AsyncPgConnection) -> QueryResult<AgencyId> {
+        diesel::insert_into(agencies::table)
+            .values(self)
+            .returning(agencies::id)
+            .get_result(conn)
+            .await
+    }
+}
+
+/// An agency setting of one kind.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = agency_settings)]
+pub struct NewAgencySetting {
+    /// The agency.
+    pub agency_id: AgencyId,
+    /// The kind of setting.
+    pub kind: AgencySettingKind,
+    /// Its value.
+    pub value: String,
+}
+
+/// A census area included in or excluded from an agency's jurisdiction.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = agency_jurisdictions)]
+pub struct NewJurisdiction {
+    /// The agency.
+    pub agency_id: AgencyId,
+    /// The census geoid.
+    pub geoid: String,
+    /// Included or excluded.
+    pub kind: JurisdictionKind,
+}
