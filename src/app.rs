@@ -28,7 +28,11 @@ impl Database {
     /// The configured database, or the private cluster in the data directory.
     pub async fn open(options: &GlobalOptions) -> anyhow::Result<Self> {
         if let Some(url) = &options.database_url {
-            return Ok(Self { url: url.clone(), created: false, cluster: None });
+            return Ok(Self {
+                url: url.clone(),
+                created: false,
+                cluster: None,
+            });
         }
         let search = BinarySearch::system(options.pg_bin_dir.clone());
         let cluster_options = ClusterOptions {
@@ -41,8 +45,13 @@ impl Database {
         })
         .await??;
         tracing::info!(dir = %cluster.root().display(), "private PostgreSQL cluster running");
-        let created = db::create_database_if_missing(&cluster.url("postgres"), EMBEDDED_DATABASE).await?;
-        Ok(Self { url: cluster.url(EMBEDDED_DATABASE), created, cluster: Some(cluster) })
+        let created =
+            db::create_database_if_missing(&cluster.url("postgres"), EMBEDDED_DATABASE).await?;
+        Ok(Self {
+            url: cluster.url(EMBEDDED_DATABASE),
+            created,
+            cluster: Some(cluster),
+        })
     }
 
     /// Stops the private cluster, if any, waiting for a clean shutdown.
@@ -65,7 +74,11 @@ pub async fn prepare(url: &str, pool_size: u32) -> anyhow::Result<(Pool, Arc<Cat
     let pool = db::connect(url, pool_size).await?;
     let mut conn = pool.get().await?;
     let outcome = sync::sync(&mut conn, &catalogue).await?;
-    tracing::info!(?outcome, metrics = catalogue.metrics().len(), "metric catalogue synced");
+    tracing::info!(
+        ?outcome,
+        metrics = catalogue.metrics().len(),
+        "metric catalogue synced"
+    );
     drop(conn);
     Ok((pool, catalogue))
 }
@@ -78,7 +91,11 @@ pub async fn serve(options: &GlobalOptions, args: &ServeArgs) -> anyhow::Result<
     result
 }
 
-async fn serve_on(database: &Database, options: &GlobalOptions, args: &ServeArgs) -> anyhow::Result<()> {
+async fn serve_on(
+    database: &Database,
+    options: &GlobalOptions,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
     let (pool, catalogue) = prepare(&database.url, options.pool_size).await?;
     if database.created {
         let mut conn = pool.get().await?;
@@ -91,7 +108,9 @@ async fn serve_on(database: &Database, options: &GlobalOptions, args: &ServeArgs
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
-    println!("GraphiQL: http://{address}/graphiql   (GraphQL endpoint: POST http://{address}/graphql)");
+    println!(
+        "GraphiQL: http://{address}/graphiql   (GraphQL endpoint: POST http://{address}/graphql)"
+    );
     axum::serve(listener, http::router(schema, pool))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -134,7 +153,11 @@ pub async fn seed(options: &GlobalOptions, args: &SeedArgs) -> anyhow::Result<()
     result
 }
 
-async fn seed_on(database: &Database, options: &GlobalOptions, args: &SeedArgs) -> anyhow::Result<()> {
+async fn seed_on(
+    database: &Database,
+    options: &GlobalOptions,
+    args: &SeedArgs,
+) -> anyhow::Result<()> {
     let (pool, catalogue) = prepare(&database.url, options.pool_size.max(2)).await?;
     match args.scale {
         None => {

@@ -78,7 +78,9 @@ pub struct ServeArgs {
 
 impl Default for ServeArgs {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8000)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+        }
     }
 }
 
@@ -109,7 +111,10 @@ mod tests {
                 if arg.is_positional() || matches!(id, "help" | "version") {
                     continue;
                 }
-                assert!(arg.get_env().is_some(), "{path} --{id} has no environment variable");
+                assert!(
+                    arg.get_env().is_some(),
+                    "{path} --{id} has no environment variable"
+                );
             }
             for sub in command.get_subcommands() {
                 check(sub, &format!("{path} {}", sub.get_name()));

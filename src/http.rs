@@ -31,18 +31,29 @@ pub fn router(schema: AppSchema, pool: Pool) -> Router {
 }
 
 async fn graphql(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    let request = request.into_inner().data(loaders::new_loader(state.pool.clone()));
+    let request = request
+        .into_inner()
+        .data(loaders::new_loader(state.pool.clone()));
     state.schema.execute(request).await.into()
 }
 
 async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("Justice Counts GraphQL").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("Justice Counts GraphQL")
+            .finish(),
+    )
 }
 
 /// Ready when the database answers.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let answered = match state.pool.get().await {
-        Ok(mut conn) => diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn).await.is_ok(),
+        Ok(mut conn) => {
+            diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn)
+                .await
+                .is_ok()
+        }
         Err(_) => false,
     };
     if answered {

@@ -120,7 +120,9 @@ impl MetricDefinition {
     }
 
     /// All checklist items with the index of their group.
-    pub fn checklist_items(&self) -> impl Iterator<Item = (usize, &ChecklistGroup, &ChecklistItem)> {
+    pub fn checklist_items(
+        &self,
+    ) -> impl Iterator<Item = (usize, &ChecklistGroup, &ChecklistItem)> {
         self.includes_excludes
             .iter()
             .enumerate()
@@ -190,7 +192,9 @@ impl Catalogue {
 
     /// The metrics of one system.
     pub fn metrics_of(&self, system: System) -> impl Iterator<Item = &MetricDefinition> {
-        self.metrics.iter().filter(move |metric| metric.system == system)
+        self.metrics
+            .iter()
+            .filter(move |metric| metric.system == system)
     }
 
     /// A fingerprint of the file the catalogue was read from; the sync skips an unchanged one.
@@ -257,7 +261,9 @@ fn validate(systems: &[SystemInfo], metrics: &[MetricDefinition]) -> Result<(), 
     for metric in metrics {
         let key = &metric.key;
         if !is_constant_case(key) || !is_constant_case(&metric.metric_type) {
-            return invalid(format!("{key:?}: keys and metric types are SCREAMING_SNAKE_CASE"));
+            return invalid(format!(
+                "{key:?}: keys and metric types are SCREAMING_SNAKE_CASE"
+            ));
         }
         if *key != format!("{}_{}", metric.system.key(), metric.metric_type) {
             return invalid(format!("{key}: the key must be <SYSTEM>_<METRIC_TYPE>"));
@@ -266,10 +272,15 @@ fn validate(systems: &[SystemInfo], metrics: &[MetricDefinition]) -> Result<(), 
             return invalid(format!("{key}: the key is listed twice"));
         }
         if !described.contains(&metric.system) {
-            return invalid(format!("{key}: system {} is not described", metric.system.key()));
+            return invalid(format!(
+                "{key}: system {} is not described",
+                metric.system.key()
+            ));
         }
         if metric.display_name.trim().is_empty() || metric.description.trim().is_empty() {
-            return invalid(format!("{key}: a display name and a description are required"));
+            return invalid(format!(
+                "{key}: a display name and a description are required"
+            ));
         }
         let mut dimensions = HashSet::new();
         for breakdown in &metric.breakdowns {
@@ -306,7 +317,10 @@ fn validate(systems: &[SystemInfo], metrics: &[MetricDefinition]) -> Result<(), 
                 return invalid(format!("{key}: malformed checklist item {:?}", item.key));
             }
             if !items.insert(item.key.as_str()) {
-                return invalid(format!("{key}: checklist item {} is listed twice", item.key));
+                return invalid(format!(
+                    "{key}: checklist item {} is listed twice",
+                    item.key
+                ));
             }
         }
     }
@@ -359,7 +373,12 @@ mod tests {
 
     #[test]
     fn supervision_metrics_are_copied_for_each_subsystem() {
-        let text = minimal(&metric("SUPERVISION_POPULATION", "SUPERVISION", "POPULATION", ""));
+        let text = minimal(&metric(
+            "SUPERVISION_POPULATION",
+            "SUPERVISION",
+            "POPULATION",
+            "",
+        ));
         let catalogue = Catalogue::from_json(&text).expect("valid");
         let keys: Vec<_> = catalogue.metrics().iter().map(|m| m.key.as_str()).collect();
         assert_eq!(keys, ["SUPERVISION_POPULATION", "PAROLE_POPULATION"]);
@@ -372,12 +391,21 @@ mod tests {
     fn duplicate_keys_are_refused() {
         let one = metric("JAILS_POPULATION", "JAILS", "POPULATION", "");
         let text = minimal(&format!("{one}, {one}"));
-        assert!(error_of(&text).contains("listed twice"), "{}", error_of(&text));
+        assert!(
+            error_of(&text).contains("listed twice"),
+            "{}",
+            error_of(&text)
+        );
     }
 
     #[test]
     fn a_key_with_a_space_is_refused() {
-        let text = minimal(&metric("JAILS_CASES REFERRED", "JAILS", "CASES REFERRED", ""));
+        let text = minimal(&metric(
+            "JAILS_CASES REFERRED",
+            "JAILS",
+            "CASES REFERRED",
+            "",
+        ));
         assert!(error_of(&text).contains("SCREAMING_SNAKE_CASE"));
     }
 
@@ -397,7 +425,12 @@ mod tests {
     fn duplicate_breakdown_members_are_refused() {
         let breakdown = r#"{"dimension": "global/sex", "display_name": "Sex", "required": false,
             "members": [{"name": "MALE", "label": "Male"}, {"name": "MALE", "label": "Men"}]}"#;
-        let text = minimal(&metric("JAILS_POPULATION", "JAILS", "POPULATION", breakdown));
+        let text = minimal(&metric(
+            "JAILS_POPULATION",
+            "JAILS",
+            "POPULATION",
+            breakdown,
+        ));
         assert!(error_of(&text).contains("member MALE is listed twice"));
     }
 
@@ -405,7 +438,12 @@ mod tests {
     fn the_fingerprint_follows_the_content() {
         let a = minimal(&metric("JAILS_POPULATION", "JAILS", "POPULATION", ""));
         let b = a.replace("What it counts.", "What it counts now.");
-        let hash = |text: &str| Catalogue::from_json(text).expect("valid").content_hash().to_owned();
+        let hash = |text: &str| {
+            Catalogue::from_json(text)
+                .expect("valid")
+                .content_hash()
+                .to_owned()
+        };
         assert_eq!(hash(&a), hash(&a));
         assert_ne!(hash(&a), hash(&b));
     }

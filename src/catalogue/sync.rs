@@ -83,9 +83,13 @@ async fn sync_in_transaction(
         .iter()
         .flat_map(|metric| {
             metric.breakdowns.iter().flat_map(move |breakdown| {
-                breakdown.members.iter().enumerate().map(move |(position, member)| {
-                    NewBreakdownMember::from_catalogue(metric, breakdown, member, position)
-                })
+                breakdown
+                    .members
+                    .iter()
+                    .enumerate()
+                    .map(move |(position, member)| {
+                        NewBreakdownMember::from_catalogue(metric, breakdown, member, position)
+                    })
             })
         })
         .collect();
@@ -111,7 +115,10 @@ async fn sync_in_transaction(
 
     diesel::insert_into(metric_breakdowns::table)
         .values(&breakdowns)
-        .on_conflict((metric_breakdowns::metric_key, metric_breakdowns::dimension_id))
+        .on_conflict((
+            metric_breakdowns::metric_key,
+            metric_breakdowns::dimension_id,
+        ))
         .do_update()
         .set((
             metric_breakdowns::display_name.eq(excluded(metric_breakdowns::display_name)),
@@ -137,7 +144,10 @@ async fn sync_in_transaction(
         .await?;
     diesel::insert_into(includes_excludes_items::table)
         .values(&items)
-        .on_conflict((includes_excludes_items::metric_key, includes_excludes_items::item_key))
+        .on_conflict((
+            includes_excludes_items::metric_key,
+            includes_excludes_items::item_key,
+        ))
         .do_update()
         .set((
             includes_excludes_items::group_index.eq(excluded(includes_excludes_items::group_index)),

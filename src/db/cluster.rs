@@ -72,11 +72,15 @@ impl BinarySearch {
             if let Ok(output) = bindir
                 && output.status.success()
             {
-                found.push(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+                found.push(PathBuf::from(
+                    String::from_utf8_lossy(&output.stdout).trim(),
+                ));
             }
         }
         for root in &self.versioned_roots {
-            let Ok(entries) = fs::read_dir(root) else { continue };
+            let Ok(entries) = fs::read_dir(root) else {
+                continue;
+            };
             let mut versions: Vec<(Vec<u32>, PathBuf)> = entries
                 .flatten()
                 .filter_map(|entry| {
@@ -101,10 +105,11 @@ impl PgBinaries {
     /// Finds the first directory of `search` holding all the server programs.
     pub fn locate(search: &BinarySearch) -> anyhow::Result<Self> {
         let candidates = search.candidates();
-        let Some(dir) = candidates
-            .into_iter()
-            .find(|dir| PROGRAMS.iter().all(|program| is_executable(&dir.join(program))))
-        else {
+        let Some(dir) = candidates.into_iter().find(|dir| {
+            PROGRAMS
+                .iter()
+                .all(|program| is_executable(&dir.join(program)))
+        }) else {
             match &search.explicit {
                 Some(dir) => bail!(
                     "{} does not hold the PostgreSQL server programs ({}): {INSTALL_HINT}",
@@ -183,6 +188,31 @@ fn cluster_owner() -> anyhow::Result<Option<(Uid, Gid)>> {
     Ok(Some((user.uid, user.gid)))
 }
 
+/// Checks that `uid` can enter every directory above `dir`, which PostgreSQL needs.
+fn check_reachable(dir: &Path, uid: Uid, gid: Gid) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for ancestor in dir.ancestors().skip(1) {
+        let meta = fs::metadata(ancestor)?;
+        let mode = meta.mode();
+        let searchable = if meta.uid() == uid.as_raw() {
+            mode & 0o100 != 0
+        } else if meta.gid() == gid.as_raw() {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !searchable {
+            bail!(
+                "the postgres user, which runs the private cluster because this process is root, \
+                 cannot enter {}: choose a DATA_DIR it can reach (for example under /var/lib or \
+                 /tmp), or run the server as a normal user",
+                ancestor.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Longest unix socket path the kernel accepts, less the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -207,6 +237,7 @@ impl Cluster {
         }
         fs::set_permissions(&root, fs::Permissions::from_mode(0o700))?;
         if let Some((uid, gid)) = owner {
+            check_reachable(&root, uid, gid)?;
             chown(&root, Some(uid), Some(gid))
                 .with_context(|| format!("cannot hand {} to the postgres user", root.display()))?;
         }
@@ -216,10 +247,19 @@ impl Cluster {
             .write(true)
             .open(root.join("server.lock"))?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
-            anyhow::anyhow!("another server process is using the cluster in {}", root.display())
+            anyhow::anyhow!(
+                "another server process is using the cluster in {}",
+                root.display()
+            )
         })?;
 
-        let mut cluster = Self { binaries, root, owner, running: false, _lock: lock };
+        let mut cluster = Self {
+            binaries,
+            root,
+            owner,
+            running: false,
+            _lock: lock,
+        };
         let created = !cluster.pgdata().join("PG_VERSION").exists();
         if created {
             cluster.init()?;
@@ -288,7 +328,11 @@ impl Cluster {
             String::new()
         } else {
             let lines: Vec<&str> = tail.into_iter().rev().collect();
-            format!("\nlast lines of {}:\n{}", self.root.join("postgres.log").display(), lines.join("\n"))
+            format!(
+                "\nlast lines of {}:\n{}",
+                self.root.join("postgres.log").display(),
+                lines.join("\n")
+            )
         }
     }
 
@@ -343,8 +387,13 @@ impl Cluster {
     /// would otherwise stop a new server from starting.
     fn clear_stale_lock(&self) -> anyhow::Result<()> {
         let pid_file = self.pgdata().join("postmaster.pid");
-        let Ok(text) = fs::read_to_string(&pid_file) else { return Ok(()) };
-        let pid = text.lines().next().and_then(|line| line.trim().parse::<i32>().ok());
+        let Ok(text) = fs::read_to_string(&pid_file) else {
+            return Ok(());
+        };
+        let pid = text
+            .lines()
+            .next()
+            .and_then(|line| line.trim().parse::<i32>().ok());
         if pid.is_some_and(|pid| self.is_our_postmaster(pid)) {
             return Ok(());
         }
@@ -367,15 +416,30 @@ impl Cluster {
 
     fn is_running(&self) -> anyhow::Result<bool> {
         let pgdata = self.pgdata().to_string_lossy().into_owned();
-        Ok(self.run("pg_ctl", &["status", "--pgdata", &pgdata])?.status.success())
+        Ok(self
+            .run("pg_ctl", &["status", "--pgdata", &pgdata])?
+            .status
+            .success())
     }
 
     fn launch(&self) -> anyhow::Result<()> {
         let pgdata = self.pgdata().to_string_lossy().into_owned();
-        let log = self.root.join("postgres.log").to_string_lossy().into_owned();
+        let log = self
+            .root
+            .join("postgres.log")
+            .to_string_lossy()
+            .into_owned();
         let output = self
             .command("pg_ctl")
-            .args(["start", "--wait", "--timeout=60", "--pgdata", &pgdata, "--log", &log])
+            .args([
+                "start",
+                "--wait",
+                "--timeout=60",
+                "--pgdata",
+                &pgdata,
+                "--log",
+                &log,
+            ])
             // A process group of its own: a Ctrl-C meant for this server must not reach
             // PostgreSQL before the server has shut down cleanly.
             .process_group(0)
@@ -399,7 +463,17 @@ impl Cluster {
             return Ok(());
         }
         let pgdata = self.pgdata().to_string_lossy().into_owned();
-        self.run_checked("pg_ctl", &["stop", "--wait", "--timeout=60", "--mode=fast", "--pgdata", &pgdata])?;
+        self.run_checked(
+            "pg_ctl",
+            &[
+                "stop",
+                "--wait",
+                "--timeout=60",
+                "--mode=fast",
+                "--pgdata",
+                &pgdata,
+            ],
+        )?;
         self.running = false;
         Ok(())
     }
@@ -425,7 +499,9 @@ impl Cluster {
         if let Some((uid, gid)) = self.owner {
             command.uid(uid.as_raw()).gid(gid.as_raw());
         }
-        command.spawn().context("cannot start the cluster's watchdog")?;
+        command
+            .spawn()
+            .context("cannot start the cluster's watchdog")?;
         self.running = false;
         Ok(())
     }
@@ -463,7 +539,9 @@ mod tests {
             versioned_roots: vec![PathBuf::from("/nonexistent")],
             ..BinarySearch::default()
         };
-        let error = PgBinaries::locate(&search).expect_err("nothing to find").to_string();
+        let error = PgBinaries::locate(&search)
+            .expect_err("nothing to find")
+            .to_string();
         assert!(error.contains("apt-get install postgresql"), "{error}");
         assert!(error.contains("DATABASE_URL"), "{error}");
     }
@@ -471,7 +549,9 @@ mod tests {
     #[test]
     fn an_explicit_directory_without_programs_is_refused() {
         let search = BinarySearch::system(Some(PathBuf::from("/nonexistent/bin")));
-        let error = PgBinaries::locate(&search).expect_err("nothing to find").to_string();
+        let error = PgBinaries::locate(&search)
+            .expect_err("nothing to find")
+            .to_string();
         assert!(error.contains("/nonexistent/bin does not hold"), "{error}");
     }
 

@@ -46,8 +46,9 @@ async fn with_migration_connection<T: Send + 'static>(
 ) -> anyhow::Result<T> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
-            .context("cannot connect to the database to migrate it")?;
+        let mut conn =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .context("cannot connect to the database to migrate it")?;
         job(&mut conn)
     })
     .await

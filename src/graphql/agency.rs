@@ -11,10 +11,11 @@ use crate::models::agency::{self as model, AgencyFilter};
 use crate::models::enums::System;
 use crate::models::ids::AgencyId;
 
-/// An agency that reports metrics: a police department, prosecutor's office, court, jail,
-/// prison, supervision agency, or a superagency over several of these.
+/// The GraphQL view of an agency row.
 pub struct Agency(pub model::Agency);
 
+/// An agency that reports metrics: a police department, prosecutor's office, court, jail,
+/// prison, supervision agency, or a superagency over several of these.
 #[Object]
 impl Agency {
     /// Stable identifier of the agency.
@@ -60,7 +61,9 @@ impl Agency {
 
     /// The superagency this agency belongs to, if any.
     async fn superagency(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agency>> {
-        let Some(parent) = self.0.super_agency_id else { return Ok(None) };
+        let Some(parent) = self.0.super_agency_id else {
+            return Ok(None);
+        };
         let loader = ctx.data_unchecked::<DbLoader>();
         Ok(loader.load_one(parent).await?.map(Agency))
     }
@@ -71,7 +74,10 @@ impl Agency {
             return Ok(Vec::new());
         }
         let loader = ctx.data_unchecked::<DbLoader>();
-        let children = loader.load_one(ChildrenOf(self.0.id)).await?.unwrap_or_default();
+        let children = loader
+            .load_one(ChildrenOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(children.into_iter().map(Agency).collect())
     }
 

@@ -68,7 +68,7 @@ pub struct IncludesExcludesItem {
     pub is_multiselect: bool,
 }
 
-/// A metric of the standard catalogue.
+/// The GraphQL view of one metric of the in-memory catalogue.
 pub struct MetricDefinition {
     catalogue: Arc<Catalogue>,
     index: usize,
@@ -85,11 +85,16 @@ impl MetricDefinition {
     }
 
     fn find(catalogue: &Arc<Catalogue>, key: &str) -> Option<Self> {
-        let index = catalogue.metrics().iter().position(|metric| metric.key == key)?;
+        let index = catalogue
+            .metrics()
+            .iter()
+            .position(|metric| metric.key == key)?;
         Some(Self::new(catalogue.clone(), index))
     }
 }
 
+/// A metric of the standard catalogue: what agencies count, how it combines over time, and how
+/// it may be broken down.
 #[Object]
 impl MetricDefinition {
     /// Key of the metric, `<SYSTEM>_<METRIC_TYPE>`, such as `LAW_ENFORCEMENT_ARRESTS`.
@@ -187,7 +192,11 @@ pub struct CatalogueQuery;
 impl CatalogueQuery {
     /// Every criminal-justice system of the catalogue.
     async fn systems(&self, ctx: &Context<'_>) -> Vec<ReportingSystem> {
-        catalogue_of(ctx).systems().iter().map(ReportingSystem::from).collect()
+        catalogue_of(ctx)
+            .systems()
+            .iter()
+            .map(ReportingSystem::from)
+            .collect()
     }
 
     /// The catalogue's metrics in catalogue order, optionally of one system only.

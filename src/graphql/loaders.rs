@@ -26,10 +26,11 @@ pub fn new_loader(pool: Pool) -> DbLoader {
 }
 
 impl Db {
-    async fn connection(
-        &self,
-    ) -> Result<crate::db::PooledConnection<'_>, async_graphql::Error> {
-        self.pool.get().await.map_err(|error| AppError::from(error).extend())
+    async fn connection(&self) -> Result<crate::db::PooledConnection<'_>, async_graphql::Error> {
+        self.pool
+            .get()
+            .await
+            .map_err(|error| AppError::from(error).extend())
     }
 }
 
@@ -47,7 +48,10 @@ impl Loader<AgencyId> for Db {
         }
         let mut conn = self.connection().await?;
         let agencies = Agency::by_ids(&mut conn, keys).await.map_err(db_error)?;
-        Ok(agencies.into_iter().map(|agency| (agency.id, agency)).collect())
+        Ok(agencies
+            .into_iter()
+            .map(|agency| (agency.id, agency))
+            .collect())
     }
 }
 
@@ -59,13 +63,18 @@ impl Loader<ChildrenOf> for Db {
     type Value = Vec<Agency>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[ChildrenOf]) -> Result<HashMap<ChildrenOf, Vec<Agency>>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[ChildrenOf],
+    ) -> Result<HashMap<ChildrenOf, Vec<Agency>>, Self::Error> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
         let parents: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
         let mut conn = self.connection().await?;
-        let children = Agency::children_of(&mut conn, &parents).await.map_err(db_error)?;
+        let children = Agency::children_of(&mut conn, &parents)
+            .await
+            .map_err(db_error)?;
         let mut grouped: HashMap<ChildrenOf, Vec<Agency>> =
             keys.iter().map(|&key| (key, Vec::new())).collect();
         for child in children {

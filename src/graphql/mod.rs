@@ -35,11 +35,14 @@ pub fn build_schema(pool: Pool, catalogue: Arc<Catalogue>) -> AppSchema {
     builder().data(pool).data(catalogue).finish()
 }
 
+/// The schema without data: enough to introspect it or print it, not to resolve fields.
+pub fn bare_schema() -> AppSchema {
+    builder().finish()
+}
+
 /// The schema in SDL, fields and enum values sorted: the content of `schema.graphql`.
 pub fn sdl() -> String {
-    builder()
-        .finish()
-        .sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_enum_items())
+    bare_schema().sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_enum_items())
 }
 
 /// A connection from the pool for a resolver's model call.

@@ -46,7 +46,9 @@ pub struct AgencyFilter {
 }
 
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 impl Agency {
@@ -56,7 +58,10 @@ impl Agency {
     }
 
     /// The agencies matching `filter`, ordered by name then id.
-    pub async fn list(conn: &mut AsyncPgConnection, filter: &AgencyFilter) -> QueryResult<Vec<Self>> {
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        filter: &AgencyFilter,
+    ) -> QueryResult<Vec<Self>> {
         let mut query = agencies::table.select(Self::as_select()).into_boxed();
         if let Some(state) = &filter.state_code {
             query = query.filter(agencies::state_code.eq(state.to_lowercase()));

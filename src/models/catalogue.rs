@@ -2,7 +2,9 @@
 
 use diesel::prelude::*;
 
-use crate::catalogue::{Breakdown, BreakdownMember, ChecklistGroup, ChecklistItem, MetricDefinition};
+use crate::catalogue::{
+    Breakdown, BreakdownMember, ChecklistGroup, ChecklistItem, MetricDefinition,
+};
 use crate::db::schema::{
     breakdown_members, catalogue_state, includes_excludes_items, metric_breakdowns,
     metric_definitions,
@@ -78,7 +80,11 @@ pub struct NewMetricBreakdown<'a> {
 
 impl<'a> NewMetricBreakdown<'a> {
     /// The row of one breakdown of a catalogue metric.
-    pub fn from_catalogue(metric: &'a MetricDefinition, breakdown: &'a Breakdown, index: usize) -> Self {
+    pub fn from_catalogue(
+        metric: &'a MetricDefinition,
+        breakdown: &'a Breakdown,
+        index: usize,
+    ) -> Self {
         Self {
             metric_key: &metric.key,
             dimension_id: &breakdown.dimension,

@@ -7,8 +7,18 @@ use serde::{Deserialize, Serialize};
 
 /// A criminal-justice system an agency reports for; each metric belongs to one.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, DbEnum, async_graphql::Enum,
-    Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    DbEnum,
+    async_graphql::Enum,
+    Serialize,
+    Deserialize,
 )]
 #[ExistingTypePath = "crate::db::schema::sql_types::System"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
@@ -146,9 +156,7 @@ pub enum ReportStatus {
 }
 
 /// A user's role in an agency. Each role includes the rights of the ones before it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, DbEnum, async_graphql::Enum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, DbEnum, async_graphql::Enum)]
 #[ExistingTypePath = "crate::db::schema::sql_types::AgencyRole"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
 pub enum AgencyRole {

@@ -121,54 +121,126 @@ const fn agency(
 fn agencies() -> Vec<AgencySpec> {
     use System::*;
     vec![
-        agency("council", "Pine County Public Safety Council", "us_or", Some("us_or_pine"), &[Superagency]),
+        agency(
+            "council",
+            "Pine County Public Safety Council",
+            "us_or",
+            Some("us_or_pine"),
+            &[Superagency],
+        ),
         AgencySpec {
             parent: Some("council"),
-            ..agency("pine_sheriff", "Pine County Sheriff's Office", "us_or", Some("us_or_pine"), &[LawEnforcement, Jails])
+            ..agency(
+                "pine_sheriff",
+                "Pine County Sheriff's Office",
+                "us_or",
+                Some("us_or_pine"),
+                &[LawEnforcement, Jails],
+            )
         },
         AgencySpec {
             parent: Some("council"),
             size: 0.7,
             disabled: &["PROSECUTION_VIOLATIONS_WITH_DISCIPLINARY_ACTION"],
-            ..agency("pine_da", "Pine County District Attorney", "us_or", Some("us_or_pine"), &[Prosecution])
+            ..agency(
+                "pine_da",
+                "Pine County District Attorney",
+                "us_or",
+                Some("us_or_pine"),
+                &[Prosecution],
+            )
         },
         AgencySpec {
             parent: Some("council"),
             dashboard: false,
             split_supervision: true,
-            ..agency("pine_corrections", "Pine County Community Corrections", "us_or", Some("us_or_pine"), &[Supervision, Parole, Probation])
+            ..agency(
+                "pine_corrections",
+                "Pine County Community Corrections",
+                "us_or",
+                Some("us_or_pine"),
+                &[Supervision, Parole, Probation],
+            )
         },
         AgencySpec {
             size: 1.6,
-            ..agency("harbor_pd", "Harbor City Police Department", "us_wa", Some("us_wa_harbor"), &[LawEnforcement])
+            ..agency(
+                "harbor_pd",
+                "Harbor City Police Department",
+                "us_wa",
+                Some("us_wa_harbor"),
+                &[LawEnforcement],
+            )
         },
-        agency("harbor_defender", "Harbor County Public Defender", "us_wa", Some("us_wa_harbor"), &[Defense]),
+        agency(
+            "harbor_defender",
+            "Harbor County Public Defender",
+            "us_wa",
+            Some("us_wa_harbor"),
+            &[Defense],
+        ),
         AgencySpec {
             dashboard: false,
-            ..agency("harbor_court", "Harbor County Superior Court", "us_wa", Some("us_wa_harbor"), &[CourtsAndPretrial])
+            ..agency(
+                "harbor_court",
+                "Harbor County Superior Court",
+                "us_wa",
+                Some("us_wa_harbor"),
+                &[CourtsAndPretrial],
+            )
         },
         AgencySpec {
             size: 0.8,
             disabled: &["JAILS_READMISSIONS"],
-            ..agency("harbor_jail", "Harbor County Jail", "us_wa", Some("us_wa_harbor"), &[Jails])
+            ..agency(
+                "harbor_jail",
+                "Harbor County Jail",
+                "us_wa",
+                Some("us_wa_harbor"),
+                &[Jails],
+            )
         },
         AgencySpec {
             size: 3.0,
             fiscal_start: Some(7),
-            ..agency("mesa_doc", "Mesa State Department of Corrections", "us_nm", None, &[Prisons])
+            ..agency(
+                "mesa_doc",
+                "Mesa State Department of Corrections",
+                "us_nm",
+                None,
+                &[Prisons],
+            )
         },
         AgencySpec {
             size: 2.0,
-            ..agency("mesa_parole", "Mesa State Adult Parole", "us_nm", None, &[Supervision])
+            ..agency(
+                "mesa_parole",
+                "Mesa State Adult Parole",
+                "us_nm",
+                None,
+                &[Supervision],
+            )
         },
         AgencySpec {
             dashboard: false,
             size: 0.5,
-            ..agency("cedar_pd", "Cedar Falls Police Department", "us_ia", Some("us_ia_cedar"), &[LawEnforcement])
+            ..agency(
+                "cedar_pd",
+                "Cedar Falls Police Department",
+                "us_ia",
+                Some("us_ia_cedar"),
+                &[LawEnforcement],
+            )
         },
         AgencySpec {
             size: 0.4,
-            ..agency("cedar_pretrial", "Cedar County Pretrial Services", "us_ia", Some("us_ia_cedar"), &[PretrialSupervision])
+            ..agency(
+                "cedar_pretrial",
+                "Cedar County Pretrial Services",
+                "us_ia",
+                Some("us_ia_cedar"),
+                &[PretrialSupervision],
+            )
         },
     ]
 }
@@ -185,7 +257,12 @@ fn users() -> Vec<UserSpec> {
     use AgencyRole::*;
     use InvitationStatus::*;
     vec![
-        UserSpec { name: "Avery Quinn", email: "admin@example.com", platform_admin: true, memberships: &[] },
+        UserSpec {
+            name: "Avery Quinn",
+            email: "admin@example.com",
+            platform_admin: true,
+            memberships: &[],
+        },
         UserSpec {
             name: "Morgan Reyes",
             email: "council.admin@example.com",
@@ -220,7 +297,10 @@ fn users() -> Vec<UserSpec> {
             name: "Sam Whitfield",
             email: "mesa.admin@example.com",
             platform_admin: false,
-            memberships: &[("mesa_doc", AgencyAdmin, Accepted), ("mesa_parole", AgencyAdmin, Accepted)],
+            memberships: &[
+                ("mesa_doc", AgencyAdmin, Accepted),
+                ("mesa_parole", AgencyAdmin, Accepted),
+            ],
         },
         UserSpec {
             name: "Dana Kowalski",
@@ -263,8 +343,12 @@ fn enabled_metrics<'a>(catalogue: &'a Catalogue, spec: &AgencySpec) -> Vec<&'a M
 }
 
 /// Loads the demo data set in one transaction.
-pub async fn seed(conn: &mut AsyncPgConnection, catalogue: &Catalogue) -> Result<Summary, SeedError> {
-    conn.transaction(async |conn| seed_in_transaction(conn, catalogue).await).await
+pub async fn seed(
+    conn: &mut AsyncPgConnection,
+    catalogue: &Catalogue,
+) -> Result<Summary, SeedError> {
+    conn.transaction(async |conn| seed_in_transaction(conn, catalogue).await)
+        .await
 }
 
 async fn seed_in_transaction(
@@ -316,9 +400,14 @@ async fn seed_in_transaction(
     let platform_admin = user_ids[first_email];
     for user in &user_specs {
         for &(handle, role, invitation_status) in user.memberships {
-            NewMembership { user_id: user_ids[user.email], agency_id: ids[handle], role, invitation_status }
-                .insert(conn, Some(platform_admin))
-                .await?;
+            NewMembership {
+                user_id: user_ids[user.email],
+                agency_id: ids[handle],
+                role,
+                invitation_status,
+            }
+            .insert(conn, Some(platform_admin))
+            .await?;
         }
     }
     summary.users = user_specs.len();
@@ -339,14 +428,25 @@ async fn seed_in_transaction(
         user_ids[email]
     };
     for spec in &specs {
-        let counts =
-            insert_reports(conn, catalogue, spec, ids[spec.handle], editor_of(spec.handle), &mut rng)
-                .await?;
+        let counts = insert_reports(
+            conn,
+            catalogue,
+            spec,
+            ids[spec.handle],
+            editor_of(spec.handle),
+            &mut rng,
+        )
+        .await?;
         summary.reports += counts.0;
         summary.datapoints += counts.1;
     }
     insert_value_history(conn).await?;
-    insert_spreadsheets(conn, ids["pine_sheriff"], user_ids["sheriff.contributor@example.com"]).await?;
+    insert_spreadsheets(
+        conn,
+        ids["pine_sheriff"],
+        user_ids["sheriff.contributor@example.com"],
+    )
+    .await?;
     Ok(summary)
 }
 
@@ -365,21 +465,36 @@ async fn insert_agency_profiles(
             AgencySettingKind::PurposeAndFunctions,
             "Patrols unincorporated Pine County and runs the county jail.",
         ),
-        setting("pine_sheriff", AgencySettingKind::HomepageUrl, "https://sheriff.pine-county.example"),
-        setting("pine_sheriff", AgencySettingKind::ContactEmail, "records@sheriff.pine-county.example"),
+        setting(
+            "pine_sheriff",
+            AgencySettingKind::HomepageUrl,
+            "https://sheriff.pine-county.example",
+        ),
+        setting(
+            "pine_sheriff",
+            AgencySettingKind::ContactEmail,
+            "records@sheriff.pine-county.example",
+        ),
         setting(
             "council",
             AgencySettingKind::PurposeAndFunctions,
             "Coordinates public-safety reporting for the agencies of Pine County.",
         ),
-        setting("harbor_pd", AgencySettingKind::HomepageUrl, "https://police.harbor-city.example"),
+        setting(
+            "harbor_pd",
+            AgencySettingKind::HomepageUrl,
+            "https://police.harbor-city.example",
+        ),
         setting(
             "mesa_doc",
             AgencySettingKind::DataSharingNotes,
             "Annual figures follow the state fiscal year, which starts in July.",
         ),
     ];
-    diesel::insert_into(agency_settings::table).values(&settings).execute(conn).await?;
+    diesel::insert_into(agency_settings::table)
+        .values(&settings)
+        .execute(conn)
+        .await?;
     let jurisdiction = |handle: &str, geoid: &str, kind| NewJurisdiction {
         agency_id: ids[handle],
         geoid: geoid.into(),
@@ -391,7 +506,10 @@ async fn insert_agency_profiles(
         jurisdiction("harbor_pd", "5330000", JurisdictionKind::Included),
         jurisdiction("cedar_pd", "1911755", JurisdictionKind::Included),
     ];
-    diesel::insert_into(agency_jurisdictions::table).values(&jurisdictions).execute(conn).await?;
+    diesel::insert_into(agency_jurisdictions::table)
+        .values(&jurisdictions)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -402,7 +520,11 @@ async fn insert_metric_settings(
     agency_id: AgencyId,
 ) -> QueryResult<()> {
     let mut settings = Vec::new();
-    for metric in catalogue.metrics().iter().filter(|m| spec.systems.contains(&m.system)) {
+    for metric in catalogue
+        .metrics()
+        .iter()
+        .filter(|m| spec.systems.contains(&m.system))
+    {
         let mut setting = NewMetricSetting::new(agency_id, metric.key.clone());
         if spec.disabled.contains(&metric.key.as_str()) {
             setting.is_enabled = Some(false);
@@ -414,14 +536,19 @@ async fn insert_metric_settings(
         if metric.default_frequency == ReportFrequency::Annual {
             setting.starting_month = spec.fiscal_start.map(|month| month as i16);
         }
-        if setting.is_enabled.is_some() || setting.starting_month.is_some() || setting.is_disaggregated_by_subsystem.is_some() {
+        if setting.is_enabled.is_some()
+            || setting.starting_month.is_some()
+            || setting.is_disaggregated_by_subsystem.is_some()
+        {
             settings.push(setting);
         }
     }
     if spec.handle == "pine_sheriff" {
         settings.push(NewMetricSetting {
             is_enabled: Some(true),
-            definition_note: Some("Counts custodial arrests; citations in lieu of arrest are excluded.".into()),
+            definition_note: Some(
+                "Counts custodial arrests; citations in lieu of arrest are excluded.".into(),
+            ),
             ..NewMetricSetting::new(agency_id, "LAW_ENFORCEMENT_ARRESTS")
         });
         if let Some(funding) = catalogue.metric("LAW_ENFORCEMENT_FUNDING") {
@@ -435,10 +562,16 @@ async fn insert_metric_settings(
                     is_included: !item.default_included,
                 })
                 .collect();
-            diesel::insert_into(metric_setting_answers::table).values(&answers).execute(conn).await?;
+            diesel::insert_into(metric_setting_answers::table)
+                .values(&answers)
+                .execute(conn)
+                .await?;
         }
     }
-    diesel::insert_into(metric_settings::table).values(&settings).execute(conn).await?;
+    diesel::insert_into(metric_settings::table)
+        .values(&settings)
+        .execute(conn)
+        .await?;
 
     if spec.handle == "cedar_pd" {
         // Cedar Falls does not break arrests down by race.
@@ -457,13 +590,19 @@ async fn insert_metric_settings(
                     description: None,
                 })
                 .collect();
-            diesel::insert_into(metric_setting_members::table).values(&members).execute(conn).await?;
+            diesel::insert_into(metric_setting_members::table)
+                .values(&members)
+                .execute(conn)
+                .await?;
         }
     }
     if spec.handle == "pine_sheriff"
         && let Some(calls) = catalogue.metric("LAW_ENFORCEMENT_CALLS_FOR_SERVICE")
-        && let Some(breakdown) = calls.breakdowns.iter().next()
-        && let Some(other) = breakdown.members.iter().find(|member| member.name.starts_with("OTHER"))
+        && let Some(breakdown) = <[_]>::first(&calls.breakdowns)
+        && let Some(other) = breakdown
+            .members
+            .iter()
+            .find(|member| member.name.starts_with("OTHER"))
     {
         diesel::insert_into(metric_setting_members::table)
             .values(NewMetricSettingMember {
@@ -485,7 +624,11 @@ fn reported_breakdowns<'a>(spec: &AgencySpec, metric: &'a MetricDefinition) -> V
     metric
         .breakdowns
         .iter()
-        .filter(|b| !(spec.handle == "cedar_pd" && metric.key == "LAW_ENFORCEMENT_ARRESTS" && b.dimension == "global/race_and_ethnicity"))
+        .filter(|b| {
+            !(spec.handle == "cedar_pd"
+                && metric.key == "LAW_ENFORCEMENT_ARRESTS"
+                && b.dimension == "global/race_and_ethnicity")
+        })
         .collect()
 }
 
@@ -510,12 +653,26 @@ fn plan_reports(spec: &AgencySpec) -> Vec<PlannedReport> {
         };
         // One older report per agency was reopened for corrections.
         let unpublished = period == 14;
-        let status = if unpublished { ReportStatus::Draft } else { status };
-        planned.push(PlannedReport { frequency: ReportFrequency::Monthly, start, status, unpublished, period });
+        let status = if unpublished {
+            ReportStatus::Draft
+        } else {
+            status
+        };
+        planned.push(PlannedReport {
+            frequency: ReportFrequency::Monthly,
+            start,
+            status,
+            unpublished,
+            period,
+        });
     }
     let start_month = spec.fiscal_start.unwrap_or(1);
     for year in 0..YEARS {
-        let status = if year == YEARS - 1 { ReportStatus::Draft } else { ReportStatus::Published };
+        let status = if year == YEARS - 1 {
+            ReportStatus::Draft
+        } else {
+            ReportStatus::Published
+        };
         planned.push(PlannedReport {
             frequency: ReportFrequency::Annual,
             start: first_of(FIRST_YEAR + year, start_month),
@@ -548,7 +705,8 @@ async fn insert_reports(
                 date_range_start: plan.start,
                 date_range_end: end,
                 status: plan.status,
-                published_at: (plan.status == ReportStatus::Published || plan.unpublished).then_some(touched),
+                published_at: (plan.status == ReportStatus::Published || plan.unpublished)
+                    .then_some(touched),
                 last_modified_at: touched,
             }
         })
@@ -558,8 +716,10 @@ async fn insert_reports(
         .returning((reports::id, reports::frequency, reports::date_range_start))
         .get_results(conn)
         .await?;
-    let report_ids: HashMap<(ReportFrequency, NaiveDate), ReportId> =
-        inserted.into_iter().map(|(id, frequency, start)| ((frequency, start), id)).collect();
+    let report_ids: HashMap<(ReportFrequency, NaiveDate), ReportId> = inserted
+        .into_iter()
+        .map(|(id, frequency, start)| ((frequency, start), id))
+        .collect();
 
     let metrics = enabled_metrics(catalogue, spec);
     let mut points = Vec::new();
@@ -571,7 +731,11 @@ async fn insert_reports(
         if plan.status == ReportStatus::NotStarted {
             continue;
         }
-        editors.push(NewReportEditor { report_id, user_id: editor, last_edited_at: row.last_modified_at });
+        editors.push(NewReportEditor {
+            report_id,
+            user_id: editor,
+            last_edited_at: row.last_modified_at,
+        });
         let mut history = vec![(ReportStatus::NotStarted, ReportStatus::Draft)];
         if plan.status == ReportStatus::Published || plan.unpublished {
             history.push((ReportStatus::Draft, ReportStatus::Published));
@@ -579,15 +743,15 @@ async fn insert_reports(
         if plan.unpublished {
             history.push((ReportStatus::Published, ReportStatus::Draft));
         }
-        status_changes.extend(history.into_iter().enumerate().map(|(step, (old_status, new_status))| {
-            NewReportStatusChange {
+        status_changes.extend(history.into_iter().enumerate().map(
+            |(step, (old_status, new_status))| NewReportStatusChange {
                 report_id,
                 old_status,
                 new_status,
                 changed_by: Some(editor),
                 changed_at: row.last_modified_at - chrono::Duration::days(3 - step as i64),
-            }
-        }));
+            },
+        ));
         let due: Vec<&&MetricDefinition> = metrics
             .iter()
             .filter(|metric| metric.default_frequency == plan.frequency)
@@ -605,11 +769,18 @@ async fn insert_reports(
             }
             let breakdowns = reported_breakdowns(spec, metric);
             for cell in metric_cells(metric, &breakdowns, spec.size, plan.period, rng) {
-                points.push(datapoint(report_id, &metric.key, cell.dimension, cell.member, Some(cell.value), editor));
+                points.push(datapoint(
+                    report_id,
+                    &metric.key,
+                    cell.dimension,
+                    cell.member,
+                    Some(cell.value),
+                    editor,
+                ));
             }
         }
         if plan.status == ReportStatus::Draft
-            && let Some(metric) = due.iter().next()
+            && let Some(metric) = <[_]>::first(&due)
         {
             contexts.push(NewReportContext {
                 report_id,
@@ -619,11 +790,23 @@ async fn insert_reports(
             });
         }
     }
-    diesel::insert_into(report_editors::table).values(&editors).execute(conn).await?;
-    diesel::insert_into(report_status_changes::table).values(&status_changes).execute(conn).await?;
-    diesel::insert_into(report_contexts::table).values(&contexts).execute(conn).await?;
+    diesel::insert_into(report_editors::table)
+        .values(&editors)
+        .execute(conn)
+        .await?;
+    diesel::insert_into(report_status_changes::table)
+        .values(&status_changes)
+        .execute(conn)
+        .await?;
+    diesel::insert_into(report_contexts::table)
+        .values(&contexts)
+        .execute(conn)
+        .await?;
     for chunk in points.chunks(BATCH) {
-        diesel::insert_into(datapoints::table).values(chunk).execute(conn).await?;
+        diesel::insert_into(datapoints::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
     }
     Ok((rows.len(), points.len()))
 }
@@ -689,28 +872,56 @@ async fn insert_spreadsheets(
     agency_id: AgencyId,
     uploader: UserId,
 ) -> QueryResult<()> {
-    let at = |month: u32, day: u32| noon(NaiveDate::from_ymd_opt(2025, month, day).unwrap_or_default());
-    let sheet = |file_name: &str, system, status, uploaded_at, ingested_at, new_datapoint_count| NewSpreadsheet {
-        agency_id,
-        system,
-        file_name: file_name.into(),
-        uploaded_by: Some(uploader),
-        uploaded_at,
-        status,
-        ingested_at,
-        new_datapoint_count,
+    let at =
+        |month: u32, day: u32| noon(NaiveDate::from_ymd_opt(2025, month, day).unwrap_or_default());
+    let sheet = |file_name: &str, system, status, uploaded_at, ingested_at, new_datapoint_count| {
+        NewSpreadsheet {
+            agency_id,
+            system,
+            file_name: file_name.into(),
+            uploaded_by: Some(uploader),
+            uploaded_at,
+            status,
+            ingested_at,
+            new_datapoint_count,
+        }
     };
     let rows = vec![
-        sheet("pine_jails_2025_h1.xlsx", System::Jails, SpreadsheetStatus::Ingested, at(7, 21), Some(at(7, 21)), 0),
-        sheet("arrests_2025_q3.csv", System::LawEnforcement, SpreadsheetStatus::Errored, at(10, 18), None, 0),
-        sheet("calls_for_service_oct.csv", System::LawEnforcement, SpreadsheetStatus::Uploaded, at(11, 19), None, 0),
+        sheet(
+            "pine_jails_2025_h1.xlsx",
+            System::Jails,
+            SpreadsheetStatus::Ingested,
+            at(7, 21),
+            Some(at(7, 21)),
+            0,
+        ),
+        sheet(
+            "arrests_2025_q3.csv",
+            System::LawEnforcement,
+            SpreadsheetStatus::Errored,
+            at(10, 18),
+            None,
+            0,
+        ),
+        sheet(
+            "calls_for_service_oct.csv",
+            System::LawEnforcement,
+            SpreadsheetStatus::Uploaded,
+            at(11, 19),
+            None,
+            0,
+        ),
     ];
     let ids: Vec<SpreadsheetId> = diesel::insert_into(spreadsheets::table)
         .values(&rows)
         .returning(spreadsheets::id)
         .get_results(conn)
         .await?;
-    let message = |spreadsheet_id, severity, row_number: Option<i32>, metric_key: Option<&str>, message: &str| {
+    let message = |spreadsheet_id,
+                   severity,
+                   row_number: Option<i32>,
+                   metric_key: Option<&str>,
+                   message: &str| {
         NewSpreadsheetMessage {
             spreadsheet_id,
             severity,
@@ -721,13 +932,32 @@ async fn insert_spreadsheets(
         }
     };
     let messages = vec![
-        message(ids[0], MessageSeverity::Warning, Some(12), Some("JAILS_TOTAL_POPULATION"),
-            "the breakdown by offense does not add up to the total (612 of 640)"),
-        message(ids[1], MessageSeverity::Error, Some(4), Some("LAW_ENFORCEMENT_ARRESTS"),
-            "value -3 is negative; arrests cannot be negative"),
-        message(ids[1], MessageSeverity::Error, Some(9), None, "unknown metric ARRESTS_TOTAL"),
+        message(
+            ids[0],
+            MessageSeverity::Warning,
+            Some(12),
+            Some("JAILS_TOTAL_POPULATION"),
+            "the breakdown by offense does not add up to the total (612 of 640)",
+        ),
+        message(
+            ids[1],
+            MessageSeverity::Error,
+            Some(4),
+            Some("LAW_ENFORCEMENT_ARRESTS"),
+            "value -3 is negative; arrests cannot be negative",
+        ),
+        message(
+            ids[1],
+            MessageSeverity::Error,
+            Some(9),
+            None,
+            "unknown metric ARRESTS_TOTAL",
+        ),
     ];
-    diesel::insert_into(spreadsheet_messages::table).values(&messages).execute(conn).await?;
+    diesel::insert_into(spreadsheet_messages::table)
+        .values(&messages)
+        .execute(conn)
+        .await?;
 
     // The ingested file covered the first half of 2025's monthly reports.
     let touched: Vec<ReportId> = reports::table
@@ -744,10 +974,17 @@ async fn insert_spreadsheets(
         .map(|(index, &report_id)| NewSpreadsheetReportChange {
             spreadsheet_id: ids[0],
             report_id,
-            change: if index % 3 == 0 { ReportChangeKind::Unchanged } else { ReportChangeKind::Updated },
+            change: if index % 3 == 0 {
+                ReportChangeKind::Unchanged
+            } else {
+                ReportChangeKind::Updated
+            },
         })
         .collect();
-    diesel::insert_into(spreadsheet_report_changes::table).values(&changes).execute(conn).await?;
+    diesel::insert_into(spreadsheet_report_changes::table)
+        .values(&changes)
+        .execute(conn)
+        .await?;
     diesel::update(spreadsheets::table.filter(spreadsheets::id.eq(ids[0])))
         .set(spreadsheets::new_datapoint_count.eq(i32::try_from(changes.len() * 7).unwrap_or(0)))
         .execute(conn)

@@ -53,8 +53,11 @@ pub(crate) fn magnitude(metric: &MetricDefinition) -> Magnitude {
         "CALLS_FOR_SERVICE" => (7_500.0, 0),
         "ARRESTS" => (420.0, 0),
         "REPORTED_CRIME" => (950.0, 0),
-        "COMPLAINTS_SUSTAINED" | "GRIEVANCES_UPHELD" | "USE_OF_FORCE_INCIDENTS"
-        | "VIOLATIONS_WITH_DISCIPLINARY_ACTION" | "RECONVICTIONS"
+        "COMPLAINTS_SUSTAINED"
+        | "GRIEVANCES_UPHELD"
+        | "USE_OF_FORCE_INCIDENTS"
+        | "VIOLATIONS_WITH_DISCIPLINARY_ACTION"
+        | "RECONVICTIONS"
         | "ARRESTS_ON_PRETRIAL_RELEASE" => (60.0, 0),
         "READMISSIONS" => (700.0, 0),
         kind if kind.contains("POPULATION") => (1_100.0, 0),
@@ -72,7 +75,10 @@ fn round_to(value: f64, decimals: u32) -> f64 {
 /// noise.
 pub(crate) fn period_value(magnitude: Magnitude, size: f64, period: usize, rng: &mut Rng) -> f64 {
     let trend = 1.0 + 0.004 * period as f64;
-    round_to(magnitude.base * size * trend * rng.between(0.88, 1.12), magnitude.decimals)
+    round_to(
+        magnitude.base * size * trend * rng.between(0.88, 1.12),
+        magnitude.decimals,
+    )
 }
 
 /// Splits `total` into `parts` values (at `decimals` precision) that add up to it exactly.
@@ -87,11 +93,16 @@ pub(crate) fn split(total: f64, parts: usize, decimals: u32, rng: &mut Rng) -> V
         .map(|index| rng.between(0.3, 1.0) / (1.0 + index as f64 * 0.35))
         .collect();
     let sum: f64 = weights.iter().sum();
-    let mut shares: Vec<i64> =
-        weights.iter().map(|weight| (units as f64 * weight / sum).floor() as i64).collect();
+    let mut shares: Vec<i64> = weights
+        .iter()
+        .map(|weight| (units as f64 * weight / sum).floor() as i64)
+        .collect();
     let remainder = units - shares.iter().sum::<i64>();
     shares[0] += remainder;
-    shares.into_iter().map(|share| share as f64 / scale).collect()
+    shares
+        .into_iter()
+        .map(|share| share as f64 / scale)
+        .collect()
 }
 
 /// One generated value: the aggregate (no dimension) or one breakdown member's.
@@ -112,14 +123,24 @@ pub(crate) fn metric_cells<'a>(
 ) -> Vec<Cell<'a>> {
     let magnitude = magnitude(metric);
     let total = period_value(magnitude, size, period, rng);
-    let mut cells = vec![Cell { dimension: None, member: None, value: total }];
+    let mut cells = vec![Cell {
+        dimension: None,
+        member: None,
+        value: total,
+    }];
     for breakdown in breakdowns {
         let values = split(total, breakdown.members.len(), magnitude.decimals, rng);
-        cells.extend(breakdown.members.iter().zip(values).map(|(member, value)| Cell {
-            dimension: Some(breakdown.dimension.as_str()),
-            member: Some(member.name.as_str()),
-            value,
-        }));
+        cells.extend(
+            breakdown
+                .members
+                .iter()
+                .zip(values)
+                .map(|(member, value)| Cell {
+                    dimension: Some(breakdown.dimension.as_str()),
+                    member: Some(member.name.as_str()),
+                    value,
+                }),
+        );
     }
     cells
 }
@@ -130,10 +151,12 @@ mod tests {
 
     #[test]
     fn the_generator_is_deterministic() {
-        let first: Vec<u64> = (0..5).map({
-            let mut rng = Rng::new(7);
-            move |_| rng.next_u64()
-        }).collect();
+        let first: Vec<u64> = (0..5)
+            .map({
+                let mut rng = Rng::new(7);
+                move |_| rng.next_u64()
+            })
+            .collect();
         let mut rng = Rng::new(7);
         let second: Vec<u64> = (0..5).map(|_| rng.next_u64()).collect();
         assert_eq!(first, second);
@@ -147,7 +170,10 @@ mod tests {
             let values = split(total, parts, decimals, &mut rng);
             assert_eq!(values.len(), parts);
             let sum: f64 = values.iter().sum();
-            assert!((sum - total).abs() < 1e-9, "{values:?} add up to {sum}, not {total}");
+            assert!(
+                (sum - total).abs() < 1e-9,
+                "{values:?} add up to {sum}, not {total}"
+            );
             assert!(values.iter().all(|value| *value >= 0.0), "{values:?}");
         }
     }

@@ -35,8 +35,9 @@ const SYSTEMS: [System; 7] = [
     System::Prisons,
     System::Supervision,
 ];
-const STATES: [&str; 10] =
-    ["us_ca", "us_tx", "us_ny", "us_fl", "us_il", "us_pa", "us_oh", "us_ga", "us_nc", "us_mi"];
+const STATES: [&str; 10] = [
+    "us_ca", "us_tx", "us_ny", "us_fl", "us_il", "us_pa", "us_oh", "us_ga", "us_nc", "us_mi",
+];
 
 /// What a scale seed wrote and how fast.
 #[derive(Debug, Clone)]
@@ -86,10 +87,15 @@ pub async fn seed(
     } else {
         ProgressBar::hidden()
     };
-    progress.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} agencies  {msg}  [{elapsed_precise}]")?,
-    );
-    let mut report = ScaleReport { agencies: 0, reports: 0, datapoints: 0, elapsed: Duration::ZERO };
+    progress.set_style(ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} agencies  {msg}  [{elapsed_precise}]",
+    )?);
+    let mut report = ScaleReport {
+        agencies: 0,
+        reports: 0,
+        datapoints: 0,
+        elapsed: Duration::ZERO,
+    };
     let mut conn = pool.get().await?;
     // Numbered after the agencies already there, so that seeding twice adds rather than clashes.
     let offset: i64 = crate::db::schema::agencies::table
@@ -130,14 +136,18 @@ async fn seed_agency(
         systems: vec![Some(system)],
         is_superagency: false,
         super_agency_id: None,
-        is_dashboard_enabled: number % 2 == 0,
+        is_dashboard_enabled: number.is_multiple_of(2),
     }
     .insert(conn)
     .await?;
 
     let mut planned: Vec<(ReportFrequency, NaiveDate, usize)> = Vec::new();
     for period in 0..(YEARS * 12) as usize {
-        let start = NaiveDate::from_ymd_opt(FIRST_YEAR + (period / 12) as i32, (period % 12) as u32 + 1, 1);
+        let start = NaiveDate::from_ymd_opt(
+            FIRST_YEAR + (period / 12) as i32,
+            (period % 12) as u32 + 1,
+            1,
+        );
         planned.extend(start.map(|start| (ReportFrequency::Monthly, start, period)));
     }
     for year in 0..YEARS {
@@ -156,7 +166,11 @@ async fn seed_agency(
                 frequency,
                 date_range_start: start,
                 date_range_end: end,
-                status: if draft { ReportStatus::Draft } else { ReportStatus::Published },
+                status: if draft {
+                    ReportStatus::Draft
+                } else {
+                    ReportStatus::Published
+                },
                 published_at: (!draft).then_some(touched),
                 last_modified_at: touched,
             }
@@ -178,8 +192,11 @@ async fn seed_agency(
     let mut points = Vec::new();
     for (report_id, frequency, start) in ids {
         let period = period_of(frequency, start);
-        for metric in metrics.iter().filter(|metric| metric.default_frequency == frequency) {
-            let breakdowns: Vec<_> = metric.breakdowns.iter().take(1).collect();
+        for metric in metrics
+            .iter()
+            .filter(|metric| metric.default_frequency == frequency)
+        {
+            let breakdowns: Vec<_> = <[_]>::first(&metric.breakdowns).into_iter().collect();
             for cell in metric_cells(metric, &breakdowns, size, period, rng) {
                 points.push(NewDatapoint {
                     report_id,
@@ -195,7 +212,10 @@ async fn seed_agency(
         }
     }
     for chunk in points.chunks(BATCH) {
-        diesel::insert_into(datapoints::table).values(chunk).execute(conn).await?;
+        diesel::insert_into(datapoints::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
     }
     Ok((rows.len(), points.len()))
 }

@@ -1,0 +1,14 @@
+//! Integration tests: the server against a real PostgreSQL, driven over HTTP where a client
+//! would be.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod catalogue;
+mod cluster;
+mod constraints;
+mod graphql_api;
+mod migrations;
+mod schema_export;
+mod seed;
+mod server_binary;
+mod support;

@@ -1,0 +1,191 @@
+//! The `justice-counts` binary as a user runs it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use justice_counts::db::schema::metric_definitions;
+use justice_counts::graphql;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::TestDb;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_justice-counts");
+
+fn command(data_dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_remove("DATABASE_URL")
+        .env("DATA_DIR", data_dir)
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `serve` and waits for the line saying where GraphiQL is; returns the base URL.
+async fn serve(data_dir: &Path) -> (Child, String) {
+    let mut child = command(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(180), lines.next_line())
+        .await
+        .expect("the server starts in time")
+        .unwrap()
+        .expect("the server prints where GraphiQL is");
+    let url = line
+        .split_whitespace()
+        .find(|word| word.ends_with("/graphiql"))
+        .unwrap_or_else(|| panic!("no GraphiQL address in {line:?}"));
+    (child, url.trim_end_matches("/graphiql").to_owned())
+}
+
+async fn agency_names(base_url: &str) -> Vec<String> {
+    let response: Value = reqwest::Client::new()
+        .post(format!("{base_url}/graphql"))
+        .json(&json!({ "query": "{ agencies { name } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["data"]["agencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|agency| agency["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn stop(mut child: Child) {
+    let pid = Pid::from_raw(child.id().unwrap() as i32);
+    kill(pid, Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the server stops in time")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// A data directory the unprivileged `postgres` user can reach when the tests run as root.
+fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_on_a_private_cluster_with_demo_data_and_keeps_changes_across_restarts() {
+    let dir = data_dir();
+    let (child, base_url) = serve(dir.path()).await;
+    let names = agency_names(&base_url).await;
+    assert_eq!(names.len(), 12, "{names:?}");
+
+    let url = format!(
+        "postgres:///justice_counts?host={}&user=postgres",
+        dir.path().join("postgres").display()
+    );
+    let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+    diesel::sql_query("INSERT INTO agencies (name, state_code, systems) VALUES ('Added While Running', 'us_tx', '{JAILS}')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+
+    stop(child).await;
+    assert!(
+        !dir.path().join("postgres/data/postmaster.pid").exists(),
+        "PostgreSQL was stopped cleanly"
+    );
+
+    let (child, base_url) = serve(dir.path()).await;
+    let names = agency_names(&base_url).await;
+    assert_eq!(
+        names.len(),
+        13,
+        "the change was kept and the demo data not loaded twice"
+    );
+    assert!(names.contains(&"Added While Running".to_owned()));
+    stop(child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_database_url_the_configured_server_is_used() {
+    let db = TestDb::empty().await;
+    let dir = data_dir();
+    let status = command(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .arg("migrate")
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        !dir.path().join("postgres").exists(),
+        "no private cluster was created"
+    );
+    let mut conn = db.connect().await;
+    let metrics: i64 = metric_definitions::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(metrics, 117);
+}
+
+#[tokio::test]
+async fn the_schema_command_prints_the_served_schema() {
+    let dir = data_dir();
+    let output = command(dir.path()).arg("schema").output().await.unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), graphql::sdl());
+}
+
+#[tokio::test]
+async fn a_bad_configuration_is_a_clear_error_not_a_panic() {
+    let dir = data_dir();
+    let output = command(dir.path())
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_scale_one_generates_a_hundred_agencies_and_reports_its_rate() {
+    let db = TestDb::new().await;
+    let dir = data_dir();
+    let output = command(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .args(["seed", "--scale", "1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("generated 100 agencies, 6500 reports"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rows/s"), "{stdout}");
+}

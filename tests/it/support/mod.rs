@@ -1,0 +1,252 @@
+//! The test harness: one PostgreSQL server per test run (a private cluster started from the
+//! machine's binaries, or the server named by `TEST_DATABASE_URL`), a template database that
+//! is migrated and holds the catalogue, and a fresh database cloned from it for every test.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use justice_counts::catalogue::{Catalogue, sync};
+use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
+use justice_counts::db::{self, Pool, quote_identifier};
+use justice_counts::{graphql, http, seed};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+struct TestServer {
+    /// URL of any database, with `{db}` where the database name goes.
+    url_pattern: String,
+    /// Migrated, catalogue synced.
+    template: String,
+    run: String,
+}
+
+impl TestServer {
+    fn url(&self, database: &str) -> String {
+        self.url_pattern.replace("{db}", database)
+    }
+}
+
+static SERVER: OnceCell<TestServer> = OnceCell::const_new();
+static DEMO_TEMPLATE: OnceCell<String> = OnceCell::const_new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Replaces the database of a PostgreSQL URL by the `{db}` placeholder.
+fn url_pattern(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or_default();
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{scheme}://{authority}/{{db}}{query}")
+}
+
+async fn start_server() -> TestServer {
+    let run = format!("jc{}", std::process::id());
+    let url_pattern = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) => url_pattern(&url),
+        Err(_) => {
+            let dir = tempfile::Builder::new()
+                .prefix("jc-test-")
+                .tempdir()
+                .expect("temporary directory")
+                .keep();
+            let cluster = tokio::task::spawn_blocking(move || {
+                let binaries = PgBinaries::locate(&BinarySearch::system(None))?;
+                let (cluster, _) = Cluster::start(
+                    binaries,
+                    &ClusterOptions {
+                        root: dir,
+                        durable: false,
+                    },
+                )?;
+                let pattern = cluster.url("{db}");
+                cluster.stop_and_remove_after_exit_of(std::process::id())?;
+                anyhow::Ok(pattern)
+            })
+            .await
+            .expect("cluster task");
+            cluster.expect("the test PostgreSQL cluster starts")
+        }
+    };
+    let template = format!("{run}_template");
+    let server = TestServer {
+        url_pattern,
+        template: template.clone(),
+        run,
+    };
+    create_database(&server, &template, None).await;
+    let url = server.url(&template);
+    db::run_migrations(&url).await.expect("migrations run");
+    let mut conn = AsyncPgConnection::establish(&url)
+        .await
+        .expect("connect to template");
+    sync::sync(&mut conn, &Catalogue::standard().expect("catalogue"))
+        .await
+        .expect("catalogue sync");
+    server
+}
+
+async fn create_database(server: &TestServer, name: &str, template: Option<&str>) {
+    let mut admin = AsyncPgConnection::establish(&server.url("postgres"))
+        .await
+        .expect("connect to the maintenance database");
+    let mut statement = format!("CREATE DATABASE {}", quote_identifier(name));
+    if let Some(template) = template {
+        statement.push_str(&format!(" TEMPLATE {}", quote_identifier(template)));
+    }
+    diesel::sql_query(statement)
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+}
+
+async fn server() -> &'static TestServer {
+    SERVER.get_or_init(start_server).await
+}
+
+/// A database of its own for one test, dropped at the end of the test.
+pub struct TestDb {
+    pub url: String,
+    pub pool: Pool,
+    pub catalogue: Arc<Catalogue>,
+    name: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    async fn clone_of(template: Option<&str>) -> Self {
+        let server = server().await;
+        let name = format!("{}_{}", server.run, COUNTER.fetch_add(1, Ordering::Relaxed));
+        create_database(server, &name, template).await;
+        let url = server.url(&name);
+        let pool = db::connect(&url, 4).await.expect("pool");
+        Self {
+            url,
+            pool,
+            catalogue: Arc::new(Catalogue::standard().expect("catalogue")),
+            name,
+            admin_url: server.url("postgres"),
+        }
+    }
+
+    /// A migrated database holding the catalogue and nothing else.
+    pub async fn new() -> Self {
+        let template = server().await.template.clone();
+        Self::clone_of(Some(&template)).await
+    }
+
+    /// A migrated database holding the catalogue and the demo data.
+    pub async fn with_demo() -> Self {
+        let template = DEMO_TEMPLATE
+            .get_or_init(|| async {
+                let server = server().await;
+                let name = format!("{}_demo", server.run);
+                create_database(server, &name, Some(&server.template)).await;
+                let mut conn = AsyncPgConnection::establish(&server.url(&name))
+                    .await
+                    .expect("connect");
+                let catalogue = Catalogue::standard().expect("catalogue");
+                seed::demo::seed(&mut conn, &catalogue)
+                    .await
+                    .expect("demo data loads");
+                name
+            })
+            .await
+            .clone();
+        Self::clone_of(Some(&template)).await
+    }
+
+    /// An empty database: no migrations, no catalogue.
+    pub async fn empty() -> Self {
+        Self::clone_of(Some("template0")).await
+    }
+
+    /// A connection of the test's own, outside the pool.
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let statement = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_identifier(&self.name)
+        );
+        // The test's runtime may be shutting down: drop from a thread with a runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut admin = AsyncPgConnection::establish(&admin_url).await?;
+                diesel::sql_query(statement).execute(&mut admin).await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// The server's router listening on a loopback port, and a client for it.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    /// Serves the API over `db` until the test ends.
+    pub async fn spawn(db: &TestDb) -> Self {
+        let schema = graphql::build_schema(db.pool.clone(), db.catalogue.clone());
+        let router = http::router(schema, db.pool.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            base_url: format!("http://{address}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Posts a GraphQL request and returns the response body.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.base_url))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent");
+        assert!(response.status().is_success(), "HTTP {}", response.status());
+        response.json().await.expect("JSON body")
+    }
+}
+
+/// The `extensions.code` of every error of a GraphQL response.
+pub fn error_codes(response: &Value) -> Vec<String> {
+    response["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|error| {
+                    error["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or("<none>")
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
