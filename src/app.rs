@@ -6,8 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::AuthConfig;
+use crate::auth::tokens::{self, KeySource, Restrictions, TokenKeys};
 use crate::catalogue::{Catalogue, sync};
-use crate::config::{GlobalOptions, SeedArgs, ServeArgs};
+use crate::config::{GlobalOptions, SeedArgs, ServeArgs, TokenCommand};
+use crate::models::ids::AgencyId;
+use crate::models::user::User;
 use crate::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use crate::db::{self, Pool};
 use crate::{graphql, http, seed};
@@ -102,7 +106,11 @@ async fn serve_on(
         let summary = seed::demo::seed(&mut conn, &catalogue).await?;
         tracing::info!(%summary, "demo data loaded on first start");
     }
-    let schema = graphql::build_schema(pool.clone(), catalogue);
+    let mut auth = AuthConfig::new(load_keys(options)?);
+    auth.access_token_lifetime = chrono::Duration::from_std(args.access_token_lifetime)?;
+    auth.session_lifetime = chrono::Duration::from_std(args.session_lifetime)?;
+    let auth = Arc::new(auth);
+    let schema = graphql::build_schema(pool.clone(), catalogue, auth.clone());
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -111,7 +119,7 @@ async fn serve_on(
     println!(
         "GraphiQL: http://{address}/graphiql   (GraphQL endpoint: POST http://{address}/graphql)"
     );
-    axum::serve(listener, http::router(schema, pool))
+    axum::serve(listener, http::router(schema, pool, auth))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shutting down");
@@ -171,6 +179,56 @@ async fn seed_on(
         }
     }
     Ok(())
+}
+
+/// The token root key from configuration or the data directory.
+fn load_keys(options: &GlobalOptions) -> anyhow::Result<TokenKeys> {
+    TokenKeys::load(&KeySource {
+        hex: options.token_root_key.clone(),
+        file: options.token_root_key_file.clone(),
+        data_dir: options.data_dir.clone(),
+    })
+}
+
+/// `token ...`: issue, attenuate or inspect a token; prints the result.
+pub async fn token(options: &GlobalOptions, command: &TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Issue { email, lifetime } => {
+            let keys = load_keys(options)?;
+            let database = Database::open(options).await?;
+            let result = issue_token(&database.url, &keys, email, *lifetime).await;
+            database.close().await?;
+            println!("{}", result?);
+        }
+        TokenCommand::Attenuate { token, read_only, agencies, expires_in } => {
+            let restrictions = Restrictions {
+                read_only: *read_only,
+                agencies: agencies.iter().copied().map(AgencyId).collect(),
+                expires_at: expires_in
+                    .map(chrono::Duration::from_std)
+                    .transpose()?
+                    .map(|lifetime| chrono::Utc::now() + lifetime),
+            };
+            println!("{}", tokens::attenuate(token, &restrictions)?);
+        }
+        TokenCommand::Inspect { token } => print!("{}", tokens::describe(token, &load_keys(options)?)?),
+    }
+    Ok(())
+}
+
+async fn issue_token(
+    url: &str,
+    keys: &TokenKeys,
+    email: &str,
+    lifetime: std::time::Duration,
+) -> anyhow::Result<String> {
+    use diesel_async::AsyncConnection;
+    let mut conn = diesel_async::AsyncPgConnection::establish(url).await?;
+    let user = User::find_by_email(&mut conn, email)
+        .await?
+        .with_context(|| format!("no user has email {email}"))?;
+    let expires = chrono::Utc::now() + chrono::Duration::from_std(lifetime)?;
+    Ok(keys.issue(user.id, None, expires)?)
 }
 
 /// `schema`: the SDL on standard output.

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -37,6 +38,15 @@ pub struct GlobalOptions {
     #[arg(long, env = "DATABASE_POOL_SIZE", global = true, default_value_t = 16)]
     pub pool_size: u32,
 
+    /// Ed25519 private key (hex) that signs access tokens. Default: the key file in the data
+    /// directory, generated on first use. Servers sharing a database must share the key.
+    #[arg(long, env = "TOKEN_ROOT_KEY", global = true, hide_env_values = true)]
+    pub token_root_key: Option<String>,
+
+    /// File holding the token root key in hex (instead of TOKEN_ROOT_KEY).
+    #[arg(long, env = "TOKEN_ROOT_KEY_FILE", global = true)]
+    pub token_root_key_file: Option<PathBuf>,
+
     /// Log filter: a level (`info`) or per-module directives (`info,justice_counts=debug`).
     #[arg(long, env = "LOG_LEVEL", global = true, default_value = "info")]
     pub log_level: String,
@@ -66,6 +76,48 @@ pub enum Command {
     Seed(SeedArgs),
     /// Print the GraphQL schema (SDL) to standard output.
     Schema,
+    /// Issue, narrow and inspect access tokens (for internal tools).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// The `token` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Issue an access token for a user, without a session (it cannot be renewed).
+    Issue {
+        /// The user's email address.
+        #[arg(long, env = "TOKEN_EMAIL")]
+        email: String,
+        /// How long the token is valid: 90s, 15m, 8h, 7d.
+        #[arg(long, env = "TOKEN_LIFETIME", default_value = "1h", value_parser = parse_duration)]
+        lifetime: Duration,
+    },
+    /// Narrow a token offline by appending checks; prints the new token.
+    Attenuate {
+        /// The token to narrow.
+        #[arg(long, env = "TOKEN")]
+        token: String,
+        /// Allow reads only.
+        #[arg(long, env = "TOKEN_READ_ONLY")]
+        read_only: bool,
+        /// Allow only these agencies (comma-separated ids).
+        #[arg(long = "agency", env = "TOKEN_AGENCIES", value_delimiter = ',')]
+        agencies: Vec<i32>,
+        /// Expire sooner: 90s, 15m, 8h, 7d from now.
+        #[arg(long, env = "TOKEN_EXPIRES_IN", value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// Print the Datalog blocks of a token, after checking its signature.
+    Inspect {
+        /// The token to inspect.
+        #[arg(long, env = "TOKEN")]
+        token: String,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::auth::tokens::parse_duration(text)
 }
 
 /// Options of `serve`.
@@ -74,12 +126,22 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
+
+    /// Lifetime of access tokens: 90s, 15m, 8h.
+    #[arg(long, env = "ACCESS_TOKEN_LIFETIME", default_value = "15m", value_parser = parse_duration)]
+    pub access_token_lifetime: Duration,
+
+    /// Lifetime of a session without renewal: 30d.
+    #[arg(long, env = "SESSION_LIFETIME", default_value = "30d", value_parser = parse_duration)]
+    pub session_lifetime: Duration,
 }
 
 impl Default for ServeArgs {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            access_token_lifetime: Duration::from_secs(15 * 60),
+            session_lifetime: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -126,7 +188,7 @@ mod tests {
     #[test]
     fn every_command_has_help() {
         let mut command = Cli::command();
-        for name in ["serve", "migrate", "seed", "schema"] {
+        for name in ["serve", "migrate", "seed", "schema", "token"] {
             let sub = command.find_subcommand_mut(name).expect("command exists");
             let help = sub.render_help().to_string();
             assert!(help.contains("Usage:"), "{name}: {help}");

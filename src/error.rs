@@ -77,6 +77,11 @@ impl AppError {
         }
     }
 
+    /// The GraphQL error for this error, with its code.
+    pub fn into_gql(self) -> async_graphql::Error {
+        self.extend()
+    }
+
     /// An internal error from anything that describes itself.
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Self::Internal(error.into())

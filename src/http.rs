@@ -1,15 +1,22 @@
-//! HTTP wiring: the GraphQL endpoint, GraphiQL, and a health check.
+//! HTTP wiring: the GraphQL endpoint, GraphiQL, and a health check. Authentication happens
+//! here, once per request: the bearer token becomes the request's viewer.
+
+use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use serde_json::json;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{self, AuthConfig};
 use crate::db::Pool;
+use crate::error::{AppError, ErrorCode};
 use crate::graphql::{AppSchema, loaders};
 
 /// Shared state of the handlers.
@@ -17,43 +24,62 @@ use crate::graphql::{AppSchema, loaders};
 struct AppState {
     schema: AppSchema,
     pool: Pool,
+    auth: Arc<AuthConfig>,
 }
 
 /// The router: `POST /graphql`, GraphiQL at `GET /graphiql` (and `GET /graphql`), and
 /// `GET /health`.
-pub fn router(schema: AppSchema, pool: Pool) -> Router {
+pub fn router(schema: AppSchema, pool: Pool, auth: Arc<AuthConfig>) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphiql", get(graphiql))
         .route("/health", get(health))
         .layer(TraceLayer::new_for_http())
-        .with_state(AppState { schema, pool })
+        .with_state(AppState { schema, pool, auth })
 }
 
-async fn graphql(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    let request = request
-        .into_inner()
-        .data(loaders::new_loader(state.pool.clone()));
-    state.schema.execute(request).await.into()
+async fn graphql(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).map(|value| value.to_str().unwrap_or("invalid"));
+    let viewer = match state.pool.get().await {
+        Ok(mut conn) => auth::authenticate(&mut conn, &state.auth, authorization).await,
+        Err(error) => Err(AppError::from(error)),
+    };
+    let viewer = match viewer {
+        Ok(viewer) => viewer,
+        Err(error) => return refused(error),
+    };
+    let request = request.into_inner().data(loaders::new_loader(state.pool.clone())).data(viewer);
+    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+}
+
+/// A request refused before execution, as a GraphQL error response.
+fn refused(error: AppError) -> Response {
+    if let AppError::Internal(source) = &error {
+        tracing::error!(error = ?source, "authentication failed");
+    }
+    let status = match error.code() {
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = json!({
+        "data": null,
+        "errors": [{ "message": error.to_string(), "extensions": { "code": error.code().as_str() } }],
+    });
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    }
+    response
 }
 
 async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("Justice Counts GraphQL")
-            .finish(),
-    )
+    Html(GraphiQLSource::build().endpoint("/graphql").title("Justice Counts GraphQL").finish())
 }
 
 /// Ready when the database answers.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let answered = match state.pool.get().await {
-        Ok(mut conn) => {
-            diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn)
-                .await
-                .is_ok()
-        }
+        Ok(mut conn) => diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn).await.is_ok(),
         Err(_) => false,
     };
     if answered {

@@ -15,6 +15,7 @@
 //! - [`error`]: the API's error type and codes.
 
 pub mod app;
+pub mod auth;
 pub mod catalogue;
 pub mod config;
 pub mod db;

@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => app::serve(&cli.global, &args).await,
         Command::Migrate => app::migrate(&cli.global).await,
         Command::Seed(args) => app::seed(&cli.global, &args).await,
+        Command::Token(command) => app::token(&cli.global, &command).await,
         Command::Schema => {
             app::print_schema();
             Ok(())

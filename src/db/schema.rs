@@ -186,6 +186,8 @@ diesel::table! {
         last_visit_at -> Nullable<Timestamptz>,
         is_subscribed_to_emails -> Bool,
         created_at -> Timestamptz,
+        invitation_code_hash -> Nullable<Text>,
+        invited_by -> Nullable<Int4>,
     }
 }
 
@@ -320,6 +322,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    revoked_tokens (revocation_id) {
+        revocation_id -> Text,
+        user_id -> Nullable<Int4>,
+        revoked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Int8,
+        user_id -> Int4,
+        refresh_token_hash -> Text,
+        created_at -> Timestamptz,
+        renewed_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::MessageSeverity;
 
@@ -384,7 +406,6 @@ diesel::joinable!(datapoints -> users (updated_by));
 diesel::joinable!(includes_excludes_items -> metric_definitions (metric_key));
 diesel::joinable!(membership_changes -> agencies (agency_id));
 diesel::joinable!(memberships -> agencies (agency_id));
-diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(metric_breakdowns -> metric_definitions (metric_key));
 diesel::joinable!(metric_setting_answers -> agencies (agency_id));
 diesel::joinable!(metric_setting_changes -> agencies (agency_id));
@@ -401,6 +422,8 @@ diesel::joinable!(report_editors -> users (user_id));
 diesel::joinable!(report_status_changes -> reports (report_id));
 diesel::joinable!(report_status_changes -> users (changed_by));
 diesel::joinable!(reports -> agencies (agency_id));
+diesel::joinable!(revoked_tokens -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(spreadsheet_messages -> metric_definitions (metric_key));
 diesel::joinable!(spreadsheet_messages -> spreadsheets (spreadsheet_id));
 diesel::joinable!(spreadsheet_report_changes -> reports (report_id));
@@ -429,6 +452,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     report_editors,
     report_status_changes,
     reports,
+    revoked_tokens,
+    sessions,
     spreadsheet_messages,
     spreadsheet_report_changes,
     spreadsheets,

@@ -1,12 +1,14 @@
 //! Agencies: the `Agency` type and the root fields that find agencies.
 
-use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, ResultExt};
+use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 use super::catalogue::MetricDefinition;
+use super::guards::{Can, viewer};
 use super::loaders::{ChildrenOf, DbLoader};
-use super::{catalogue, connection, parse_id};
-use crate::error::AppError;
+use super::team::{TeamMember, team_of};
+use super::{Gql, catalogue, connection, find_agency, parse_id};
+use crate::auth::permissions::Permission;
 use crate::models::agency::{self as model, AgencyFilter};
 use crate::models::enums::System;
 use crate::models::ids::AgencyId;
@@ -59,26 +61,33 @@ impl Agency {
         self.0.created_at
     }
 
-    /// The superagency this agency belongs to, if any.
+    /// The superagency this agency belongs to, if any and if the viewer may see it.
     async fn superagency(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agency>> {
         let Some(parent) = self.0.super_agency_id else {
             return Ok(None);
         };
         let loader = ctx.data_unchecked::<DbLoader>();
-        Ok(loader.load_one(parent).await?.map(Agency))
+        let parent = loader.load_one(parent).await?;
+        Ok(parent.filter(|parent| viewer(ctx).can_see_agency(parent.scope())).map(Agency))
     }
 
-    /// The agencies this superagency reports for, ordered by name. Empty for other agencies.
+    /// The agencies this superagency reports for that the viewer may see, ordered by name.
+    /// Empty for other agencies.
     async fn child_agencies(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Agency>> {
         if !self.0.is_superagency {
             return Ok(Vec::new());
         }
         let loader = ctx.data_unchecked::<DbLoader>();
-        let children = loader
-            .load_one(ChildrenOf(self.0.id))
-            .await?
-            .unwrap_or_default();
-        Ok(children.into_iter().map(Agency).collect())
+        let children = loader.load_one(ChildrenOf(self.0.id)).await?.unwrap_or_default();
+        let viewer = viewer(ctx);
+        Ok(children.into_iter().filter(|child| viewer.can_see_agency(child.scope())).map(Agency).collect())
+    }
+
+    /// The agency's team: members and pending invitations, ordered by name. For members of
+    /// the agency (READ_ONLY and up) and platform staff.
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn team(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TeamMember>> {
+        team_of(ctx, &self.0).await
     }
 
     /// The catalogue metrics of the agency's systems, in catalogue order.
@@ -112,7 +121,8 @@ pub struct AgencyQuery;
 
 #[Object]
 impl AgencyQuery {
-    /// Agencies, ordered by name, optionally filtered.
+    /// The agencies the viewer may see, ordered by name, optionally filtered: those with a
+    /// public dashboard, and for signed-in users also their own (platform staff see all).
     async fn agencies(
         &self,
         ctx: &Context<'_>,
@@ -123,26 +133,22 @@ impl AgencyQuery {
             state_code: filter.state_code,
             system: filter.system,
             name_contains: filter.name_contains,
-            dashboard_enabled_only: false,
+            visible: viewer(ctx).agency_visibility(),
         };
-        let mut conn = connection(ctx).await.extend()?;
-        let agencies = model::Agency::list(&mut conn, &filter)
-            .await
-            .map_err(|error| AppError::from(error).extend())?;
-        Ok(agencies.into_iter().map(Agency).collect())
+        let mut conn = connection(ctx).await.gql()?;
+        let agencies = model::Agency::list(&mut conn, &filter).await.gql()?;
+        let viewer = viewer(ctx);
+        Ok(agencies.into_iter().filter(|agency| viewer.can_see_agency(agency.scope())).map(Agency).collect())
     }
 
-    /// One agency by id. Null, with a NOT_FOUND error, when there is no such agency.
+    /// One agency by id. Null, with a NOT_FOUND error, when there is no such agency or the
+    /// viewer may not see it.
     async fn agency(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The agency's id.")] id: ID,
     ) -> async_graphql::Result<Option<Agency>> {
-        let id: AgencyId = parse_id(&id, "agency").extend()?;
-        let loader = ctx.data_unchecked::<DbLoader>();
-        match loader.load_one(id).await? {
-            Some(agency) => Ok(Some(Agency(agency))),
-            None => Err(AppError::NotFound(format!("no agency has id {id}")).extend()),
-        }
+        let id: AgencyId = parse_id(&id, "agency").gql()?;
+        find_agency(ctx, id).await.map(|agency| Some(Agency(agency)))
     }
 }

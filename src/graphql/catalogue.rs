@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ErrorExtensions, Object, SimpleObject};
+use async_graphql::{Context, Object, SimpleObject};
 
 use super::catalogue as catalogue_of;
 use crate::catalogue::{self as model, Catalogue};
@@ -223,7 +223,7 @@ impl CatalogueQuery {
     ) -> async_graphql::Result<Option<MetricDefinition>> {
         match MetricDefinition::find(catalogue_of(ctx), &key) {
             Some(metric) => Ok(Some(metric)),
-            None => Err(AppError::NotFound(format!("no metric has key {key:?}")).extend()),
+            None => Err(AppError::NotFound(format!("no metric has key {key:?}")).into_gql()),
         }
     }
 }

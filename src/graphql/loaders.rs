@@ -3,14 +3,15 @@
 //! cached across requests or viewers.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
-use async_graphql::ErrorExtensions;
 use async_graphql::dataloader::{DataLoader, Loader};
 
-use crate::db::Pool;
-use crate::error::AppError;
+use super::Gql;
+use crate::db::{Pool, PooledConnection};
 use crate::models::agency::Agency;
-use crate::models::ids::AgencyId;
+use crate::models::ids::{AgencyId, UserId};
+use crate::models::user::{Membership, User};
 
 /// The database behind the loaders; one per request.
 pub struct Db {
@@ -26,16 +27,25 @@ pub fn new_loader(pool: Pool) -> DbLoader {
 }
 
 impl Db {
-    async fn connection(&self) -> Result<crate::db::PooledConnection<'_>, async_graphql::Error> {
-        self.pool
-            .get()
-            .await
-            .map_err(|error| AppError::from(error).extend())
+    async fn connection(&self) -> async_graphql::Result<PooledConnection<'_>> {
+        self.pool.get().await.gql()
     }
 }
 
-fn db_error(error: diesel::result::Error) -> async_graphql::Error {
-    AppError::from(error).extend()
+/// Groups rows under the keys they belong to; every key gets an entry, empty when no row
+/// matched, so that "nothing" is not mistaken for "not loaded".
+fn group<K: Copy + Eq + Hash, V>(
+    keys: &[K],
+    rows: impl IntoIterator<Item = V>,
+    key_of: impl Fn(&V) -> Option<K>,
+) -> HashMap<K, Vec<V>> {
+    let mut grouped: HashMap<K, Vec<V>> = keys.iter().map(|&key| (key, Vec::new())).collect();
+    for row in rows {
+        if let Some(key) = key_of(&row) {
+            grouped.entry(key).or_default().push(row);
+        }
+    }
+    grouped
 }
 
 impl Loader<AgencyId> for Db {
@@ -47,11 +57,8 @@ impl Loader<AgencyId> for Db {
             return Ok(HashMap::new());
         }
         let mut conn = self.connection().await?;
-        let agencies = Agency::by_ids(&mut conn, keys).await.map_err(db_error)?;
-        Ok(agencies
-            .into_iter()
-            .map(|agency| (agency.id, agency))
-            .collect())
+        let agencies = Agency::by_ids(&mut conn, keys).await.gql()?;
+        Ok(agencies.into_iter().map(|agency| (agency.id, agency)).collect())
     }
 }
 
@@ -63,25 +70,65 @@ impl Loader<ChildrenOf> for Db {
     type Value = Vec<Agency>;
     type Error = async_graphql::Error;
 
-    async fn load(
-        &self,
-        keys: &[ChildrenOf],
-    ) -> Result<HashMap<ChildrenOf, Vec<Agency>>, Self::Error> {
+    async fn load(&self, keys: &[ChildrenOf]) -> Result<HashMap<ChildrenOf, Vec<Agency>>, Self::Error> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
         let parents: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
         let mut conn = self.connection().await?;
-        let children = Agency::children_of(&mut conn, &parents)
-            .await
-            .map_err(db_error)?;
-        let mut grouped: HashMap<ChildrenOf, Vec<Agency>> =
-            keys.iter().map(|&key| (key, Vec::new())).collect();
-        for child in children {
-            if let Some(parent) = child.super_agency_id {
-                grouped.entry(ChildrenOf(parent)).or_default().push(child);
-            }
+        let children = Agency::children_of(&mut conn, &parents).await.gql()?;
+        Ok(group(keys, children, |child| child.super_agency_id.map(ChildrenOf)))
+    }
+}
+
+impl Loader<UserId> for Db {
+    type Value = User;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, Self::Error> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
         }
-        Ok(grouped)
+        let mut conn = self.connection().await?;
+        let users = User::by_ids(&mut conn, keys).await.gql()?;
+        Ok(users.into_iter().map(|user| (user.id, user)).collect())
+    }
+}
+
+/// Key: a user's memberships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembershipsOf(pub UserId);
+
+impl Loader<MembershipsOf> for Db {
+    type Value = Vec<Membership>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[MembershipsOf]) -> Result<HashMap<MembershipsOf, Vec<Membership>>, Self::Error> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let users: Vec<UserId> = keys.iter().map(|key| key.0).collect();
+        let mut conn = self.connection().await?;
+        let memberships = Membership::of_users(&mut conn, &users).await.gql()?;
+        Ok(group(keys, memberships, |membership| Some(MembershipsOf(membership.user_id))))
+    }
+}
+
+/// Key: an agency's team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TeamOf(pub AgencyId);
+
+impl Loader<TeamOf> for Db {
+    type Value = Vec<(Membership, User)>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[TeamOf]) -> Result<HashMap<TeamOf, Vec<(Membership, User)>>, Self::Error> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let agencies: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
+        let mut conn = self.connection().await?;
+        let members = Membership::of_agencies(&mut conn, &agencies).await.gql()?;
+        Ok(group(keys, members, |(membership, _)| Some(TeamOf(membership.agency_id))))
     }
 }

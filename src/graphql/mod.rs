@@ -3,36 +3,46 @@
 
 pub mod agency;
 pub mod catalogue;
+pub mod guards;
 pub mod loaders;
+pub mod session;
+pub mod team;
+pub mod user;
 
 use std::sync::Arc;
 
-use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, ID, MergedObject, SDLExportOptions, Schema,
-};
+use async_graphql::{Context, EmptySubscription, ID, MergedObject, SDLExportOptions, Schema};
 
+use crate::auth::AuthConfig;
+use crate::auth::permissions::agency_not_found;
 use crate::catalogue::Catalogue;
 use crate::db::{Pool, PooledConnection};
 use crate::error::{AppError, AppResult};
+use crate::models::agency::Agency;
+use crate::models::ids::AgencyId;
 
 /// The root query type.
 #[derive(MergedObject, Default)]
-pub struct Query(agency::AgencyQuery, catalogue::CatalogueQuery);
+pub struct Query(agency::AgencyQuery, catalogue::CatalogueQuery, user::UserQuery);
+
+/// The root mutation type.
+#[derive(MergedObject, Default)]
+pub struct Mutation(session::SessionMutation, team::TeamMutation);
 
 /// The schema served at `/graphql`.
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Deepest query accepted; deeper ones are refused before any resolver runs.
 const MAX_DEPTH: usize = 16;
 
-fn builder() -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription).limit_depth(MAX_DEPTH)
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription).limit_depth(MAX_DEPTH)
 }
 
-/// The schema with its shared data: the pool and the catalogue. Per-request data (the
-/// dataloaders) is added by the HTTP handler.
-pub fn build_schema(pool: Pool, catalogue: Arc<Catalogue>) -> AppSchema {
-    builder().data(pool).data(catalogue).finish()
+/// The schema with its shared data: the pool, the catalogue and the token settings.
+/// Per-request data (the viewer and the dataloaders) is added by the HTTP handler.
+pub fn build_schema(pool: Pool, catalogue: Arc<Catalogue>, auth: Arc<AuthConfig>) -> AppSchema {
+    builder().data(pool).data(catalogue).data(auth).finish()
 }
 
 /// The schema without data: enough to introspect it or print it, not to resolve fields.
@@ -60,4 +70,31 @@ pub(crate) fn catalogue<'a>(ctx: &Context<'a>) -> &'a Arc<Catalogue> {
 pub(crate) fn parse_id<T: std::str::FromStr>(id: &ID, what: &str) -> AppResult<T> {
     id.parse()
         .map_err(|_| AppError::BadUserInput(format!("{:?} is not a valid {what} id", id.as_str())))
+}
+
+/// The token settings.
+pub(crate) fn auth_config<'a>(ctx: &Context<'a>) -> &'a Arc<AuthConfig> {
+    ctx.data_unchecked::<Arc<AuthConfig>>()
+}
+
+/// The agency with this id if the viewer may see it; NOT_FOUND otherwise, exactly as for an
+/// agency that does not exist.
+pub(crate) async fn find_agency(ctx: &Context<'_>, id: AgencyId) -> async_graphql::Result<Agency> {
+    let agency = ctx.data_unchecked::<loaders::DbLoader>().load_one(id).await?;
+    match agency {
+        Some(agency) if guards::viewer(ctx).can_see_agency(agency.scope()) => Ok(agency),
+        _ => Err(agency_not_found(id).into_gql()),
+    }
+}
+
+/// Turns any error the API knows into a GraphQL error with its `extensions.code`.
+pub(crate) trait Gql<T> {
+    /// See the trait.
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T, E: Into<AppError>> Gql<T> for Result<T, E> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|error| error.into().into_gql())
+    }
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::auth::permissions::AgencyScope;
 use crate::db::schema::{agencies, agency_jurisdictions, agency_settings};
 use crate::models::enums::{AgencySettingKind, JurisdictionKind, System};
 use crate::models::ids::AgencyId;
@@ -41,8 +42,20 @@ pub struct AgencyFilter {
     pub system: Option<System>,
     /// Only agencies whose name contains this text, ignoring case.
     pub name_contains: Option<String>,
-    /// Only agencies whose dashboard is enabled.
-    pub dashboard_enabled_only: bool,
+    /// Which agencies the viewer may see at all.
+    pub visible: Visibility,
+}
+
+/// The agencies a viewer may see.
+#[derive(Debug, Clone, Default)]
+pub enum Visibility {
+    /// Every agency (platform staff).
+    All,
+    /// Agencies with a public dashboard only (anonymous viewers).
+    #[default]
+    PublicOnly,
+    /// Agencies with a public dashboard, and the listed ones.
+    PublicAndListed(Vec<AgencyId>),
 }
 
 fn escape_like(text: &str) -> String {
@@ -52,6 +65,11 @@ fn escape_like(text: &str) -> String {
 }
 
 impl Agency {
+    /// What a permission decision about this agency needs to know.
+    pub fn scope(&self) -> AgencyScope {
+        AgencyScope { id: self.id, is_public: self.is_dashboard_enabled }
+    }
+
     /// The systems it reports for.
     pub fn systems(&self) -> Vec<System> {
         self.systems.iter().flatten().copied().collect()
@@ -72,8 +90,12 @@ impl Agency {
         if let Some(text) = &filter.name_contains {
             query = query.filter(agencies::name.ilike(format!("%{}%", escape_like(text))));
         }
-        if filter.dashboard_enabled_only {
-            query = query.filter(agencies::is_dashboard_enabled);
+        match &filter.visible {
+            Visibility::All => {}
+            Visibility::PublicOnly => query = query.filter(agencies::is_dashboard_enabled),
+            Visibility::PublicAndListed(ids) => {
+                query = query.filter(agencies::is_dashboard_enabled.or(agencies::id.eq_any(ids.clone())));
+            }
         }
         query.order((agencies::name, agencies::id)).load(conn).await
     }

@@ -8,5 +8,6 @@ pub mod enums;
 pub mod ids;
 pub mod metric_setting;
 pub mod report;
+pub mod session;
 pub mod spreadsheet;
 pub mod user;

@@ -1,11 +1,248 @@
 //! Users and their memberships in agencies.
 
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::HashMap;
 
-use crate::db::schema::{membership_changes, memberships, users};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::db::schema::{agencies, membership_changes, memberships, users};
+use crate::error::{AppError, AppResult};
 use crate::models::enums::{AgencyRole, InvitationStatus};
 use crate::models::ids::{AgencyId, UserId};
+
+/// A user of the platform.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Full name.
+    pub name: String,
+    /// Email address, unique ignoring case.
+    pub email: String,
+    /// argon2id hash of the password; none until the user chooses one.
+    pub password_hash: Option<String>,
+    /// Whether the user is platform staff (JUSTICE_COUNTS_ADMIN).
+    pub is_platform_admin: bool,
+    /// When the user was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    /// The user with this id.
+    pub async fn find(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<Option<Self>> {
+        users::table.find(id).select(Self::as_select()).first(conn).await.optional()
+    }
+
+    /// The users with these ids, in no particular order.
+    pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[UserId]) -> QueryResult<Vec<Self>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        users::table.filter(users::id.eq_any(ids)).select(Self::as_select()).load(conn).await
+    }
+
+    /// The user with this email address, ignoring case.
+    pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryResult<Option<Self>> {
+        users::table
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(users.email) = lower(")
+                .bind::<diesel::sql_types::Text, _>(email.trim().to_owned())
+                .sql(")"))
+            .select(Self::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
+    /// The user's roles by agency: accepted memberships, each extended from a superagency to
+    /// its child agencies (the higher role wins where both apply).
+    pub async fn effective_roles(
+        conn: &mut AsyncPgConnection,
+        user: UserId,
+    ) -> QueryResult<HashMap<AgencyId, AgencyRole>> {
+        let rows: Vec<(AgencyId, AgencyRole)> = memberships::table
+            .inner_join(
+                agencies::table.on(agencies::id
+                    .eq(memberships::agency_id)
+                    .or(agencies::super_agency_id.eq(memberships::agency_id.nullable()))),
+            )
+            .filter(memberships::user_id.eq(user))
+            .filter(memberships::invitation_status.eq(InvitationStatus::Accepted))
+            .select((agencies::id, memberships::role))
+            .load(conn)
+            .await?;
+        let mut roles: HashMap<AgencyId, AgencyRole> = HashMap::new();
+        for (agency, role) in rows {
+            let entry = roles.entry(agency).or_insert(role);
+            *entry = (*entry).max(role);
+        }
+        Ok(roles)
+    }
+
+    /// Sets the user's password hash.
+    pub async fn set_password_hash(
+        conn: &mut AsyncPgConnection,
+        user: UserId,
+        hash: &str,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(user))
+            .set(users::password_hash.eq(hash))
+            .execute(conn)
+            .await
+            .map(drop)
+    }
+}
+
+/// A user's membership in an agency.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = memberships, check_for_backend(diesel::pg::Pg))]
+pub struct Membership {
+    /// The member.
+    pub user_id: UserId,
+    /// The agency.
+    pub agency_id: AgencyId,
+    /// The member's role.
+    pub role: AgencyRole,
+    /// Whether the invitation was accepted.
+    pub invitation_status: InvitationStatus,
+    /// When the member last used the agency.
+    pub last_visit_at: Option<DateTime<Utc>>,
+    /// Whether the member receives email about the agency.
+    pub is_subscribed_to_emails: bool,
+    /// When the membership was created (the invitation sent).
+    pub created_at: DateTime<Utc>,
+}
+
+impl Membership {
+    /// The memberships of these users, ordered by agency.
+    pub async fn of_users(conn: &mut AsyncPgConnection, users: &[UserId]) -> QueryResult<Vec<Self>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        memberships::table
+            .filter(memberships::user_id.eq_any(users))
+            .order((memberships::user_id, memberships::agency_id))
+            .select(Self::as_select())
+            .load(conn)
+            .await
+    }
+
+    /// The members of these agencies with their users, ordered by name.
+    pub async fn of_agencies(
+        conn: &mut AsyncPgConnection,
+        agencies: &[AgencyId],
+    ) -> QueryResult<Vec<(Self, User)>> {
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        memberships::table
+            .inner_join(users::table.on(users::id.eq(memberships::user_id)))
+            .filter(memberships::agency_id.eq_any(agencies))
+            .order((users::name, users::id))
+            .select((Self::as_select(), User::as_select()))
+            .load(conn)
+            .await
+    }
+}
+
+/// Invites `email` into `agency` with `role`, creating the user when unknown. Stores the
+/// digest of the one-time `code_digest`; returns the pending membership and its user.
+pub async fn invite(
+    conn: &mut AsyncPgConnection,
+    agency: AgencyId,
+    email: &str,
+    name: &str,
+    role: AgencyRole,
+    code_digest: &str,
+    invited_by: UserId,
+) -> AppResult<(Membership, User)> {
+    conn.transaction(async |conn| {
+        let user = match User::find_by_email(conn, email).await? {
+            Some(user) => user,
+            None => {
+                let id = NewUser { name: name.trim().into(), email: email.trim().into(), is_platform_admin: false }
+                    .insert(conn)
+                    .await?;
+                User::find(conn, id).await?.ok_or(diesel::NotFound)?
+            }
+        };
+        let membership = diesel::insert_into(memberships::table)
+            .values((
+                memberships::user_id.eq(user.id),
+                memberships::agency_id.eq(agency),
+                memberships::role.eq(role),
+                memberships::invitation_status.eq(InvitationStatus::Pending),
+                memberships::invitation_code_hash.eq(code_digest),
+                memberships::invited_by.eq(invited_by),
+            ))
+            .returning(Membership::as_returning())
+            .get_result(conn)
+            .await?;
+        diesel::insert_into(membership_changes::table)
+            .values(NewMembershipChange {
+                user_id: user.id,
+                agency_id: agency,
+                old_role: None,
+                new_role: Some(role),
+                changed_by: Some(invited_by),
+            })
+            .execute(conn)
+            .await?;
+        Ok((membership, user))
+    })
+    .await
+}
+
+/// Accepts the pending invitation whose code has `code_digest`: the membership becomes
+/// ACCEPTED and the code is spent. `set_password` gives the hash to store when the user has
+/// none yet; an existing password must match `check_password` instead.
+pub async fn accept_invitation(
+    conn: &mut AsyncPgConnection,
+    code_digest: &str,
+    password: &str,
+) -> AppResult<User> {
+    conn.transaction(async |conn| {
+        let invalid = || AppError::BadUserInput("the invitation code is not valid or was already used".into());
+        let pending: Option<Membership> = memberships::table
+            .filter(memberships::invitation_code_hash.eq(code_digest))
+            .filter(memberships::invitation_status.eq(InvitationStatus::Pending))
+            .select(Membership::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let membership = pending.ok_or_else(invalid)?;
+        let user = User::find(conn, membership.user_id).await?.ok_or_else(invalid)?;
+        match &user.password_hash {
+            Some(existing) => {
+                if !crate::auth::passwords::verify(password, Some(existing)) {
+                    return Err(AppError::Unauthenticated(
+                        "this account has a password already: give that password to accept".into(),
+                    ));
+                }
+            }
+            None => {
+                crate::auth::passwords::validate_new(password)?;
+                let hash = crate::auth::passwords::hash(password)?;
+                User::set_password_hash(conn, user.id, &hash).await?;
+            }
+        }
+        diesel::update(
+            memberships::table
+                .filter(memberships::user_id.eq(membership.user_id))
+                .filter(memberships::agency_id.eq(membership.agency_id)),
+        )
+        .set((
+            memberships::invitation_status.eq(InvitationStatus::Accepted),
+            memberships::invitation_code_hash.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await?;
+        Ok(user)
+    })
+    .await
+}
 
 /// A new user.
 #[derive(Debug, Clone, Insertable)]

@@ -33,7 +33,10 @@ use crate::models::report::{NewReport, NewReportEditor, NewReportStatusChange, p
 use crate::models::spreadsheet::{
     NewSpreadsheet, NewSpreadsheetMessage, NewSpreadsheetReportChange,
 };
-use crate::models::user::{NewMembership, NewUser};
+use crate::models::user::{NewMembership, NewUser, User};
+
+/// The password of every demo user.
+pub const DEMO_PASSWORD: &str = "justice-counts-demo";
 
 /// The seed of the demo data's generator.
 const SEED: u64 = 20_230_101;
@@ -76,6 +79,9 @@ pub enum SeedError {
     /// The database refused a row.
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
+    /// A password could not be hashed.
+    #[error("hashing a demo password failed: {0}")]
+    Password(crate::error::AppError),
 }
 
 struct AgencySpec {
@@ -395,6 +401,11 @@ async fn seed_in_transaction(
         }
         .insert(conn)
         .await?;
+        // The invitee has not chosen a password yet.
+        if user.memberships.iter().all(|&(_, _, status)| status == InvitationStatus::Accepted) {
+            let hash = crate::auth::passwords::hash(DEMO_PASSWORD).map_err(SeedError::Password)?;
+            User::set_password_hash(conn, id, &hash).await?;
+        }
         user_ids.insert(user.email, id);
     }
     let platform_admin = user_ids[first_email];

@@ -16,8 +16,10 @@ fn names(list: &Value) -> Vec<&str> {
 async fn agencies_lists_the_demo_agencies_with_their_superagency_links() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
+    let admin = app.token_for(&db, "admin@example.com").await;
     let response = app
-        .graphql("{ agencies { id name systems isSuperagency superagency { name } childAgencies { name } } }", json!({}))
+        .graphql_as(
+            Some(&admin),"{ agencies { id name systems isSuperagency superagency { name } childAgencies { name } } }", json!({}))
         .await;
     assert!(response["errors"].is_null(), "{response}");
     let agencies = &response["data"]["agencies"];
@@ -58,6 +60,7 @@ async fn agencies_lists_the_demo_agencies_with_their_superagency_links() {
 async fn agencies_can_be_filtered_by_state_system_and_name() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
+    let admin = app.token_for(&db, "admin@example.com").await;
     let query = "query($filter: AgencyFilterInput) { agencies(filter: $filter) { name } }";
     let cases = [
         (
@@ -85,7 +88,7 @@ async fn agencies_can_be_filtered_by_state_system_and_name() {
         ),
     ];
     for (filter, expected) in cases {
-        let response = app.graphql(query, json!({ "filter": filter })).await;
+        let response = app.graphql_as(Some(&admin), query, json!({ "filter": filter })).await;
         assert_eq!(names(&response["data"]["agencies"]), expected, "{filter}");
     }
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use justice_counts::auth::AuthConfig;
+use justice_counts::auth::tokens::TokenKeys;
 use justice_counts::catalogue::{Catalogue, sync};
 use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use justice_counts::db::{self, Pool, quote_identifier};
@@ -201,35 +203,59 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
+    pub auth: Arc<AuthConfig>,
 }
 
 impl TestApp {
     /// Serves the API over `db` until the test ends.
     pub async fn spawn(db: &TestDb) -> Self {
-        let schema = graphql::build_schema(db.pool.clone(), db.catalogue.clone());
-        let router = http::router(schema, db.pool.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Self {
-            base_url: format!("http://{address}"),
-            client: reqwest::Client::new(),
-        }
+        Self::spawn_with(db, AuthConfig::new(TokenKeys::generate())).await
     }
 
-    /// Posts a GraphQL request and returns the response body.
+    /// Serves the API over `db` with these token settings.
+    pub async fn spawn_with(db: &TestDb, auth: AuthConfig) -> Self {
+        let auth = Arc::new(auth);
+        let schema = graphql::build_schema(db.pool.clone(), db.catalogue.clone(), auth.clone());
+        let router = http::router(schema, db.pool.clone(), auth.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { base_url: format!("http://{address}"), client: reqwest::Client::new(), auth }
+    }
+
+    /// Posts a GraphQL request without a token and returns the response body.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        let response = self
+        self.graphql_as(None, query, variables).await
+    }
+
+    /// Posts a GraphQL request with `token` (if any) and returns the response body, whatever
+    /// the HTTP status.
+    pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
             .client
             .post(format!("{}/graphql", self.base_url))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("request sent");
-        assert!(response.status().is_success(), "HTTP {}", response.status());
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        assert!(status.is_success() || status.as_u16() == 401, "HTTP {status}");
         response.json().await.expect("JSON body")
+    }
+
+    /// A token for the user with `email`, valid for an hour, as the `token issue` command
+    /// makes them.
+    pub async fn token_for(&self, db: &TestDb, email: &str) -> String {
+        let mut conn = db.connect().await;
+        let user = justice_counts::models::user::User::find_by_email(&mut conn, email)
+            .await
+            .expect("query")
+            .unwrap_or_else(|| panic!("no user {email}"));
+        self.auth
+            .keys
+            .issue(user.id, None, chrono::Utc::now() + chrono::Duration::hours(1))
+            .expect("token")
     }
 }
 

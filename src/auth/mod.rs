@@ -1,0 +1,141 @@
+//! Authentication and authorization.
+//!
+//! The HTTP layer turns the `Authorization: Bearer` token into a [`Viewer`] once per request
+//! ([`authenticate`]); guards and resolvers only read the viewer and ask
+//! [`Viewer::require`](permissions) whether a permission is held.
+
+pub mod passwords;
+pub mod permissions;
+pub mod secrets;
+pub mod tokens;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Duration;
+use diesel_async::AsyncPgConnection;
+
+use self::permissions::Operation;
+use self::tokens::{TokenKeys, VerifiedToken};
+use crate::error::{AppError, AppResult};
+use crate::models::enums::AgencyRole;
+use crate::models::ids::{AgencyId, UserId};
+use crate::models::session;
+use crate::models::user::User;
+
+/// Token settings shared by the sign-in mutations and the HTTP layer.
+#[derive(Debug)]
+pub struct AuthConfig {
+    /// The key pair that signs access tokens.
+    pub keys: TokenKeys,
+    /// Lifetime of access tokens.
+    pub access_token_lifetime: Duration,
+    /// Lifetime of a session (and its refresh token) without renewal.
+    pub session_lifetime: Duration,
+}
+
+impl AuthConfig {
+    /// Default lifetimes: 15-minute access tokens, 30-day sessions.
+    pub fn new(keys: TokenKeys) -> Self {
+        Self {
+            keys,
+            access_token_lifetime: Duration::minutes(15),
+            session_lifetime: Duration::days(30),
+        }
+    }
+}
+
+/// Who is making a request.
+#[derive(Debug, Clone)]
+pub enum Viewer {
+    /// No token: public data only.
+    Anonymous,
+    /// A user with a valid token.
+    User(Arc<SignedIn>),
+}
+
+/// A signed-in user, with roles as the database says now.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The user.
+    pub user_id: UserId,
+    /// Whether the user is platform staff.
+    pub is_platform_admin: bool,
+    /// Effective roles by agency, superagency roles extended to child agencies.
+    pub roles: HashMap<AgencyId, AgencyRole>,
+    /// The token presented.
+    pub token: VerifiedToken,
+    decisions: Mutex<HashMap<(Operation, Option<AgencyId>), bool>>,
+}
+
+impl SignedIn {
+    /// Whether the token's own checks allow `operation` on `agency`; remembered for the rest
+    /// of the request, as lists ask the same question for each of their items.
+    pub fn token_allows(&self, operation: Operation, agency: Option<AgencyId>) -> bool {
+        let key = (operation, agency);
+        if let Ok(decisions) = self.decisions.lock()
+            && let Some(&allowed) = decisions.get(&key)
+        {
+            return allowed;
+        }
+        let allowed = self.token.allows(operation, agency);
+        if let Ok(mut decisions) = self.decisions.lock() {
+            decisions.insert(key, allowed);
+        }
+        allowed
+    }
+}
+
+impl Viewer {
+    /// The signed-in user's id.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Self::Anonymous => None,
+            Self::User(user) => Some(user.user_id),
+        }
+    }
+
+    /// The signed-in user, or UNAUTHENTICATED.
+    pub fn signed_in(&self) -> AppResult<&SignedIn> {
+        match self {
+            Self::Anonymous => Err(AppError::Unauthenticated("sign in first".into())),
+            Self::User(user) => Ok(user),
+        }
+    }
+
+    /// Whether the viewer is platform staff.
+    pub fn is_platform_admin(&self) -> bool {
+        matches!(self, Self::User(user) if user.is_platform_admin)
+    }
+}
+
+/// Turns the value of an `Authorization` header into a viewer: anonymous without one, a user
+/// for a valid, unrevoked token of an existing user, UNAUTHENTICATED otherwise.
+pub async fn authenticate(
+    conn: &mut AsyncPgConnection,
+    config: &AuthConfig,
+    authorization: Option<&str>,
+) -> AppResult<Viewer> {
+    let Some(header) = authorization else { return Ok(Viewer::Anonymous) };
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| AppError::Unauthenticated("use `Authorization: Bearer <token>`".into()))?;
+    let verified = config.keys.verify(token)?;
+    if session::is_revoked(conn, &verified.revocation_ids, verified.session_id).await? {
+        return Err(AppError::Unauthenticated(
+            "the access token was revoked; sign in again".into(),
+        ));
+    }
+    let user = User::find(conn, verified.user_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated("the access token's user no longer exists".into()))?;
+    let roles = User::effective_roles(conn, user.id).await?;
+    Ok(Viewer::User(Arc::new(SignedIn {
+        user_id: user.id,
+        is_platform_admin: user.is_platform_admin,
+        roles,
+        token: verified,
+        decisions: Mutex::new(HashMap::new()),
+    })))
+}
