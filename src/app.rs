@@ -10,10 +10,10 @@ use crate::auth::AuthConfig;
 use crate::auth::tokens::{self, KeySource, Restrictions, TokenKeys};
 use crate::catalogue::{Catalogue, sync};
 use crate::config::{GlobalOptions, SeedArgs, ServeArgs, TokenCommand};
-use crate::models::ids::AgencyId;
-use crate::models::user::User;
 use crate::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use crate::db::{self, Pool};
+use crate::models::ids::AgencyId;
+use crate::models::user::User;
 use crate::{graphql, http, seed};
 
 /// Name of the database inside the private cluster.
@@ -200,7 +200,12 @@ pub async fn token(options: &GlobalOptions, command: &TokenCommand) -> anyhow::R
             database.close().await?;
             println!("{}", result?);
         }
-        TokenCommand::Attenuate { token, read_only, agencies, expires_in } => {
+        TokenCommand::Attenuate {
+            token,
+            read_only,
+            agencies,
+            expires_in,
+        } => {
             let restrictions = Restrictions {
                 read_only: *read_only,
                 agencies: agencies.iter().copied().map(AgencyId).collect(),
@@ -211,7 +216,9 @@ pub async fn token(options: &GlobalOptions, command: &TokenCommand) -> anyhow::R
             };
             println!("{}", tokens::attenuate(token, &restrictions)?);
         }
-        TokenCommand::Inspect { token } => print!("{}", tokens::describe(token, &load_keys(options)?)?),
+        TokenCommand::Inspect { token } => {
+            print!("{}", tokens::describe(token, &load_keys(options)?)?)
+        }
     }
     Ok(())
 }

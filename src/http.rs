@@ -38,8 +38,14 @@ pub fn router(schema: AppSchema, pool: Pool, auth: Arc<AuthConfig>) -> Router {
         .with_state(AppState { schema, pool, auth })
 }
 
-async fn graphql(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> Response {
-    let authorization = headers.get(header::AUTHORIZATION).map(|value| value.to_str().unwrap_or("invalid"));
+async fn graphql(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str().unwrap_or("invalid"));
     let viewer = match state.pool.get().await {
         Ok(mut conn) => auth::authenticate(&mut conn, &state.auth, authorization).await,
         Err(error) => Err(AppError::from(error)),
@@ -48,7 +54,10 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, request: Gra
         Ok(viewer) => viewer,
         Err(error) => return refused(error),
     };
-    let request = request.into_inner().data(loaders::new_loader(state.pool.clone())).data(viewer);
+    let request = request
+        .into_inner()
+        .data(loaders::new_loader(state.pool.clone()))
+        .data(viewer);
     GraphQLResponse::from(state.schema.execute(request).await).into_response()
 }
 
@@ -67,19 +76,31 @@ fn refused(error: AppError) -> Response {
     });
     let mut response = (status, Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
     }
     response
 }
 
 async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("Justice Counts GraphQL").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("Justice Counts GraphQL")
+            .finish(),
+    )
 }
 
 /// Ready when the database answers.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let answered = match state.pool.get().await {
-        Ok(mut conn) => diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn).await.is_ok(),
+        Ok(mut conn) => {
+            diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn)
+                .await
+                .is_ok()
+        }
         Err(_) => false,
     };
     if answered {

@@ -116,7 +116,9 @@ pub async fn authenticate(
     config: &AuthConfig,
     authorization: Option<&str>,
 ) -> AppResult<Viewer> {
-    let Some(header) = authorization else { return Ok(Viewer::Anonymous) };
+    let Some(header) = authorization else {
+        return Ok(Viewer::Anonymous);
+    };
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
@@ -127,9 +129,9 @@ pub async fn authenticate(
             "the access token was revoked; sign in again".into(),
         ));
     }
-    let user = User::find(conn, verified.user_id)
-        .await?
-        .ok_or_else(|| AppError::Unauthenticated("the access token's user no longer exists".into()))?;
+    let user = User::find(conn, verified.user_id).await?.ok_or_else(|| {
+        AppError::Unauthenticated("the access token's user no longer exists".into())
+    })?;
     let roles = User::effective_roles(conn, user.id).await?;
     Ok(Viewer::User(Arc::new(SignedIn {
         user_id: user.id,

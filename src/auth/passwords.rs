@@ -3,9 +3,9 @@
 
 use std::sync::LazyLock;
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 
 use crate::error::{AppError, AppResult};
 
@@ -32,7 +32,8 @@ pub fn hash(password: &str) -> AppResult<String> {
 }
 
 /// A hash no password matches, verified against when the account is unknown.
-static DECOY: LazyLock<Option<String>> = LazyLock::new(|| hash("decoy password of no account").ok());
+static DECOY: LazyLock<Option<String>> =
+    LazyLock::new(|| hash("decoy password of no account").ok());
 
 /// Whether `password` matches `stored`; with no stored hash, spends the same time and fails.
 /// The comparison of hash outputs is constant-time (argon2's verifier).
@@ -44,8 +45,12 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
             None => return false,
         },
     };
-    let Ok(parsed) = PasswordHash::new(candidate) else { return false };
-    let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    let Ok(parsed) = PasswordHash::new(candidate) else {
+        return false;
+    };
+    let matches = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
     matches && real
 }
 

@@ -169,19 +169,28 @@ impl Viewer {
                 permission.describe()
             )));
         }
-        Err(AppError::Forbidden(format!("your role does not allow you to {}", permission.describe())))
+        Err(AppError::Forbidden(format!(
+            "your role does not allow you to {}",
+            permission.describe()
+        )))
     }
 
     /// Succeeds for platform staff whose token allows administration.
     pub fn require_platform_admin(&self) -> AppResult<()> {
         let Self::User(user) = self else {
-            return Err(AppError::Unauthenticated("sign in to administer the platform".into()));
+            return Err(AppError::Unauthenticated(
+                "sign in to administer the platform".into(),
+            ));
         };
         if !user.is_platform_admin {
-            return Err(AppError::Forbidden("only platform staff may do this".into()));
+            return Err(AppError::Forbidden(
+                "only platform staff may do this".into(),
+            ));
         }
         if !user.token_allows(Operation::Admin, None) {
-            return Err(AppError::Forbidden("this access token does not allow administration".into()));
+            return Err(AppError::Forbidden(
+                "this access token does not allow administration".into(),
+            ));
         }
         Ok(())
     }

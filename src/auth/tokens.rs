@@ -37,7 +37,10 @@ use crate::models::ids::{AgencyId, UserId};
 
 /// Generous limits: the default (1 ms) is too tight for unoptimised builds.
 fn limits() -> AuthorizerLimits {
-    AuthorizerLimits { max_time: Duration::from_millis(200), ..AuthorizerLimits::default() }
+    AuthorizerLimits {
+        max_time: Duration::from_millis(200),
+        ..AuthorizerLimits::default()
+    }
 }
 
 /// Where the root key comes from.
@@ -61,44 +64,62 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TokenKeys(public: {})", self.root.public().to_bytes_hex())
+        write!(
+            f,
+            "TokenKeys(public: {})",
+            self.root.public().to_bytes_hex()
+        )
     }
 }
 
 fn parse_private(hex: &str) -> anyhow::Result<KeyPair> {
-    let key = PrivateKey::from_bytes_hex(hex.trim(), Algorithm::Ed25519)
-        .map_err(|error| anyhow::anyhow!("the token root key is not an Ed25519 key in hex: {error}"))?;
+    let key = PrivateKey::from_bytes_hex(hex.trim(), Algorithm::Ed25519).map_err(|error| {
+        anyhow::anyhow!("the token root key is not an Ed25519 key in hex: {error}")
+    })?;
     Ok(KeyPair::from(&key))
 }
 
 impl TokenKeys {
     /// A new random key pair.
     pub fn generate() -> Self {
-        Self { root: KeyPair::new() }
+        Self {
+            root: KeyPair::new(),
+        }
     }
 
     /// The key from configuration, or the data directory's key file (created on first use).
     pub fn load(source: &KeySource) -> anyhow::Result<Self> {
         if let Some(hex) = &source.hex {
-            return Ok(Self { root: parse_private(hex)? });
+            return Ok(Self {
+                root: parse_private(hex)?,
+            });
         }
         if let Some(file) = &source.file {
-            let hex = fs::read_to_string(file)
-                .with_context(|| format!("cannot read the token root key file {}", file.display()))?;
-            return Ok(Self { root: parse_private(&hex)? });
+            let hex = fs::read_to_string(file).with_context(|| {
+                format!("cannot read the token root key file {}", file.display())
+            })?;
+            return Ok(Self {
+                root: parse_private(&hex)?,
+            });
         }
         Self::load_or_create(&source.data_dir.join(KEY_FILE))
     }
 
     fn load_or_create(path: &Path) -> anyhow::Result<Self> {
         if let Ok(hex) = fs::read_to_string(path) {
-            return Ok(Self { root: parse_private(&hex)? });
+            return Ok(Self {
+                root: parse_private(&hex)?,
+            });
         }
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
         let keys = Self::generate();
-        let created = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
         match created {
             Ok(mut file) => {
                 file.write_all(keys.root.private().to_bytes_hex().as_bytes())?;
@@ -106,9 +127,9 @@ impl TokenKeys {
                 Ok(keys)
             }
             // Another process created it first: use theirs.
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                Ok(Self { root: parse_private(&fs::read_to_string(path)?)? })
-            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(Self {
+                root: parse_private(&fs::read_to_string(path)?)?,
+            }),
             Err(error) => Err(error).with_context(|| format!("cannot write {}", path.display())),
         }
     }
@@ -127,44 +148,63 @@ impl TokenKeys {
     ) -> AppResult<String> {
         let expires = to_system_time(expires_at);
         let user = i64::from(user.0);
-        let mut builder = biscuit!(
-            r#"user({user}); expires({expires}); check if time($t), $t < {expires};"#
-        );
+        let mut builder =
+            biscuit!(r#"user({user}); expires({expires}); check if time($t), $t < {expires};"#);
         if let Some(session) = session {
-            builder = builder.fact(fact!("session({session})")).map_err(token_error)?;
+            builder = builder
+                .fact(fact!("session({session})"))
+                .map_err(token_error)?;
         }
-        builder.build(&self.root).and_then(|token| token.to_base64()).map_err(token_error)
+        builder
+            .build(&self.root)
+            .and_then(|token| token.to_base64())
+            .map_err(token_error)
     }
 
     /// Checks a presented token's signature and that it is still usable; returns what it says.
     pub fn verify(&self, token: &str) -> AppResult<VerifiedToken> {
         let unauthenticated = |message: &str| AppError::Unauthenticated(message.into());
-        let biscuit = Biscuit::from_base64(token.trim(), self.public())
-            .map_err(|_| unauthenticated("the access token is malformed, tampered with or not issued by this server"))?;
+        let biscuit = Biscuit::from_base64(token.trim(), self.public()).map_err(|_| {
+            unauthenticated(
+                "the access token is malformed, tampered with or not issued by this server",
+            )
+        })?;
         let mut authorizer = AuthorizerBuilder::new()
             .set_limits(limits())
             .time()
             .build(&biscuit)
             .map_err(|_| unauthenticated("the access token cannot be read"))?;
-        let users: Vec<(i64,)> =
-            authorizer.query(rule("data($u) <- user($u)")?).map_err(token_error)?;
-        let sessions: Vec<(i64,)> =
-            authorizer.query(rule("data($s) <- session($s)")?).map_err(token_error)?;
-        let expiries: Vec<(SystemTime,)> =
-            authorizer.query(rule("data($e) <- expires($e)")?).map_err(token_error)?;
+        let users: Vec<(i64,)> = authorizer
+            .query(rule("data($u) <- user($u)")?)
+            .map_err(token_error)?;
+        let sessions: Vec<(i64,)> = authorizer
+            .query(rule("data($s) <- session($s)")?)
+            .map_err(token_error)?;
+        let expiries: Vec<(SystemTime,)> = authorizer
+            .query(rule("data($e) <- expires($e)")?)
+            .map_err(token_error)?;
         let (Some(&(user,)), Some(&(expires,))) = (users.first(), expiries.first()) else {
             return Err(unauthenticated("the access token does not name a user"));
         };
         let verified = VerifiedToken {
-            user_id: UserId(i32::try_from(user).map_err(|_| unauthenticated("the access token names no valid user"))?),
+            user_id: UserId(
+                i32::try_from(user)
+                    .map_err(|_| unauthenticated("the access token names no valid user"))?,
+            ),
             session_id: sessions.first().map(|&(session,)| session),
             expires_at: DateTime::<Utc>::from(expires),
-            revocation_ids: biscuit.revocation_identifiers().iter().map(|id| secrets::hex(id)).collect(),
+            revocation_ids: biscuit
+                .revocation_identifiers()
+                .iter()
+                .map(|id| secrets::hex(id))
+                .collect(),
             biscuit,
         };
         // Usable for at least something now: not expired, by its own or an appended check.
         if !verified.evaluate(&[Operation::Read, Operation::Write, Operation::Admin], None) {
-            return Err(unauthenticated("the access token has expired; renew it or sign in again"));
+            return Err(unauthenticated(
+                "the access token has expired; renew it or sign in again",
+            ));
         }
         Ok(verified)
     }
@@ -213,7 +253,9 @@ impl VerifiedToken {
                 let agency = i64::from(agency.0);
                 builder = builder.fact(fact!("agency({agency})"))?;
             }
-            let mut authorizer = builder.policy(policy!("allow if user($u)"))?.build(&self.biscuit)?;
+            let mut authorizer = builder
+                .policy(policy!("allow if user($u)"))?
+                .build(&self.biscuit)?;
             authorizer.authorize().map(drop)
         };
         run().is_ok()
@@ -240,8 +282,15 @@ pub fn attenuate(token: &str, restrictions: &Restrictions) -> anyhow::Result<Str
         block = block.check(check!(r#"check if operation("read")"#))?;
     }
     if !restrictions.agencies.is_empty() {
-        let list: Vec<String> = restrictions.agencies.iter().map(ToString::to_string).collect();
-        block = block.code(format!("reject if agency($a), ![{}].contains($a);", list.join(", ")))?;
+        let list: Vec<String> = restrictions
+            .agencies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        block = block.code(format!(
+            "reject if agency($a), ![{}].contains($a);",
+            list.join(", ")
+        ))?;
     }
     if let Some(expires_at) = restrictions.expires_at {
         let expires = to_system_time(expires_at);
@@ -252,11 +301,16 @@ pub fn attenuate(token: &str, restrictions: &Restrictions) -> anyhow::Result<Str
 
 /// The Datalog of every block of a token, after checking its signature.
 pub fn describe(token: &str, keys: &TokenKeys) -> anyhow::Result<String> {
-    let biscuit = Biscuit::from_base64(token.trim(), keys.public())
-        .map_err(|error| anyhow::anyhow!("the token does not verify with this server's key: {error}"))?;
+    let biscuit = Biscuit::from_base64(token.trim(), keys.public()).map_err(|error| {
+        anyhow::anyhow!("the token does not verify with this server's key: {error}")
+    })?;
     let mut text = String::new();
     for index in 0..biscuit.block_count() {
-        let title = if index == 0 { "authority".to_owned() } else { format!("block {index}") };
+        let title = if index == 0 {
+            "authority".to_owned()
+        } else {
+            format!("block {index}")
+        };
         let source = biscuit.print_block_source(index)?;
         text.push_str(&format!("// {title}\n{}\n", source.trim_end()));
     }
@@ -266,9 +320,13 @@ pub fn describe(token: &str, keys: &TokenKeys) -> anyhow::Result<String> {
 /// Parses a duration such as `90s`, `15m`, `1h` or `7d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 15m"))?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 15m"))?;
     let seconds = match unit {
         "s" => 1,
         "m" => 60,
@@ -304,7 +362,11 @@ mod tests {
         let token = keys.issue(UserId(7), None, in_minutes(5)).unwrap();
         let narrowed = attenuate(
             &token,
-            &Restrictions { read_only: true, agencies: vec![AgencyId(3)], expires_at: None },
+            &Restrictions {
+                read_only: true,
+                agencies: vec![AgencyId(3)],
+                expires_at: None,
+            },
         )
         .unwrap();
         let verified = keys.verify(&narrowed).unwrap();
@@ -314,7 +376,10 @@ mod tests {
         assert!(!verified.allows(Operation::Write, Some(AgencyId(3))));
         assert_eq!(verified.revocation_ids.len(), 2);
         let text = describe(&narrowed, &keys).unwrap();
-        assert!(text.contains("user(7)") && text.contains("operation(\"read\")"), "{text}");
+        assert!(
+            text.contains("user(7)") && text.contains("operation(\"read\")"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -325,7 +390,10 @@ mod tests {
         let token = keys.issue(UserId(7), None, in_minutes(5)).unwrap();
         let shortened = attenuate(
             &token,
-            &Restrictions { expires_at: Some(in_minutes(-1)), ..Restrictions::default() },
+            &Restrictions {
+                expires_at: Some(in_minutes(-1)),
+                ..Restrictions::default()
+            },
         )
         .unwrap();
         let error = keys.verify(&shortened).unwrap_err();

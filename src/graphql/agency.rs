@@ -68,7 +68,9 @@ impl Agency {
         };
         let loader = ctx.data_unchecked::<DbLoader>();
         let parent = loader.load_one(parent).await?;
-        Ok(parent.filter(|parent| viewer(ctx).can_see_agency(parent.scope())).map(Agency))
+        Ok(parent
+            .filter(|parent| viewer(ctx).can_see_agency(parent.scope()))
+            .map(Agency))
     }
 
     /// The agencies this superagency reports for that the viewer may see, ordered by name.
@@ -78,9 +80,16 @@ impl Agency {
             return Ok(Vec::new());
         }
         let loader = ctx.data_unchecked::<DbLoader>();
-        let children = loader.load_one(ChildrenOf(self.0.id)).await?.unwrap_or_default();
+        let children = loader
+            .load_one(ChildrenOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         let viewer = viewer(ctx);
-        Ok(children.into_iter().filter(|child| viewer.can_see_agency(child.scope())).map(Agency).collect())
+        Ok(children
+            .into_iter()
+            .filter(|child| viewer.can_see_agency(child.scope()))
+            .map(Agency)
+            .collect())
     }
 
     /// The agency's team: members and pending invitations, ordered by name. For members of
@@ -138,7 +147,11 @@ impl AgencyQuery {
         let mut conn = connection(ctx).await.gql()?;
         let agencies = model::Agency::list(&mut conn, &filter).await.gql()?;
         let viewer = viewer(ctx);
-        Ok(agencies.into_iter().filter(|agency| viewer.can_see_agency(agency.scope())).map(Agency).collect())
+        Ok(agencies
+            .into_iter()
+            .filter(|agency| viewer.can_see_agency(agency.scope()))
+            .map(Agency)
+            .collect())
     }
 
     /// One agency by id. Null, with a NOT_FOUND error, when there is no such agency or the
@@ -149,6 +162,8 @@ impl AgencyQuery {
         #[graphql(desc = "The agency's id.")] id: ID,
     ) -> async_graphql::Result<Option<Agency>> {
         let id: AgencyId = parse_id(&id, "agency").gql()?;
-        find_agency(ctx, id).await.map(|agency| Some(Agency(agency)))
+        find_agency(ctx, id)
+            .await
+            .map(|agency| Some(Agency(agency)))
     }
 }

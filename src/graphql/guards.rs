@@ -27,7 +27,9 @@ impl Can {
 
 impl Guard for Can {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        viewer(ctx).require(self.permission, self.scope).map_err(|error| error.extend())
+        viewer(ctx)
+            .require(self.permission, self.scope)
+            .map_err(|error| error.extend())
     }
 }
 
@@ -36,6 +38,9 @@ pub struct SignedIn;
 
 impl Guard for SignedIn {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        viewer(ctx).signed_in().map(drop).map_err(|error| error.extend())
+        viewer(ctx)
+            .signed_in()
+            .map(drop)
+            .map_err(|error| error.extend())
     }
 }

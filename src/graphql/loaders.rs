@@ -58,7 +58,10 @@ impl Loader<AgencyId> for Db {
         }
         let mut conn = self.connection().await?;
         let agencies = Agency::by_ids(&mut conn, keys).await.gql()?;
-        Ok(agencies.into_iter().map(|agency| (agency.id, agency)).collect())
+        Ok(agencies
+            .into_iter()
+            .map(|agency| (agency.id, agency))
+            .collect())
     }
 }
 
@@ -70,14 +73,19 @@ impl Loader<ChildrenOf> for Db {
     type Value = Vec<Agency>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[ChildrenOf]) -> Result<HashMap<ChildrenOf, Vec<Agency>>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[ChildrenOf],
+    ) -> Result<HashMap<ChildrenOf, Vec<Agency>>, Self::Error> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
         let parents: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
         let mut conn = self.connection().await?;
         let children = Agency::children_of(&mut conn, &parents).await.gql()?;
-        Ok(group(keys, children, |child| child.super_agency_id.map(ChildrenOf)))
+        Ok(group(keys, children, |child| {
+            child.super_agency_id.map(ChildrenOf)
+        }))
     }
 }
 
@@ -103,14 +111,19 @@ impl Loader<MembershipsOf> for Db {
     type Value = Vec<Membership>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[MembershipsOf]) -> Result<HashMap<MembershipsOf, Vec<Membership>>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[MembershipsOf],
+    ) -> Result<HashMap<MembershipsOf, Vec<Membership>>, Self::Error> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
         let users: Vec<UserId> = keys.iter().map(|key| key.0).collect();
         let mut conn = self.connection().await?;
         let memberships = Membership::of_users(&mut conn, &users).await.gql()?;
-        Ok(group(keys, memberships, |membership| Some(MembershipsOf(membership.user_id))))
+        Ok(group(keys, memberships, |membership| {
+            Some(MembershipsOf(membership.user_id))
+        }))
     }
 }
 
@@ -122,13 +135,18 @@ impl Loader<TeamOf> for Db {
     type Value = Vec<(Membership, User)>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[TeamOf]) -> Result<HashMap<TeamOf, Vec<(Membership, User)>>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[TeamOf],
+    ) -> Result<HashMap<TeamOf, Vec<(Membership, User)>>, Self::Error> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
         let agencies: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
         let mut conn = self.connection().await?;
         let members = Membership::of_agencies(&mut conn, &agencies).await.gql()?;
-        Ok(group(keys, members, |(membership, _)| Some(TeamOf(membership.agency_id))))
+        Ok(group(keys, members, |(membership, _)| {
+            Some(TeamOf(membership.agency_id))
+        }))
     }
 }

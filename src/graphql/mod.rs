@@ -23,7 +23,11 @@ use crate::models::ids::AgencyId;
 
 /// The root query type.
 #[derive(MergedObject, Default)]
-pub struct Query(agency::AgencyQuery, catalogue::CatalogueQuery, user::UserQuery);
+pub struct Query(
+    agency::AgencyQuery,
+    catalogue::CatalogueQuery,
+    user::UserQuery,
+);
 
 /// The root mutation type.
 #[derive(MergedObject, Default)]
@@ -80,7 +84,10 @@ pub(crate) fn auth_config<'a>(ctx: &Context<'a>) -> &'a Arc<AuthConfig> {
 /// The agency with this id if the viewer may see it; NOT_FOUND otherwise, exactly as for an
 /// agency that does not exist.
 pub(crate) async fn find_agency(ctx: &Context<'_>, id: AgencyId) -> async_graphql::Result<Agency> {
-    let agency = ctx.data_unchecked::<loaders::DbLoader>().load_one(id).await?;
+    let agency = ctx
+        .data_unchecked::<loaders::DbLoader>()
+        .load_one(id)
+        .await?;
     match agency {
         Some(agency) if guards::viewer(ctx).can_see_agency(agency.scope()) => Ok(agency),
         _ => Err(agency_not_found(id).into_gql()),

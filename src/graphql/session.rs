@@ -3,9 +3,9 @@
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{Gql, auth_config, connection};
 use super::guards::{SignedIn, viewer};
 use super::user::CurrentUser;
+use super::{Gql, auth_config, connection};
 use crate::auth::{AuthConfig, passwords, secrets};
 use crate::db::PooledConnection;
 use crate::error::{AppError, AppResult};
@@ -48,11 +48,22 @@ pub(crate) async fn open_session(
 ) -> AppResult<SessionPayload> {
     let refresh_token = secrets::generate(REFRESH_PREFIX);
     let refresh_expires = Utc::now() + config.session_lifetime;
-    let session = Session::start(conn, user.id, &secrets::digest(&refresh_token), refresh_expires).await?;
+    let session = Session::start(
+        conn,
+        user.id,
+        &secrets::digest(&refresh_token),
+        refresh_expires,
+    )
+    .await?;
     payload(config, user, session, refresh_token)
 }
 
-fn payload(config: &AuthConfig, user: User, session: Session, refresh_token: String) -> AppResult<SessionPayload> {
+fn payload(
+    config: &AuthConfig,
+    user: User,
+    session: Session,
+    refresh_token: String,
+) -> AppResult<SessionPayload> {
     let expires = Utc::now() + config.access_token_lifetime;
     let access_token = config.keys.issue(user.id, Some(session.id), expires)?;
     Ok(SessionPayload {
@@ -81,10 +92,14 @@ impl SessionMutation {
         let user = User::find_by_email(&mut conn, &input.email).await.gql()?;
         let hash = user.as_ref().and_then(|user| user.password_hash.as_deref());
         if !passwords::verify(&input.password, hash) {
-            return Err(AppError::Unauthenticated("the email or password is wrong".into()).into_gql());
+            return Err(
+                AppError::Unauthenticated("the email or password is wrong".into()).into_gql(),
+            );
         }
         let Some(user) = user else {
-            return Err(AppError::Unauthenticated("the email or password is wrong".into()).into_gql());
+            return Err(
+                AppError::Unauthenticated("the email or password is wrong".into()).into_gql(),
+            );
         };
         open_session(&mut conn, auth_config(ctx), user).await.gql()
     }
@@ -94,22 +109,33 @@ impl SessionMutation {
     async fn renew_session(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The refresh token from `signIn` or the last renewal.")] refresh_token: String,
+        #[graphql(desc = "The refresh token from `signIn` or the last renewal.")]
+        refresh_token: String,
     ) -> async_graphql::Result<SessionPayload> {
         let config = auth_config(ctx);
         let mut conn = connection(ctx).await.gql()?;
         let next = secrets::generate(REFRESH_PREFIX);
         let expires = Utc::now() + config.session_lifetime;
-        let session = Session::rotate(&mut conn, &secrets::digest(&refresh_token), &secrets::digest(&next), expires)
-            .await
-            .gql()?
-            .ok_or_else(|| {
-                AppError::Unauthenticated("the refresh token is unknown, used, expired or revoked".into()).into_gql()
-            })?;
+        let session = Session::rotate(
+            &mut conn,
+            &secrets::digest(&refresh_token),
+            &secrets::digest(&next),
+            expires,
+        )
+        .await
+        .gql()?
+        .ok_or_else(|| {
+            AppError::Unauthenticated(
+                "the refresh token is unknown, used, expired or revoked".into(),
+            )
+            .into_gql()
+        })?;
         let user = User::find(&mut conn, session.user_id)
             .await
             .gql()?
-            .ok_or_else(|| AppError::Unauthenticated("the user no longer exists".into()).into_gql())?;
+            .ok_or_else(|| {
+                AppError::Unauthenticated("the user no longer exists".into()).into_gql()
+            })?;
         payload(config, user, session, next).gql()
     }
 

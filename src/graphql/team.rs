@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::guards::{Can, viewer};
+use super::guards::{Can, SignedIn, viewer};
 use super::loaders::{DbLoader, TeamOf};
 use super::session::{SessionPayload, open_session};
 use super::{Gql, auth_config, connection, find_agency, parse_id};
@@ -28,7 +28,11 @@ pub struct TeamMember {
 impl TeamMember {
     /// A member of the agency `scope`.
     pub fn new(membership: Membership, user: User, scope: AgencyScope) -> Self {
-        Self { membership, user, scope }
+        Self {
+            membership,
+            user,
+            scope,
+        }
     }
 }
 
@@ -81,7 +85,10 @@ pub async fn team_of(ctx: &Context<'_>, agency: &Agency) -> async_graphql::Resul
         .await?
         .unwrap_or_default();
     let scope = agency.scope();
-    Ok(members.into_iter().map(|(membership, user)| TeamMember::new(membership, user, scope)).collect())
+    Ok(members
+        .into_iter()
+        .map(|(membership, user)| TeamMember::new(membership, user, scope))
+        .collect())
 }
 
 /// Who to invite, and as what.
@@ -126,6 +133,7 @@ impl TeamMutation {
     /// Invites an email address into an agency with a role (agency admins). The membership is
     /// PENDING until the invitee accepts with the returned code. CONFLICT when the address is
     /// a member already.
+    #[graphql(guard = "SignedIn")]
     async fn invite_member(
         &self,
         ctx: &Context<'_>,
@@ -134,10 +142,14 @@ impl TeamMutation {
         let agency_id: AgencyId = parse_id(&input.agency_id, "agency").gql()?;
         let agency = find_agency(ctx, agency_id).await?;
         let viewer = viewer(ctx);
-        viewer.require(Permission::ManageAgency, agency.scope()).gql()?;
+        viewer
+            .require(Permission::ManageAgency, agency.scope())
+            .gql()?;
         let email = input.email.trim();
         if !email.contains('@') || email.chars().any(char::is_whitespace) {
-            return Err(AppError::BadUserInput(format!("{email:?} is not an email address")).into_gql());
+            return Err(
+                AppError::BadUserInput(format!("{email:?} is not an email address")).into_gql(),
+            );
         }
         if input.name.trim().is_empty() {
             return Err(AppError::BadUserInput("the invitee's name is required".into()).into_gql());
@@ -156,7 +168,10 @@ impl TeamMutation {
         )
         .await
         .gql()?;
-        Ok(InvitationPayload { invitation_code: code, member: TeamMember::new(membership, user, agency.scope()) })
+        Ok(InvitationPayload {
+            invitation_code: code,
+            member: TeamMember::new(membership, user, agency.scope()),
+        })
     }
 
     /// Accepts an invitation with its one-time code and signs the invitee in. The invitee
@@ -167,9 +182,13 @@ impl TeamMutation {
         #[graphql(desc = "The code and the password.")] input: AcceptInvitationInput,
     ) -> async_graphql::Result<SessionPayload> {
         let mut conn = connection(ctx).await.gql()?;
-        let user = user::accept_invitation(&mut conn, &secrets::digest(input.code.trim()), &input.password)
-            .await
-            .gql()?;
+        let user = user::accept_invitation(
+            &mut conn,
+            &secrets::digest(input.code.trim()),
+            &input.password,
+        )
+        .await
+        .gql()?;
         open_session(&mut conn, auth_config(ctx), user).await.gql()
     }
 }

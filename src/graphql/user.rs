@@ -3,8 +3,8 @@
 use async_graphql::{Context, Object};
 use chrono::{DateTime, Utc};
 
-use super::agency::Agency;
 use super::Gql;
+use super::agency::Agency;
 use super::guards::{SignedIn, viewer};
 use super::loaders::{DbLoader, MembershipsOf};
 use crate::auth::permissions::Operation;
@@ -49,10 +49,16 @@ impl CurrentUser {
             .unwrap_or_default();
         // A token narrowed to some agencies shows only those.
         let allowed = |membership: &Membership| match viewer(ctx) {
-            crate::auth::Viewer::User(user) => user.token_allows(Operation::Read, Some(membership.agency_id)),
+            crate::auth::Viewer::User(user) => {
+                user.token_allows(Operation::Read, Some(membership.agency_id))
+            }
             crate::auth::Viewer::Anonymous => false,
         };
-        Ok(memberships.into_iter().filter(allowed).map(AgencyMembership).collect())
+        Ok(memberships
+            .into_iter()
+            .filter(allowed)
+            .map(AgencyMembership)
+            .collect())
     }
 }
 
@@ -66,7 +72,9 @@ impl AgencyMembership {
     async fn agency(&self, ctx: &Context<'_>) -> async_graphql::Result<Agency> {
         let loader = ctx.data_unchecked::<DbLoader>();
         let agency = loader.load_one(self.0.agency_id).await?;
-        agency.map(Agency).ok_or_else(|| AppError::NotFound("the agency no longer exists".into()).into_gql())
+        agency
+            .map(Agency)
+            .ok_or_else(|| AppError::NotFound("the agency no longer exists".into()).into_gql())
     }
 
     /// The user's role in the agency.
@@ -101,6 +109,7 @@ impl UserQuery {
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<CurrentUser> {
         let id: UserId = viewer(ctx).signed_in().gql()?.user_id;
         let user = ctx.data_unchecked::<DbLoader>().load_one(id).await?;
-        user.map(CurrentUser).ok_or_else(|| AppError::Unauthenticated("the user no longer exists".into()).into_gql())
+        user.map(CurrentUser)
+            .ok_or_else(|| AppError::Unauthenticated("the user no longer exists".into()).into_gql())
     }
 }

@@ -67,7 +67,10 @@ fn escape_like(text: &str) -> String {
 impl Agency {
     /// What a permission decision about this agency needs to know.
     pub fn scope(&self) -> AgencyScope {
-        AgencyScope { id: self.id, is_public: self.is_dashboard_enabled }
+        AgencyScope {
+            id: self.id,
+            is_public: self.is_dashboard_enabled,
+        }
     }
 
     /// The systems it reports for.
@@ -94,7 +97,8 @@ impl Agency {
             Visibility::All => {}
             Visibility::PublicOnly => query = query.filter(agencies::is_dashboard_enabled),
             Visibility::PublicAndListed(ids) => {
-                query = query.filter(agencies::is_dashboard_enabled.or(agencies::id.eq_any(ids.clone())));
+                query = query
+                    .filter(agencies::is_dashboard_enabled.or(agencies::id.eq_any(ids.clone())));
             }
         }
         query.order((agencies::name, agencies::id)).load(conn).await

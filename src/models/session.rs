@@ -66,11 +66,15 @@ impl Session {
 
     /// Ends a session: its refresh token and every access token naming it stop working.
     pub async fn revoke(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
-        diesel::update(sessions::table.find(id).filter(sessions::revoked_at.is_null()))
-            .set(sessions::revoked_at.eq(now))
-            .execute(conn)
-            .await
-            .map(drop)
+        diesel::update(
+            sessions::table
+                .find(id)
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set(sessions::revoked_at.eq(now))
+        .execute(conn)
+        .await
+        .map(drop)
     }
 }
 
@@ -82,7 +86,12 @@ pub async fn revoke_tokens(
 ) -> QueryResult<()> {
     let rows: Vec<_> = revocation_ids
         .iter()
-        .map(|id| (revoked_tokens::revocation_id.eq(id), revoked_tokens::user_id.eq(user)))
+        .map(|id| {
+            (
+                revoked_tokens::revocation_id.eq(id),
+                revoked_tokens::user_id.eq(user),
+            )
+        })
         .collect();
     diesel::insert_into(revoked_tokens::table)
         .values(rows)
@@ -98,13 +107,14 @@ pub async fn is_revoked(
     revocation_ids: &[String],
     session: Option<i64>,
 ) -> QueryResult<bool> {
-    let token_revoked = exists(
-        revoked_tokens::table.filter(revoked_tokens::revocation_id.eq_any(revocation_ids)),
-    );
+    let token_revoked =
+        exists(revoked_tokens::table.filter(revoked_tokens::revocation_id.eq_any(revocation_ids)));
     let session_ended = exists(
         sessions::table
             .filter(sessions::id.nullable().eq(session))
             .filter(sessions::revoked_at.is_not_null()),
     );
-    select(token_revoked.or(session_ended)).get_result(conn).await
+    select(token_revoked.or(session_ended))
+        .get_result(conn)
+        .await
 }

@@ -32,7 +32,12 @@ pub struct User {
 impl User {
     /// The user with this id.
     pub async fn find(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<Option<Self>> {
-        users::table.find(id).select(Self::as_select()).first(conn).await.optional()
+        users::table
+            .find(id)
+            .select(Self::as_select())
+            .first(conn)
+            .await
+            .optional()
     }
 
     /// The users with these ids, in no particular order.
@@ -40,15 +45,24 @@ impl User {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        users::table.filter(users::id.eq_any(ids)).select(Self::as_select()).load(conn).await
+        users::table
+            .filter(users::id.eq_any(ids))
+            .select(Self::as_select())
+            .load(conn)
+            .await
     }
 
     /// The user with this email address, ignoring case.
-    pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> QueryResult<Option<Self>> {
+    pub async fn find_by_email(
+        conn: &mut AsyncPgConnection,
+        email: &str,
+    ) -> QueryResult<Option<Self>> {
         users::table
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(users.email) = lower(")
-                .bind::<diesel::sql_types::Text, _>(email.trim().to_owned())
-                .sql(")"))
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(users.email) = lower(")
+                    .bind::<diesel::sql_types::Text, _>(email.trim().to_owned())
+                    .sql(")"),
+            )
             .select(Self::as_select())
             .first(conn)
             .await
@@ -116,7 +130,10 @@ pub struct Membership {
 
 impl Membership {
     /// The memberships of these users, ordered by agency.
-    pub async fn of_users(conn: &mut AsyncPgConnection, users: &[UserId]) -> QueryResult<Vec<Self>> {
+    pub async fn of_users(
+        conn: &mut AsyncPgConnection,
+        users: &[UserId],
+    ) -> QueryResult<Vec<Self>> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
@@ -161,9 +178,13 @@ pub async fn invite(
         let user = match User::find_by_email(conn, email).await? {
             Some(user) => user,
             None => {
-                let id = NewUser { name: name.trim().into(), email: email.trim().into(), is_platform_admin: false }
-                    .insert(conn)
-                    .await?;
+                let id = NewUser {
+                    name: name.trim().into(),
+                    email: email.trim().into(),
+                    is_platform_admin: false,
+                }
+                .insert(conn)
+                .await?;
                 User::find(conn, id).await?.ok_or(diesel::NotFound)?
             }
         };
@@ -203,7 +224,9 @@ pub async fn accept_invitation(
     password: &str,
 ) -> AppResult<User> {
     conn.transaction(async |conn| {
-        let invalid = || AppError::BadUserInput("the invitation code is not valid or was already used".into());
+        let invalid = || {
+            AppError::BadUserInput("the invitation code is not valid or was already used".into())
+        };
         let pending: Option<Membership> = memberships::table
             .filter(memberships::invitation_code_hash.eq(code_digest))
             .filter(memberships::invitation_status.eq(InvitationStatus::Pending))
@@ -213,7 +236,9 @@ pub async fn accept_invitation(
             .await
             .optional()?;
         let membership = pending.ok_or_else(invalid)?;
-        let user = User::find(conn, membership.user_id).await?.ok_or_else(invalid)?;
+        let user = User::find(conn, membership.user_id)
+            .await?
+            .ok_or_else(invalid)?;
         match &user.password_hash {
             Some(existing) => {
                 if !crate::auth::passwords::verify(password, Some(existing)) {

@@ -402,7 +402,11 @@ async fn seed_in_transaction(
         .insert(conn)
         .await?;
         // The invitee has not chosen a password yet.
-        if user.memberships.iter().all(|&(_, _, status)| status == InvitationStatus::Accepted) {
+        if user
+            .memberships
+            .iter()
+            .all(|&(_, _, status)| status == InvitationStatus::Accepted)
+        {
             let hash = crate::auth::passwords::hash(DEMO_PASSWORD).map_err(SeedError::Password)?;
             User::set_password_hash(conn, id, &hash).await?;
         }

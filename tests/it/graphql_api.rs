@@ -88,7 +88,9 @@ async fn agencies_can_be_filtered_by_state_system_and_name() {
         ),
     ];
     for (filter, expected) in cases {
-        let response = app.graphql_as(Some(&admin), query, json!({ "filter": filter })).await;
+        let response = app
+            .graphql_as(Some(&admin), query, json!({ "filter": filter }))
+            .await;
         assert_eq!(names(&response["data"]["agencies"]), expected, "{filter}");
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod authorization;
 mod catalogue;
 mod cluster;
 mod constraints;
@@ -11,4 +12,6 @@ mod migrations;
 mod schema_export;
 mod seed;
 mod server_binary;
+mod sign_in;
 mod support;
+mod tokens;

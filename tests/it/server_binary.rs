@@ -189,3 +189,91 @@ async fn seed_scale_one_generates_a_hundred_agencies_and_reports_its_rate() {
     );
     assert!(stdout.contains("rows/s"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_command_issues_narrows_and_inspects_tokens() {
+    use justice_counts::auth::AuthConfig;
+    use justice_counts::auth::tokens::{KeySource, TokenKeys};
+
+    let db = TestDb::with_demo().await;
+    let dir = data_dir();
+    // The key file the server generates in its data directory, passed on as configuration.
+    TokenKeys::load(&KeySource {
+        data_dir: dir.path().to_owned(),
+        ..KeySource::default()
+    })
+    .unwrap();
+    let key_hex = std::fs::read_to_string(dir.path().join("token-root-key")).unwrap();
+    let run = |args: Vec<&str>| {
+        let mut command = command(dir.path());
+        command
+            .env("DATABASE_URL", &db.url)
+            .env("TOKEN_ROOT_KEY", &key_hex)
+            .args(args);
+        command
+    };
+    let issued = run(vec![
+        "token",
+        "issue",
+        "--email",
+        "sheriff.admin@example.com",
+        "--lifetime",
+        "10m",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let token = String::from_utf8(issued.stdout).unwrap().trim().to_owned();
+
+    let narrowed = run(vec!["token", "attenuate", "--token", &token, "--read-only"])
+        .output()
+        .await
+        .unwrap();
+    assert!(narrowed.status.success());
+    let narrowed = String::from_utf8(narrowed.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let inspected = run(vec!["token", "inspect", "--token", &narrowed])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8(inspected.stdout).unwrap();
+    assert!(
+        text.contains("// authority") && text.contains("check if operation(\"read\")"),
+        "{text}"
+    );
+
+    let keys = TokenKeys::load(&KeySource {
+        hex: Some(key_hex.clone()),
+        ..KeySource::default()
+    })
+    .unwrap();
+    let app = crate::support::TestApp::spawn_with(&db, AuthConfig::new(keys)).await;
+    let me = app
+        .graphql_as(Some(&token), "{ me { email } }", json!({}))
+        .await;
+    assert_eq!(
+        me["data"]["me"]["email"], "sheriff.admin@example.com",
+        "{me}"
+    );
+    let invite = "mutation { inviteMember(input: {agencyId: \"2\", email: \"z@example.com\", name: \"Z\", role: READ_ONLY}) { invitationCode } }";
+    let denied = app.graphql_as(Some(&narrowed), invite, json!({})).await;
+    assert_eq!(
+        crate::support::error_codes(&denied),
+        ["FORBIDDEN"],
+        "{denied}"
+    );
+    assert!(
+        denied["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("access token"),
+        "{denied}"
+    );
+}

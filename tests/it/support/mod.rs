@@ -217,10 +217,16 @@ impl TestApp {
         let auth = Arc::new(auth);
         let schema = graphql::build_schema(db.pool.clone(), db.catalogue.clone(), auth.clone());
         let router = http::router(schema, db.pool.clone(), auth.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let address = listener.local_addr().expect("address");
         tokio::spawn(async move { axum::serve(listener, router).await });
-        Self { base_url: format!("http://{address}"), client: reqwest::Client::new(), auth }
+        Self {
+            base_url: format!("http://{address}"),
+            client: reqwest::Client::new(),
+            auth,
+        }
     }
 
     /// Posts a GraphQL request without a token and returns the response body.
@@ -240,7 +246,10 @@ impl TestApp {
         }
         let response = request.send().await.expect("request sent");
         let status = response.status();
-        assert!(status.is_success() || status.as_u16() == 401, "HTTP {status}");
+        assert!(
+            status.is_success() || status.as_u16() == 401,
+            "HTTP {status}"
+        );
         response.json().await.expect("JSON body")
     }
 
@@ -254,7 +263,11 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no user {email}"));
         self.auth
             .keys
-            .issue(user.id, None, chrono::Utc::now() + chrono::Duration::hours(1))
+            .issue(
+                user.id,
+                None,
+                chrono::Utc::now() + chrono::Duration::hours(1),
+            )
             .expect("token")
     }
 }

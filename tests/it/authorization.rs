@@ -1,0 +1,318 @@
+//! The role table, enforced by the server: every role against every mutation and every
+//! non-public query field. The subject agency is Pine County Sheriff's Office, which has a
+//! public dashboard and belongs to the Pine County superagency; Pine County Community
+//! Corrections is a sibling without a public dashboard.
+
+use std::collections::BTreeSet;
+
+use justice_counts::models::enums::AgencyRole;
+use justice_counts::models::user;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, TestDb, error_codes};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Anonymous,
+    ReadOnly,
+    Contributor,
+    AgencyAdmin,
+    OtherAgency,
+    Superagency,
+    PlatformAdmin,
+}
+
+const ROLES: [Role; 7] = [
+    Role::Anonymous,
+    Role::ReadOnly,
+    Role::Contributor,
+    Role::AgencyAdmin,
+    Role::OtherAgency,
+    Role::Superagency,
+    Role::PlatformAdmin,
+];
+
+impl Role {
+    fn email(self) -> Option<&'static str> {
+        match self {
+            Self::Anonymous => None,
+            Self::ReadOnly => Some("sheriff.reader@example.com"),
+            Self::Contributor => Some("sheriff.contributor@example.com"),
+            Self::AgencyAdmin => Some("sheriff.admin@example.com"),
+            Self::OtherAgency => Some("harbor.contributor@example.com"),
+            Self::Superagency => Some("council.admin@example.com"),
+            Self::PlatformAdmin => Some("admin@example.com"),
+        }
+    }
+}
+
+const OK: Option<&str> = None;
+const UNAUTHENTICATED: Option<&str> = Some("UNAUTHENTICATED");
+const FORBIDDEN: Option<&str> = Some("FORBIDDEN");
+const NOT_FOUND: Option<&str> = Some("NOT_FOUND");
+
+/// Which variables a case needs.
+#[derive(Debug, Clone, Copy)]
+enum Input {
+    Sheriff,
+    Corrections,
+    InviteToSheriff,
+    InviteToCorrections,
+    SignIn,
+    RefreshToken,
+    InvitationCode,
+    Nothing,
+}
+
+struct Case {
+    /// The root field (mutation name, or query field and path) the case covers.
+    covers: &'static str,
+    document: &'static str,
+    input: Input,
+    /// Expected error code (None: allowed) for each of ROLES, in order.
+    expected: [Option<&'static str>; 7],
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            covers: "me",
+            document: "{ me { id email memberships { role agency { name } } } }",
+            input: Input::Nothing,
+            expected: [UNAUTHENTICATED, OK, OK, OK, OK, OK, OK],
+        },
+        Case {
+            covers: "agency.team",
+            document: "query($agency: ID!) { agency(id: $agency) { team { name role invitationStatus } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.team.email",
+            document: "query($agency: ID!) { agency(id: $agency) { team { email } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency(non-public)",
+            document: "query($agency: ID!) { agency(id: $agency) { name } }",
+            input: Input::Corrections,
+            expected: [
+                NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK, OK,
+            ],
+        },
+        Case {
+            covers: "inviteMember",
+            document: "mutation($input: InviteMemberInput!) { inviteMember(input: $input) { invitationCode member { role } } }",
+            input: Input::InviteToSheriff,
+            expected: [UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "inviteMember",
+            document: "mutation($input: InviteMemberInput!) { inviteMember(input: $input) { invitationCode } }",
+            input: Input::InviteToCorrections,
+            expected: [
+                UNAUTHENTICATED,
+                NOT_FOUND,
+                NOT_FOUND,
+                NOT_FOUND,
+                NOT_FOUND,
+                OK,
+                OK,
+            ],
+        },
+        Case {
+            covers: "signIn",
+            document: "mutation($input: SignInInput!) { signIn(input: $input) { accessToken } }",
+            input: Input::SignIn,
+            expected: [OK; 7],
+        },
+        Case {
+            covers: "renewSession",
+            document: "mutation($refreshToken: String!) { renewSession(refreshToken: $refreshToken) { accessToken } }",
+            input: Input::RefreshToken,
+            expected: [OK; 7],
+        },
+        Case {
+            covers: "acceptInvitation",
+            document: "mutation($input: AcceptInvitationInput!) { acceptInvitation(input: $input) { accessToken } }",
+            input: Input::InvitationCode,
+            expected: [OK; 7],
+        },
+        Case {
+            covers: "signOut",
+            document: "mutation { signOut }",
+            input: Input::Nothing,
+            expected: [UNAUTHENTICATED, OK, OK, OK, OK, OK, OK],
+        },
+    ]
+}
+
+/// Query fields anyone may use; the visibility rules inside them are covered by other tests.
+const PUBLIC_QUERY_FIELDS: [&str; 5] = [
+    "agencies",
+    "agency",
+    "systems",
+    "metricDefinitions",
+    "metricDefinition",
+];
+
+struct Fixture {
+    sheriff: String,
+    corrections: String,
+}
+
+async fn agency_id(app: &TestApp, admin: &str, name: &str) -> String {
+    let response = app
+        .graphql_as(
+            Some(admin),
+            "query($name: String) { agencies(filter: {nameContains: $name}) { id } }",
+            json!({ "name": name }),
+        )
+        .await;
+    response["data"]["agencies"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn variables(
+    app: &TestApp,
+    db: &TestDb,
+    fixture: &Fixture,
+    input: Input,
+    label: &str,
+) -> Value {
+    match input {
+        Input::Nothing => json!({}),
+        Input::Sheriff => json!({ "agency": fixture.sheriff }),
+        Input::Corrections => json!({ "agency": fixture.corrections }),
+        Input::InviteToSheriff | Input::InviteToCorrections => {
+            let agency = if matches!(input, Input::InviteToSheriff) {
+                &fixture.sheriff
+            } else {
+                &fixture.corrections
+            };
+            json!({ "input": {
+                "agencyId": agency,
+                "email": format!("invitee-{label}@example.com"),
+                "name": "New Member",
+                "role": "CONTRIBUTOR",
+            } })
+        }
+        Input::SignIn => {
+            json!({ "input": { "email": "sheriff.reader@example.com", "password": "justice-counts-demo" } })
+        }
+        Input::RefreshToken => {
+            let response = app
+                .graphql(
+                    "mutation { signIn(input: {email: \"sheriff.reader@example.com\", password: \"justice-counts-demo\"}) { refreshToken } }",
+                    json!({}),
+                )
+                .await;
+            json!({ "refreshToken": response["data"]["signIn"]["refreshToken"] })
+        }
+        Input::InvitationCode => {
+            let mut conn = db.connect().await;
+            let code = format!("jci_table_{label}");
+            let inviter =
+                justice_counts::models::user::User::find_by_email(&mut conn, "admin@example.com")
+                    .await
+                    .unwrap()
+                    .unwrap();
+            let sheriff = fixture.sheriff.parse().unwrap();
+            user::invite(
+                &mut conn,
+                sheriff,
+                &format!("accepting-{label}@example.com"),
+                "Accepting Member",
+                AgencyRole::ReadOnly,
+                &justice_counts::auth::secrets::digest(&code),
+                inviter.id,
+            )
+            .await
+            .unwrap();
+            json!({ "input": { "code": code, "password": "a long new password" } })
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_gets_exactly_what_the_role_table_allows() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let admin = app.token_for(&db, "admin@example.com").await;
+    let fixture = Fixture {
+        sheriff: agency_id(&app, &admin, "Sheriff").await,
+        corrections: agency_id(&app, &admin, "Community Corrections").await,
+    };
+
+    let mut failures = Vec::new();
+    for (case_index, case) in cases().iter().enumerate() {
+        for (role, expected) in ROLES.iter().zip(case.expected) {
+            // A fresh token for each call: signing out revokes the token it is made with.
+            let token = match role.email() {
+                Some(email) => Some(app.token_for(&db, email).await),
+                None => None,
+            };
+            let label = format!("{case_index}-{role:?}").to_lowercase();
+            let variables = variables(&app, &db, &fixture, case.input, &label).await;
+            let response = app
+                .graphql_as(token.as_deref(), case.document, variables)
+                .await;
+            let codes = error_codes(&response);
+            let outcome_matches = match expected {
+                None => codes.is_empty(),
+                Some(code) => !codes.is_empty() && codes.iter().all(|c| c == code),
+            };
+            if !outcome_matches {
+                failures.push(format!(
+                    "{} as {role:?}: expected {}, got {response}",
+                    case.covers,
+                    expected.unwrap_or("success")
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn the_table_covers_every_mutation_and_every_root_query_field() {
+    let response = justice_counts::graphql::bare_schema()
+        .execute("{ __schema { queryType { fields { name } } mutationType { fields { name } } } }")
+        .await;
+    let data = response.data.into_json().unwrap();
+    let names = |kind: &str| -> BTreeSet<String> {
+        data["__schema"][kind]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|field| field["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let covered: BTreeSet<String> = cases().iter().map(|case| case.covers.to_owned()).collect();
+
+    let uncovered_mutations: Vec<_> = names("mutationType")
+        .into_iter()
+        .filter(|name| !covered.contains(name))
+        .collect();
+    assert!(
+        uncovered_mutations.is_empty(),
+        "mutations missing from the role table: {uncovered_mutations:?}"
+    );
+
+    let uncovered_queries: Vec<_> = names("queryType")
+        .into_iter()
+        .filter(|name| !PUBLIC_QUERY_FIELDS.contains(&name.as_str()))
+        .filter(|name| {
+            !covered
+                .iter()
+                .any(|covered| covered == name || covered.starts_with(&format!("{name}.")))
+        })
+        .collect();
+    assert!(
+        uncovered_queries.is_empty(),
+        "query fields neither public nor in the role table: {uncovered_queries:?}"
+    );
+}

@@ -1,0 +1,246 @@
+//! Signing in, renewing, signing out and accepting invitations, end to end over HTTP.
+
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, TestDb, error_codes};
+
+const SIGN_IN: &str = "mutation($email: String!, $password: String!) {
+    signIn(input: {email: $email, password: $password}) {
+        accessToken accessTokenExpiresAt refreshToken refreshTokenExpiresAt user { email }
+    }
+}";
+const RENEW: &str =
+    "mutation($token: String!) { renewSession(refreshToken: $token) { accessToken refreshToken } }";
+const ME: &str = "{ me { email memberships { role invitationStatus agency { name } } } }";
+
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> Value {
+    app.graphql(SIGN_IN, json!({ "email": email, "password": password }))
+        .await
+}
+
+#[tokio::test]
+async fn a_user_signs_in_with_email_and_password() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let response = sign_in(&app, "Sheriff.Admin@Example.com", "justice-counts-demo").await;
+    let session = &response["data"]["signIn"];
+    assert_eq!(
+        session["user"]["email"], "sheriff.admin@example.com",
+        "{response}"
+    );
+    let token = session["accessToken"].as_str().unwrap();
+    let me = app.graphql_as(Some(token), ME, json!({})).await;
+    assert_eq!(
+        me["data"]["me"]["memberships"][0]["agency"]["name"],
+        "Pine County Sheriff's Office"
+    );
+    assert_eq!(me["data"]["me"]["memberships"][0]["role"], "AGENCY_ADMIN");
+}
+
+#[tokio::test]
+async fn a_failed_sign_in_does_not_reveal_whether_the_email_exists() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let wrong_password = sign_in(&app, "sheriff.admin@example.com", "not the password").await;
+    let unknown_email = sign_in(&app, "nobody@example.com", "justice-counts-demo").await;
+    let no_password_yet = sign_in(&app, "invitee@example.com", "justice-counts-demo").await;
+    for response in [&wrong_password, &unknown_email, &no_password_yet] {
+        assert_eq!(error_codes(response), ["UNAUTHENTICATED"]);
+        assert_eq!(
+            response["errors"][0]["message"],
+            wrong_password["errors"][0]["message"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_token_renews_the_session_once() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let first = sign_in(&app, "sheriff.reader@example.com", "justice-counts-demo").await;
+    let refresh = first["data"]["signIn"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let renewed = app.graphql(RENEW, json!({ "token": refresh })).await;
+    let access = renewed["data"]["renewSession"]["accessToken"]
+        .as_str()
+        .expect("renewed")
+        .to_owned();
+    let next_refresh = renewed["data"]["renewSession"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(next_refresh, refresh);
+    assert_eq!(
+        app.graphql_as(Some(&access), ME, json!({})).await["data"]["me"]["email"],
+        "sheriff.reader@example.com"
+    );
+
+    let reused = app.graphql(RENEW, json!({ "token": refresh })).await;
+    assert_eq!(
+        error_codes(&reused),
+        ["UNAUTHENTICATED"],
+        "a refresh token works once"
+    );
+    assert!(app.graphql(RENEW, json!({ "token": next_refresh })).await["errors"].is_null());
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_and_its_tokens() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let session = sign_in(&app, "sheriff.reader@example.com", "justice-counts-demo").await;
+    let refresh = session["data"]["signIn"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let access = session["data"]["signIn"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let renewed = app.graphql(RENEW, json!({ "token": refresh })).await;
+    let second_access = renewed["data"]["renewSession"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second_refresh = renewed["data"]["renewSession"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = app
+        .graphql_as(Some(&second_access), "mutation { signOut }", json!({}))
+        .await;
+    assert_eq!(out["data"]["signOut"], true);
+    for token in [&access, &second_access] {
+        assert_eq!(
+            error_codes(&app.graphql_as(Some(token), ME, json!({})).await),
+            ["UNAUTHENTICATED"]
+        );
+    }
+    assert_eq!(
+        error_codes(&app.graphql(RENEW, json!({ "token": second_refresh })).await),
+        ["UNAUTHENTICATED"]
+    );
+}
+
+#[tokio::test]
+async fn an_invited_user_joins_with_the_one_time_code() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let admin = sign_in(&app, "sheriff.admin@example.com", "justice-counts-demo").await;
+    let admin = admin["data"]["signIn"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agencies = app
+        .graphql_as(
+            Some(&admin),
+            "{ me { memberships { agency { id } } } }",
+            json!({}),
+        )
+        .await;
+    let sheriff = agencies["data"]["me"]["memberships"][0]["agency"]["id"].clone();
+
+    let invite = "mutation($a: ID!, $email: String!) {
+        inviteMember(input: {agencyId: $a, email: $email, name: \"Robin New\", role: CONTRIBUTOR}) {
+            invitationCode member { name email role invitationStatus }
+        }
+    }";
+    let invited = app
+        .graphql_as(
+            Some(&admin),
+            invite,
+            json!({ "a": sheriff, "email": "robin@example.com" }),
+        )
+        .await;
+    let payload = &invited["data"]["inviteMember"];
+    assert_eq!(
+        payload["member"]["invitationStatus"], "PENDING",
+        "{invited}"
+    );
+    assert_eq!(payload["member"]["role"], "CONTRIBUTOR");
+    let code = payload["invitationCode"].as_str().unwrap().to_owned();
+
+    let again = app
+        .graphql_as(
+            Some(&admin),
+            invite,
+            json!({ "a": sheriff, "email": "ROBIN@example.com" }),
+        )
+        .await;
+    assert_eq!(error_codes(&again), ["CONFLICT"], "{again}");
+    assert_eq!(
+        error_codes(&sign_in(&app, "robin@example.com", "whatever password").await),
+        ["UNAUTHENTICATED"]
+    );
+
+    let accept = "mutation($code: String!, $password: String!) {
+        acceptInvitation(input: {code: $code, password: $password}) { accessToken user { email } }
+    }";
+    let short = app
+        .graphql(accept, json!({ "code": code, "password": "short" }))
+        .await;
+    assert_eq!(error_codes(&short), ["BAD_USER_INPUT"]);
+    let accepted = app
+        .graphql(
+            accept,
+            json!({ "code": code, "password": "robin's new password" }),
+        )
+        .await;
+    let access = accepted["data"]["acceptInvitation"]["accessToken"]
+        .as_str()
+        .expect("accepted")
+        .to_owned();
+    let me = app.graphql_as(Some(&access), ME, json!({})).await;
+    assert_eq!(
+        me["data"]["me"]["memberships"][0]["invitationStatus"],
+        "ACCEPTED"
+    );
+    assert_eq!(me["data"]["me"]["memberships"][0]["role"], "CONTRIBUTOR");
+
+    let reused = app
+        .graphql(
+            accept,
+            json!({ "code": code, "password": "robin's new password" }),
+        )
+        .await;
+    assert_eq!(
+        error_codes(&reused),
+        ["BAD_USER_INPUT"],
+        "the code works once"
+    );
+    assert!(sign_in(&app, "robin@example.com", "robin's new password").await["errors"].is_null());
+}
+
+#[tokio::test]
+async fn a_pending_invitation_grants_nothing_yet() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    // invitee@example.com is invited to the sheriff's office but has not accepted.
+    let token = app.token_for(&db, "invitee@example.com").await;
+    let admin = app.token_for(&db, "admin@example.com").await;
+    let sheriff = app
+        .graphql_as(
+            Some(&admin),
+            "{ agencies(filter: {nameContains: \"Sheriff\"}) { id } }",
+            json!({}),
+        )
+        .await["data"]["agencies"][0]["id"]
+        .clone();
+    let team = app
+        .graphql_as(
+            Some(&token),
+            "query($a: ID!) { agency(id: $a) { team { name } } }",
+            json!({ "a": sheriff }),
+        )
+        .await;
+    assert_eq!(error_codes(&team), ["FORBIDDEN"], "{team}");
+    let me = app.graphql_as(Some(&token), ME, json!({})).await;
+    assert_eq!(
+        me["data"]["me"]["memberships"][0]["invitationStatus"],
+        "PENDING"
+    );
+}

@@ -1,0 +1,304 @@
+//! Access tokens presented to the server: only valid, unrevoked tokens of this server's key
+//! are accepted, and narrowed tokens allow only what they still allow.
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use justice_counts::auth::tokens::{Restrictions, TokenKeys, attenuate};
+use justice_counts::db::schema::{memberships, users};
+use justice_counts::models::enums::AgencyRole;
+use justice_counts::models::ids::AgencyId;
+use justice_counts::models::user::User;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, TestDb, error_codes};
+
+const ME: &str = "{ me { email } }";
+
+async fn user_id(db: &TestDb, email: &str) -> justice_counts::models::ids::UserId {
+    let mut conn = db.connect().await;
+    User::find_by_email(&mut conn, email)
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+async fn agency(app: &TestApp, db: &TestDb, name: &str) -> (String, AgencyId) {
+    let admin = app.token_for(db, "admin@example.com").await;
+    let response = app
+        .graphql_as(
+            Some(&admin),
+            "query($n: String) { agencies(filter: {nameContains: $n}) { id } }",
+            json!({ "n": name }),
+        )
+        .await;
+    let id = response["data"]["agencies"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let parsed = AgencyId(id.parse().unwrap());
+    (id, parsed)
+}
+
+fn refused(response: &Value) -> bool {
+    error_codes(response) == ["UNAUTHENTICATED"] && response["data"].is_null()
+}
+
+#[tokio::test]
+async fn a_valid_token_identifies_its_user() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let token = app.token_for(&db, "sheriff.reader@example.com").await;
+    let response = app.graphql_as(Some(&token), ME, json!({})).await;
+    assert_eq!(
+        response["data"]["me"]["email"],
+        "sheriff.reader@example.com"
+    );
+}
+
+#[tokio::test]
+async fn tampered_malformed_foreign_and_expired_tokens_are_unauthenticated() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let reader = user_id(&db, "sheriff.reader@example.com").await;
+    let token = app.token_for(&db, "sheriff.reader@example.com").await;
+
+    let mut tampered = token.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let foreign = TokenKeys::generate()
+        .issue(reader, None, Utc::now() + Duration::hours(1))
+        .unwrap();
+    let expired = app
+        .auth
+        .keys
+        .issue(reader, None, Utc::now() - Duration::minutes(1))
+        .unwrap();
+
+    for (what, token) in [
+        ("tampered", tampered.as_str()),
+        ("garbage", "not-a-token"),
+        ("foreign", &foreign),
+        ("expired", &expired),
+    ] {
+        let response = app.graphql_as(Some(token), ME, json!({})).await;
+        assert!(refused(&response), "{what}: {response}");
+    }
+    // Not even public data is served with a bad token: the client must learn it is bad.
+    let response = app
+        .graphql_as(Some("not-a-token"), "{ systems { key } }", json!({}))
+        .await;
+    assert!(refused(&response), "{response}");
+
+    let raw = app
+        .client
+        .post(format!("{}/graphql", app.base_url))
+        .header("authorization", format!("Token {token}"))
+        .json(&json!({ "query": ME }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn a_token_of_a_deleted_user_is_unauthenticated() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let token = app.token_for(&db, "analyst@example.com").await;
+    let mut conn = db.connect().await;
+    diesel::delete(users::table.filter(users::email.eq("analyst@example.com")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(refused(&app.graphql_as(Some(&token), ME, json!({})).await));
+}
+
+#[tokio::test]
+async fn a_read_only_token_cannot_write() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let (sheriff, _) = agency(&app, &db, "Sheriff").await;
+    let admin = app.token_for(&db, "sheriff.admin@example.com").await;
+    let read_only = attenuate(
+        &admin,
+        &Restrictions {
+            read_only: true,
+            ..Restrictions::default()
+        },
+    )
+    .unwrap();
+
+    let team = app
+        .graphql_as(
+            Some(&read_only),
+            "query($a: ID!) { agency(id: $a) { team { email } } }",
+            json!({ "a": sheriff }),
+        )
+        .await;
+    assert!(team["errors"].is_null(), "reads still work: {team}");
+    let invite = "mutation($a: ID!) { inviteMember(input: {agencyId: $a, email: \"x@example.com\", name: \"X\", role: READ_ONLY}) { invitationCode } }";
+    let denied = app
+        .graphql_as(Some(&read_only), invite, json!({ "a": sheriff }))
+        .await;
+    assert_eq!(error_codes(&denied), ["FORBIDDEN"], "{denied}");
+    assert!(
+        denied["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("token")
+    );
+    let allowed = app
+        .graphql_as(Some(&admin), invite, json!({ "a": sheriff }))
+        .await;
+    assert!(
+        allowed["errors"].is_null(),
+        "the unrestricted token may: {allowed}"
+    );
+}
+
+#[tokio::test]
+async fn an_agency_restricted_token_cannot_read_another_agency_its_user_could() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let (sheriff, sheriff_id) = agency(&app, &db, "Sheriff").await;
+    let (corrections, _) = agency(&app, &db, "Community Corrections").await;
+    let (district_attorney, _) = agency(&app, &db, "District Attorney").await;
+    let council = app.token_for(&db, "council.admin@example.com").await;
+    let narrowed = attenuate(
+        &council,
+        &Restrictions {
+            agencies: vec![sheriff_id],
+            ..Restrictions::default()
+        },
+    )
+    .unwrap();
+    let team = "query($a: ID!) { agency(id: $a) { name team { name } } }";
+
+    for agency in [&sheriff, &corrections, &district_attorney] {
+        let response = app
+            .graphql_as(Some(&council), team, json!({ "a": agency }))
+            .await;
+        assert!(
+            response["errors"].is_null(),
+            "the council admin may read every child: {response}"
+        );
+    }
+    let own = app
+        .graphql_as(Some(&narrowed), team, json!({ "a": sheriff }))
+        .await;
+    assert!(own["errors"].is_null(), "{own}");
+    // Not public: as if it did not exist.
+    let hidden = app
+        .graphql_as(Some(&narrowed), team, json!({ "a": corrections }))
+        .await;
+    assert_eq!(error_codes(&hidden), ["NOT_FOUND"], "{hidden}");
+    // Public profile, private team.
+    let public = app
+        .graphql_as(Some(&narrowed), team, json!({ "a": district_attorney }))
+        .await;
+    assert_eq!(
+        public["data"]["agency"]["name"],
+        "Pine County District Attorney"
+    );
+    assert_eq!(error_codes(&public), ["FORBIDDEN"], "{public}");
+    // The listing shows the token's agency and public ones only.
+    let listed = app
+        .graphql_as(Some(&narrowed), "{ agencies { name } }", json!({}))
+        .await;
+    let names: Vec<&str> = listed["data"]["agencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"Pine County Community Corrections"),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_narrowed_to_expire_sooner_stops_working_then() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let token = app.token_for(&db, "sheriff.reader@example.com").await;
+    let soon = attenuate(
+        &token,
+        &Restrictions {
+            expires_at: Some(Utc::now() + Duration::hours(1)),
+            ..Restrictions::default()
+        },
+    )
+    .unwrap();
+    assert!(app.graphql_as(Some(&soon), ME, json!({})).await["errors"].is_null());
+    let past = attenuate(
+        &token,
+        &Restrictions {
+            expires_at: Some(Utc::now() - Duration::seconds(1)),
+            ..Restrictions::default()
+        },
+    )
+    .unwrap();
+    assert!(refused(&app.graphql_as(Some(&past), ME, json!({})).await));
+}
+
+#[tokio::test]
+async fn a_revoked_token_and_every_token_derived_from_it_are_refused() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let token = app.token_for(&db, "sheriff.reader@example.com").await;
+    let derived = attenuate(
+        &token,
+        &Restrictions {
+            read_only: true,
+            ..Restrictions::default()
+        },
+    )
+    .unwrap();
+    let other = app.token_for(&db, "sheriff.reader@example.com").await;
+
+    let signed_out = app
+        .graphql_as(Some(&token), "mutation { signOut }", json!({}))
+        .await;
+    assert_eq!(signed_out["data"]["signOut"], true, "{signed_out}");
+    assert!(refused(&app.graphql_as(Some(&token), ME, json!({})).await));
+    assert!(refused(
+        &app.graphql_as(Some(&derived), ME, json!({})).await
+    ));
+    // Another token of the same user, not derived from the revoked one, still works.
+    assert!(app.graphql_as(Some(&other), ME, json!({})).await["errors"].is_null());
+}
+
+#[tokio::test]
+async fn role_changes_take_effect_on_the_next_request() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let (sheriff, sheriff_id) = agency(&app, &db, "Sheriff").await;
+    let token = app.token_for(&db, "sheriff.reader@example.com").await;
+    let emails = "query($a: ID!) { agency(id: $a) { team { email } } }";
+    let before = app
+        .graphql_as(Some(&token), emails, json!({ "a": sheriff }))
+        .await;
+    assert!(
+        error_codes(&before).iter().all(|code| code == "FORBIDDEN")
+            && !error_codes(&before).is_empty()
+    );
+
+    let reader = user_id(&db, "sheriff.reader@example.com").await;
+    let mut conn = db.connect().await;
+    diesel::update(memberships::table.find((reader, sheriff_id)))
+        .set(memberships::role.eq(AgencyRole::AgencyAdmin))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let after = app
+        .graphql_as(Some(&token), emails, json!({ "a": sheriff }))
+        .await;
+    assert!(
+        after["errors"].is_null(),
+        "the same token, the new role: {after}"
+    );
+}
