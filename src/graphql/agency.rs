@@ -1,16 +1,26 @@
 //! Agencies: the `Agency` type and the root fields that find agencies.
 
-use async_graphql::{Context, ID, InputObject, Object};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::catalogue::MetricDefinition;
 use super::guards::{Can, viewer};
-use super::loaders::{ChildrenOf, DbLoader};
+use super::loaders::{
+    ChildrenOf, DbLoader, JurisdictionsOf, LatestAnnualOf, LatestMonthlyOf, MetricSettingsOf, SettingsOf,
+};
+use super::metric::AgencyMetric;
+use super::report::Report;
+use super::series::{MetricSeries, SeriesGranularity, SeriesInput, series_of};
+use super::spreadsheet::Upload;
 use super::team::{TeamMember, team_of};
+use super::pagination::{AgencyConnection, PageArgs, ReportConnection, TotalCount, UploadConnection, connection_of};
 use super::{Gql, catalogue, connection, find_agency, parse_id};
 use crate::auth::permissions::Permission;
+use crate::error::{AppError, AppResult};
 use crate::models::agency::{self as model, AgencyFilter};
-use crate::models::enums::System;
+use crate::models::enums::{AgencySettingKind, JurisdictionKind, ReportFrequency, ReportStatus, System};
+use crate::models::report::{Report as ReportRow, ReportFilter};
+use crate::models::spreadsheet::Spreadsheet;
 use crate::models::ids::AgencyId;
 
 /// The GraphQL view of an agency row.
@@ -99,6 +109,131 @@ impl Agency {
         team_of(ctx, &self.0).await
     }
 
+    /// The agency's settings (purpose, homepage, ...), by kind.
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn settings(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AgencySetting>> {
+        let rows = ctx.data_unchecked::<DbLoader>().load_one(SettingsOf(self.0.id)).await?.unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(|row| AgencySetting { kind: row.kind, value: row.value, updated_at: row.updated_at })
+            .collect())
+    }
+
+    /// The census areas the agency's data covers or leaves out.
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn jurisdictions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Jurisdiction>> {
+        let rows = ctx.data_unchecked::<DbLoader>().load_one(JurisdictionsOf(self.0.id)).await?.unwrap_or_default();
+        Ok(rows.into_iter().map(|row| Jurisdiction { geoid: row.geoid, kind: row.kind }).collect())
+    }
+
+    /// The catalogue metrics of the agency's systems with the agency's settings (or the
+    /// catalogue's defaults), in catalogue order.
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only the metrics the agency reports.", default = false)] enabled_only: bool,
+        #[graphql(desc = "Only metrics of this system.")] system: Option<System>,
+    ) -> async_graphql::Result<Vec<AgencyMetric>> {
+        let settings = ctx.data_unchecked::<DbLoader>().load_one(MetricSettingsOf(self.0.id)).await?.unwrap_or_default();
+        let catalogue = catalogue(ctx);
+        let systems = self.0.systems();
+        Ok(catalogue
+            .metrics()
+            .iter()
+            .enumerate()
+            .filter(|(_, metric)| system.is_none_or(|system| metric.system == system))
+            .filter_map(|(index, metric)| Some((index, settings.effective(metric, &systems)?)))
+            .filter(|(_, effective)| !enabled_only || effective.is_enabled)
+            .map(|(index, effective)| AgencyMetric::new(catalogue.clone(), index, settings.clone(), effective))
+            .collect())
+    }
+
+    /// The agency's reports, drafts included: newest period first, paged and filtered.
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn reports(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Conditions the reports must meet.")] filter: Option<ReportFilterInput>,
+        #[graphql(desc = "Return the first N reports (at most 100; 20 by default).")] first: Option<i32>,
+        #[graphql(desc = "Return reports after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Return the last N reports (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return reports before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<ReportConnection> {
+        let slice = PageArgs { after, before, first, last }.slice().gql()?;
+        let filter = filter.unwrap_or_default().into_filter().gql()?;
+        let mut conn = connection(ctx).await.gql()?;
+        let page = ReportRow::page(&mut conn, self.0.id, &filter, slice.clone()).await.gql()?;
+        Ok(connection_of(page, &slice, ReportRow::key, Report, TotalCount::Reports(self.0.id, filter)))
+    }
+
+    /// The agency's latest monthly report, by period.
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn latest_monthly_report(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Report>> {
+        let reports = ctx.data_unchecked::<DbLoader>().load_one(LatestMonthlyOf(self.0.id)).await?.unwrap_or_default();
+        Ok(reports.into_iter().next().map(Report))
+    }
+
+    /// The agency's latest annual report for each month its reporting years start in (an
+    /// agency may report some metrics by calendar year and others by fiscal year).
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn latest_annual_reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Report>> {
+        let reports = ctx.data_unchecked::<DbLoader>().load_one(LatestAnnualOf(self.0.id)).await?.unwrap_or_default();
+        Ok(reports.into_iter().map(Report).collect())
+    }
+
+    /// The spreadsheets the agency uploaded, newest first.
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn uploads(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Return the first N uploads (at most 100; 20 by default).")] first: Option<i32>,
+        #[graphql(desc = "Return uploads after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Return the last N uploads (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return uploads before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<UploadConnection> {
+        let slice = PageArgs { after, before, first, last }.slice().gql()?;
+        let mut conn = connection(ctx).await.gql()?;
+        let page = Spreadsheet::page(&mut conn, self.0.id, slice.clone()).await.gql()?;
+        Ok(connection_of(page, &slice, Spreadsheet::key, Upload, TotalCount::Spreadsheets(self.0.id)))
+    }
+
+    /// A metric's values over time, drafts included (the data-visualisation screen).
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn series(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which series.")] input: SeriesInput,
+    ) -> async_graphql::Result<MetricSeries> {
+        series_of(ctx, &self.0, &input, false).await
+    }
+
+    /// A metric's published values over time (the public dashboard): published reports only,
+    /// and only the metrics and breakdown members the agency reports. NOT_FOUND for a metric
+    /// the agency does not publish.
+    async fn published_series(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which series.")] input: SeriesInput,
+    ) -> async_graphql::Result<MetricSeries> {
+        self.require_published_data(ctx)?;
+        series_of(ctx, &self.0, &input, true).await
+    }
+
+    /// The metrics the agency publishes, each with its published series (the public
+    /// dashboard), in catalogue order.
+    async fn published_metrics(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PublishedMetric>> {
+        self.require_published_data(ctx)?;
+        let settings = ctx.data_unchecked::<DbLoader>().load_one(MetricSettingsOf(self.0.id)).await?.unwrap_or_default();
+        let systems = self.0.systems();
+        Ok(catalogue(ctx)
+            .metrics()
+            .iter()
+            .filter(|metric| settings.effective(metric, &systems).is_some_and(|e| e.is_enabled))
+            .map(|metric| PublishedMetric { agency: self.0.clone(), key: metric.key.clone() })
+            .collect())
+    }
+
     /// The catalogue metrics of the agency's systems, in catalogue order.
     async fn available_metrics(&self, ctx: &Context<'_>) -> Vec<MetricDefinition> {
         let catalogue = catalogue(ctx);
@@ -110,6 +245,103 @@ impl Agency {
             .filter(|(_, metric)| systems.contains(&metric.system))
             .map(|(index, _)| MetricDefinition::new(catalogue.clone(), index))
             .collect()
+    }
+}
+
+impl Agency {
+    /// Published data is public for agencies with a public dashboard, and readable by their
+    /// members otherwise.
+    fn require_published_data(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let scope = self.0.scope();
+        if scope.is_public {
+            return Ok(());
+        }
+        viewer(ctx).require(Permission::ReadAgency, scope).gql()
+    }
+}
+
+/// A setting of an agency.
+#[derive(SimpleObject)]
+pub struct AgencySetting {
+    /// The kind of setting.
+    pub kind: AgencySettingKind,
+    /// Its value.
+    pub value: String,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A census area and whether the agency's data covers it.
+#[derive(SimpleObject)]
+pub struct Jurisdiction {
+    /// The census geoid (state, county or place).
+    pub geoid: String,
+    /// Included or excluded.
+    pub kind: JurisdictionKind,
+}
+
+/// A metric an agency publishes.
+pub struct PublishedMetric {
+    agency: model::Agency,
+    key: String,
+}
+
+/// A metric on an agency's public dashboard.
+#[Object]
+impl PublishedMetric {
+    /// The metric as the catalogue defines it.
+    async fn metric(&self, ctx: &Context<'_>) -> async_graphql::Result<MetricDefinition> {
+        let catalogue = catalogue(ctx);
+        let index = catalogue.metrics().iter().position(|m| m.key == self.key);
+        index
+            .map(|index| MetricDefinition::new(catalogue.clone(), index))
+            .ok_or_else(|| AppError::NotFound(format!("no metric has key {:?}", self.key)).into_gql())
+    }
+
+    /// Its published values over time, in the metric's own periods unless asked otherwise.
+    async fn series(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Grouping in time.")] granularity: Option<SeriesGranularity>,
+        #[graphql(desc = "Split by the members of this breakdown.")] dimension_id: Option<String>,
+    ) -> async_graphql::Result<MetricSeries> {
+        let input = SeriesInput { metric_key: self.key.clone(), granularity, dimension_id, ..SeriesInput::default() };
+        series_of(ctx, &self.agency, &input, true).await
+    }
+}
+
+/// Conditions on the reports to list; all given conditions must hold.
+#[derive(Debug, Default, InputObject)]
+pub struct ReportFilterInput {
+    /// Only reports in one of these statuses.
+    pub statuses: Option<Vec<ReportStatus>>,
+    /// Only reports of this frequency.
+    pub frequency: Option<ReportFrequency>,
+    /// Only reports whose period starts in this calendar year.
+    pub year: Option<i32>,
+    /// Only reports whose period starts on or after this day.
+    pub from: Option<NaiveDate>,
+    /// Only reports whose period starts before this day.
+    pub to: Option<NaiveDate>,
+}
+
+impl ReportFilterInput {
+    fn into_filter(self) -> AppResult<ReportFilter> {
+        let mut starts_from = self.from;
+        let mut starts_before = self.to;
+        if let Some(year) = self.year {
+            let first = NaiveDate::from_ymd_opt(year, 1, 1)
+                .ok_or_else(|| AppError::BadUserInput(format!("{year} is not a valid year")))?;
+            let next = NaiveDate::from_ymd_opt(year + 1, 1, 1).unwrap_or(first);
+            starts_from = Some(starts_from.map_or(first, |from| from.max(first)));
+            starts_before = Some(starts_before.map_or(next, |to| to.min(next)));
+        }
+        Ok(ReportFilter {
+            statuses: self.statuses.unwrap_or_default(),
+            frequency: self.frequency,
+            starts_from,
+            starts_before,
+        })
     }
 }
 
@@ -136,7 +368,12 @@ impl AgencyQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Conditions the agencies must meet.")] filter: Option<AgencyFilterInput>,
-    ) -> async_graphql::Result<Vec<Agency>> {
+        #[graphql(desc = "Return the first N agencies (at most 100; 20 by default).")] first: Option<i32>,
+        #[graphql(desc = "Return agencies after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Return the last N agencies (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return agencies before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<AgencyConnection> {
+        let slice = PageArgs { after, before, first, last }.slice().gql()?;
         let filter = filter.unwrap_or_default();
         let filter = AgencyFilter {
             state_code: filter.state_code,
@@ -145,13 +382,11 @@ impl AgencyQuery {
             visible: viewer(ctx).agency_visibility(),
         };
         let mut conn = connection(ctx).await.gql()?;
-        let agencies = model::Agency::list(&mut conn, &filter).await.gql()?;
+        let mut page = model::Agency::page(&mut conn, &filter, slice.clone()).await.gql()?;
+        // Platform staff holding a token narrowed to some agencies see only those and public ones.
         let viewer = viewer(ctx);
-        Ok(agencies
-            .into_iter()
-            .filter(|agency| viewer.can_see_agency(agency.scope()))
-            .map(Agency)
-            .collect())
+        page.rows.retain(|agency| viewer.can_see_agency(agency.scope()));
+        Ok(connection_of(page, &slice, model::Agency::key, Agency, TotalCount::Agencies(filter)))
     }
 
     /// One agency by id. Null, with a NOT_FOUND error, when there is no such agency or the

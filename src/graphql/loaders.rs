@@ -4,13 +4,20 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
+use chrono::{DateTime, Utc};
 
 use super::Gql;
 use crate::db::{Pool, PooledConnection};
-use crate::models::agency::Agency;
-use crate::models::ids::{AgencyId, UserId};
+use crate::models::agency::{Agency, AgencySetting, Jurisdiction};
+use crate::models::datapoint::{Cell, Datapoint, DatapointChange, ReportContext, SeriesQuery, SeriesValue};
+use crate::models::enums::ReportFrequency;
+use crate::models::ids::{AgencyId, ReportId, SpreadsheetId, UserId};
+use crate::models::metric_setting::AgencyMetricSettings;
+use crate::models::report::{Report, StatusChange};
+use crate::models::spreadsheet::{ReportChange, SpreadsheetMessage};
 use crate::models::user::{Membership, User};
 
 /// The database behind the loaders; one per request.
@@ -148,5 +155,177 @@ impl Loader<TeamOf> for Db {
         Ok(group(keys, members, |(membership, _)| {
             Some(TeamOf(membership.agency_id))
         }))
+    }
+}
+
+impl Loader<ReportId> for Db {
+    type Value = Report;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ReportId]) -> Result<HashMap<ReportId, Report>, Self::Error> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut conn = self.connection().await?;
+        let reports = Report::by_ids(&mut conn, keys).await.gql()?;
+        Ok(reports.into_iter().map(|report| (report.id, report)).collect())
+    }
+}
+
+/// Defines a key newtype whose loader returns, for each key, the rows a model function finds
+/// for the batch, grouped by a column of the row.
+macro_rules! grouped_loader {
+    ($(#[$meta:meta])* $key:ident($id:ty) => $value:ty, |$conn:ident, $ids:ident| $fetch:expr, |$row:ident| $group:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $key(pub $id);
+
+        impl Loader<$key> for Db {
+            type Value = Vec<$value>;
+            type Error = async_graphql::Error;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Vec<$value>>, Self::Error> {
+                if keys.is_empty() {
+                    return Ok(HashMap::new());
+                }
+                let $ids: Vec<$id> = keys.iter().map(|key| key.0).collect();
+                let mut connection = self.connection().await?;
+                let $conn = &mut *connection;
+                let rows: Vec<$value> = $fetch.await.gql()?;
+                Ok(group(keys, rows, |$row| Some($key($group))))
+            }
+        }
+    };
+}
+
+grouped_loader!(
+    /// Key: the values on a report.
+    DatapointsOf(ReportId) => Datapoint,
+    |conn, ids| Datapoint::of_reports(conn, &ids),
+    |row| row.report_id
+);
+grouped_loader!(
+    /// Key: the contexts given on a report.
+    ContextsOf(ReportId) => ReportContext,
+    |conn, ids| ReportContext::of_reports(conn, &ids),
+    |row| row.report_id
+);
+grouped_loader!(
+    /// Key: the recorded value changes on a report.
+    ChangesOf(ReportId) => (DatapointChange, Cell),
+    |conn, ids| DatapointChange::of_reports(conn, &ids),
+    |row| row.1.report_id
+);
+grouped_loader!(
+    /// Key: who edited a report.
+    EditorsOf(ReportId) => (ReportId, DateTime<Utc>, User),
+    |conn, ids| Report::editors_of(conn, &ids),
+    |row| row.0
+);
+grouped_loader!(
+    /// Key: a report's status changes.
+    StatusChangesOf(ReportId) => StatusChange,
+    |conn, ids| Report::status_changes_of(conn, &ids),
+    |row| row.report_id
+);
+grouped_loader!(
+    /// Key: an agency's settings.
+    SettingsOf(AgencyId) => AgencySetting,
+    |conn, ids| AgencySetting::of_agencies(conn, &ids),
+    |row| row.agency_id
+);
+grouped_loader!(
+    /// Key: an agency's jurisdictions.
+    JurisdictionsOf(AgencyId) => Jurisdiction,
+    |conn, ids| Jurisdiction::of_agencies(conn, &ids),
+    |row| row.agency_id
+);
+grouped_loader!(
+    /// Key: an agency's latest monthly report (at most one row).
+    LatestMonthlyOf(AgencyId) => Report,
+    |conn, ids| Report::latest_of(conn, &ids, ReportFrequency::Monthly),
+    |row| row.agency_id
+);
+grouped_loader!(
+    /// Key: an agency's latest annual report for each reporting year start.
+    LatestAnnualOf(AgencyId) => Report,
+    |conn, ids| Report::latest_annual_of(conn, &ids),
+    |row| row.agency_id
+);
+grouped_loader!(
+    /// Key: the messages of an upload.
+    MessagesOf(SpreadsheetId) => SpreadsheetMessage,
+    |conn, ids| SpreadsheetMessage::of(conn, &ids),
+    |row| row.spreadsheet_id
+);
+grouped_loader!(
+    /// Key: what an upload did to reports.
+    ReportChangesOf(SpreadsheetId) => ReportChange,
+    |conn, ids| ReportChange::of(conn, &ids),
+    |row| row.spreadsheet_id
+);
+
+/// Key: an agency's metric settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MetricSettingsOf(pub AgencyId);
+
+impl Loader<MetricSettingsOf> for Db {
+    type Value = Arc<AgencyMetricSettings>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[MetricSettingsOf],
+    ) -> Result<HashMap<MetricSettingsOf, Arc<AgencyMetricSettings>>, Self::Error> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
+        let mut conn = self.connection().await?;
+        let settings = AgencyMetricSettings::of_agencies(&mut conn, &ids).await.gql()?;
+        Ok(settings.into_iter().map(|(agency, settings)| (MetricSettingsOf(agency), Arc::new(settings))).collect())
+    }
+}
+
+/// Key: the values of one metric of one agency over time (aggregate and breakdowns).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeriesOf {
+    /// The agency.
+    pub agency: AgencyId,
+    /// The metric.
+    pub metric: String,
+    /// Only published reports.
+    pub published_only: bool,
+}
+
+impl Loader<SeriesOf> for Db {
+    type Value = Vec<SeriesValue>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[SeriesOf]) -> Result<HashMap<SeriesOf, Vec<SeriesValue>>, Self::Error> {
+        let mut loaded: HashMap<SeriesOf, Vec<SeriesValue>> =
+            keys.iter().map(|key| (key.clone(), Vec::new())).collect();
+        // One query per visibility: all agencies and metrics of the batch at once.
+        for published_only in [false, true] {
+            let batch: Vec<&SeriesOf> = keys.iter().filter(|key| key.published_only == published_only).collect();
+            if batch.is_empty() {
+                continue;
+            }
+            let query = SeriesQuery {
+                agencies: batch.iter().map(|key| key.agency).collect(),
+                metrics: batch.iter().map(|key| key.metric.clone()).collect(),
+                from: None,
+                to: None,
+                published_only,
+            };
+            let mut conn = self.connection().await?;
+            for value in SeriesValue::load(&mut conn, &query).await.gql()? {
+                let key = SeriesOf { agency: value.agency_id, metric: value.metric_key.clone(), published_only };
+                if let Some(values) = loaded.get_mut(&key) {
+                    values.push(value);
+                }
+            }
+        }
+        Ok(loaded)
     }
 }

@@ -5,7 +5,12 @@ pub mod agency;
 pub mod catalogue;
 pub mod guards;
 pub mod loaders;
+pub mod metric;
+pub mod pagination;
+pub mod report;
+pub mod series;
 pub mod session;
+pub mod spreadsheet;
 pub mod team;
 pub mod user;
 
@@ -26,6 +31,7 @@ use crate::models::ids::AgencyId;
 pub struct Query(
     agency::AgencyQuery,
     catalogue::CatalogueQuery,
+    report::ReportQuery,
     user::UserQuery,
 );
 

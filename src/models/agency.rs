@@ -8,6 +8,7 @@ use crate::auth::permissions::AgencyScope;
 use crate::db::schema::{agencies, agency_jurisdictions, agency_settings};
 use crate::models::enums::{AgencySettingKind, JurisdictionKind, System};
 use crate::models::ids::AgencyId;
+use crate::models::page::{Page, Slice};
 
 /// An agency that reports metrics.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -64,6 +65,36 @@ fn escape_like(text: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// A position in the order of agencies: by name, then id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgencyKey {
+    /// The agency's name.
+    pub name: String,
+    /// The agency's id.
+    pub id: AgencyId,
+}
+
+fn filtered(filter: &AgencyFilter) -> agencies::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = agencies::table.into_boxed();
+    if let Some(state) = &filter.state_code {
+        query = query.filter(agencies::state_code.eq(state.to_lowercase()));
+    }
+    if let Some(system) = filter.system {
+        query = query.filter(agencies::systems.contains(vec![Some(system)]));
+    }
+    if let Some(text) = &filter.name_contains {
+        query = query.filter(agencies::name.ilike(format!("%{}%", escape_like(text))));
+    }
+    match &filter.visible {
+        Visibility::All => {}
+        Visibility::PublicOnly => query = query.filter(agencies::is_dashboard_enabled),
+        Visibility::PublicAndListed(ids) => {
+            query = query.filter(agencies::is_dashboard_enabled.or(agencies::id.eq_any(ids.clone())));
+        }
+    }
+    query
+}
+
 impl Agency {
     /// What a permission decision about this agency needs to know.
     pub fn scope(&self) -> AgencyScope {
@@ -78,30 +109,49 @@ impl Agency {
         self.systems.iter().flatten().copied().collect()
     }
 
-    /// The agencies matching `filter`, ordered by name then id.
-    pub async fn list(
+    /// Its position in list order.
+    pub fn key(&self) -> AgencyKey {
+        AgencyKey { name: self.name.clone(), id: self.id }
+    }
+
+    /// One page of the agencies matching `filter`, ordered by name then id.
+    pub async fn page(
         conn: &mut AsyncPgConnection,
         filter: &AgencyFilter,
-    ) -> QueryResult<Vec<Self>> {
-        let mut query = agencies::table.select(Self::as_select()).into_boxed();
-        if let Some(state) = &filter.state_code {
-            query = query.filter(agencies::state_code.eq(state.to_lowercase()));
+        slice: Slice<AgencyKey>,
+    ) -> QueryResult<Page<Self>> {
+        let mut query = filtered(filter);
+        if let Some(after) = &slice.after {
+            query = query.filter(
+                agencies::name
+                    .gt(after.name.clone())
+                    .or(agencies::name.eq(after.name.clone()).and(agencies::id.gt(after.id))),
+            );
         }
-        if let Some(system) = filter.system {
-            query = query.filter(agencies::systems.contains(vec![Some(system)]));
+        if let Some(before) = &slice.before {
+            query = query.filter(
+                agencies::name
+                    .lt(before.name.clone())
+                    .or(agencies::name.eq(before.name.clone()).and(agencies::id.lt(before.id))),
+            );
         }
-        if let Some(text) = &filter.name_contains {
-            query = query.filter(agencies::name.ilike(format!("%{}%", escape_like(text))));
+        query = if slice.backwards {
+            query.order((agencies::name.desc(), agencies::id.desc()))
+        } else {
+            query.order((agencies::name.asc(), agencies::id.asc()))
+        };
+        let mut rows: Vec<Self> = query.limit(slice.limit + 1).load(conn).await?;
+        let has_more = rows.len() as i64 > slice.limit;
+        rows.truncate(slice.limit as usize);
+        if slice.backwards {
+            rows.reverse();
         }
-        match &filter.visible {
-            Visibility::All => {}
-            Visibility::PublicOnly => query = query.filter(agencies::is_dashboard_enabled),
-            Visibility::PublicAndListed(ids) => {
-                query = query
-                    .filter(agencies::is_dashboard_enabled.or(agencies::id.eq_any(ids.clone())));
-            }
-        }
-        query.order((agencies::name, agencies::id)).load(conn).await
+        Ok(Page { rows, has_more })
+    }
+
+    /// How many agencies match `filter`.
+    pub async fn count(conn: &mut AsyncPgConnection, filter: &AgencyFilter) -> QueryResult<i64> {
+        filtered(filter).count().get_result(conn).await
     }
 
     /// The agencies with these ids, in no particular order.
@@ -186,4 +236,60 @@ pub struct NewJurisdiction {
     pub geoid: String,
     /// Included or excluded.
     pub kind: JurisdictionKind,
+}
+
+/// A stored agency setting.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = agency_settings, check_for_backend(diesel::pg::Pg))]
+pub struct AgencySetting {
+    /// The agency.
+    pub agency_id: AgencyId,
+    /// The kind of setting.
+    pub kind: AgencySettingKind,
+    /// Its value.
+    pub value: String,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AgencySetting {
+    /// The settings of these agencies, by kind.
+    pub async fn of_agencies(conn: &mut AsyncPgConnection, agencies: &[AgencyId]) -> QueryResult<Vec<Self>> {
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        agency_settings::table
+            .filter(agency_settings::agency_id.eq_any(agencies))
+            .order((agency_settings::agency_id, agency_settings::kind))
+            .select(Self::as_select())
+            .load(conn)
+            .await
+    }
+}
+
+/// A census area included in or excluded from a jurisdiction.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = agency_jurisdictions, check_for_backend(diesel::pg::Pg))]
+pub struct Jurisdiction {
+    /// The agency.
+    pub agency_id: AgencyId,
+    /// The census geoid.
+    pub geoid: String,
+    /// Included or excluded.
+    pub kind: JurisdictionKind,
+}
+
+impl Jurisdiction {
+    /// The jurisdictions of these agencies, by geoid.
+    pub async fn of_agencies(conn: &mut AsyncPgConnection, agencies: &[AgencyId]) -> QueryResult<Vec<Self>> {
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        agency_jurisdictions::table
+            .filter(agency_jurisdictions::agency_id.eq_any(agencies))
+            .order((agency_jurisdictions::agency_id, agency_jurisdictions::geoid))
+            .select(Self::as_select())
+            .load(conn)
+            .await
+    }
 }

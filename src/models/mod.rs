@@ -7,6 +7,7 @@ pub mod datapoint;
 pub mod enums;
 pub mod ids;
 pub mod metric_setting;
+pub mod page;
 pub mod report;
 pub mod session;
 pub mod spreadsheet;

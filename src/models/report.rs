@@ -2,10 +2,13 @@
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::db::schema::{report_editors, report_status_changes, reports};
+use crate::db::schema::{report_editors, report_status_changes, reports, users};
 use crate::models::enums::{ReportFrequency, ReportStatus};
 use crate::models::ids::{AgencyId, ReportId, UserId};
+use crate::models::page::{Page, Slice};
+use crate::models::user::User;
 
 /// The end (exclusive) of a report period that starts on `start`.
 pub fn period_end(start: NaiveDate, frequency: ReportFrequency) -> Option<NaiveDate> {
@@ -52,6 +55,223 @@ pub struct NewReportEditor {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = report_status_changes)]
 pub struct NewReportStatusChange {
+    /// The report.
+    pub report_id: ReportId,
+    /// The status before.
+    pub old_status: ReportStatus,
+    /// The status after.
+    pub new_status: ReportStatus,
+    /// Who changed it.
+    pub changed_by: Option<UserId>,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+}
+
+/// A report.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = reports, check_for_backend(diesel::pg::Pg))]
+pub struct Report {
+    /// Its id.
+    pub id: ReportId,
+    /// The agency.
+    pub agency_id: AgencyId,
+    /// Monthly or annual.
+    pub frequency: ReportFrequency,
+    /// First day of the period.
+    pub date_range_start: NaiveDate,
+    /// Day after the last day of the period.
+    pub date_range_end: NaiveDate,
+    /// Where the report stands.
+    pub status: ReportStatus,
+    /// Moves on every accepted save.
+    pub version: i32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub last_modified_at: DateTime<Utc>,
+    /// When it was (last) published.
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+/// Which reports of an agency a listing returns. Empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFilter {
+    /// Only reports in one of these statuses.
+    pub statuses: Vec<ReportStatus>,
+    /// Only reports of this frequency.
+    pub frequency: Option<ReportFrequency>,
+    /// Only reports whose period starts on or after this day.
+    pub starts_from: Option<NaiveDate>,
+    /// Only reports whose period starts before this day.
+    pub starts_before: Option<NaiveDate>,
+}
+
+/// A position in the order of an agency's reports: newest period first, then by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportKey {
+    /// The period's start.
+    pub start: NaiveDate,
+    /// The report's id.
+    pub id: ReportId,
+}
+
+type BoxedReports<'a> = reports::BoxedQuery<'a, diesel::pg::Pg>;
+
+fn filtered(agencies: &[AgencyId], filter: &ReportFilter) -> BoxedReports<'static> {
+    let mut query = reports::table.filter(reports::agency_id.eq_any(agencies.to_vec())).into_boxed();
+    if !filter.statuses.is_empty() {
+        query = query.filter(reports::status.eq_any(filter.statuses.clone()));
+    }
+    if let Some(frequency) = filter.frequency {
+        query = query.filter(reports::frequency.eq(frequency));
+    }
+    if let Some(from) = filter.starts_from {
+        query = query.filter(reports::date_range_start.ge(from));
+    }
+    if let Some(before) = filter.starts_before {
+        query = query.filter(reports::date_range_start.lt(before));
+    }
+    query
+}
+
+/// Rows that come after `key` in list order (newest first, then higher id first).
+fn after_key(query: BoxedReports<'static>, key: ReportKey) -> BoxedReports<'static> {
+    query.filter(
+        reports::date_range_start
+            .lt(key.start)
+            .or(reports::date_range_start.eq(key.start).and(reports::id.lt(key.id))),
+    )
+}
+
+fn before_key(query: BoxedReports<'static>, key: ReportKey) -> BoxedReports<'static> {
+    query.filter(
+        reports::date_range_start
+            .gt(key.start)
+            .or(reports::date_range_start.eq(key.start).and(reports::id.gt(key.id))),
+    )
+}
+
+impl Report {
+    /// Its position in list order.
+    pub fn key(&self) -> ReportKey {
+        ReportKey { start: self.date_range_start, id: self.id }
+    }
+
+    /// The reports with these ids.
+    pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[ReportId]) -> QueryResult<Vec<Self>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        reports::table.filter(reports::id.eq_any(ids)).select(Self::as_select()).load(conn).await
+    }
+
+    /// One page of an agency's reports, newest period first.
+    pub async fn page(
+        conn: &mut AsyncPgConnection,
+        agency: AgencyId,
+        filter: &ReportFilter,
+        slice: Slice<ReportKey>,
+    ) -> QueryResult<Page<Self>> {
+        // The default selection is every column in table order, which is what `Report` reads.
+        let mut query = filtered(&[agency], filter);
+        if let Some(after) = slice.after {
+            query = after_key(query, after);
+        }
+        if let Some(before) = slice.before {
+            query = before_key(query, before);
+        }
+        query = if slice.backwards {
+            query.order((reports::date_range_start.asc(), reports::id.asc()))
+        } else {
+            query.order((reports::date_range_start.desc(), reports::id.desc()))
+        };
+        let mut rows: Vec<Self> = query.limit(slice.limit + 1).load(conn).await?;
+        let has_more = rows.len() as i64 > slice.limit;
+        rows.truncate(slice.limit as usize);
+        if slice.backwards {
+            rows.reverse();
+        }
+        Ok(Page { rows, has_more })
+    }
+
+    /// How many of an agency's reports match `filter`.
+    pub async fn count(conn: &mut AsyncPgConnection, agency: AgencyId, filter: &ReportFilter) -> QueryResult<i64> {
+        filtered(&[agency], filter).count().get_result(conn).await
+    }
+
+    /// The latest report of each agency with this frequency, by period.
+    pub async fn latest_of(
+        conn: &mut AsyncPgConnection,
+        agencies: &[AgencyId],
+        frequency: ReportFrequency,
+    ) -> QueryResult<Vec<Self>> {
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        reports::table
+            .filter(reports::agency_id.eq_any(agencies))
+            .filter(reports::frequency.eq(frequency))
+            .distinct_on(reports::agency_id)
+            .order((reports::agency_id, reports::date_range_start.desc()))
+            .select(Self::as_select())
+            .load(conn)
+            .await
+    }
+
+    /// The latest annual report of each agency for each starting month (reporting year).
+    pub async fn latest_annual_of(conn: &mut AsyncPgConnection, agencies: &[AgencyId]) -> QueryResult<Vec<Self>> {
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let month = diesel::dsl::sql::<diesel::sql_types::Double>("extract(month FROM reports.date_range_start)");
+        reports::table
+            .filter(reports::agency_id.eq_any(agencies))
+            .filter(reports::frequency.eq(ReportFrequency::Annual))
+            .distinct_on((reports::agency_id, month.clone()))
+            .order((reports::agency_id, month, reports::date_range_start.desc()))
+            .select(Self::as_select())
+            .load(conn)
+            .await
+    }
+
+    /// Who edited these reports, with the users, most recent first.
+    pub async fn editors_of(
+        conn: &mut AsyncPgConnection,
+        reports: &[ReportId],
+    ) -> QueryResult<Vec<(ReportId, DateTime<Utc>, User)>> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        report_editors::table
+            .inner_join(users::table)
+            .filter(report_editors::report_id.eq_any(reports))
+            .order(report_editors::last_edited_at.desc())
+            .select((report_editors::report_id, report_editors::last_edited_at, User::as_select()))
+            .load(conn)
+            .await
+    }
+
+    /// The status changes of these reports, oldest first.
+    pub async fn status_changes_of(
+        conn: &mut AsyncPgConnection,
+        reports: &[ReportId],
+    ) -> QueryResult<Vec<StatusChange>> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        report_status_changes::table
+            .filter(report_status_changes::report_id.eq_any(reports))
+            .order((report_status_changes::changed_at, report_status_changes::id))
+            .select(StatusChange::as_select())
+            .load(conn)
+            .await
+    }
+}
+
+/// A change of a report's status.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = report_status_changes, check_for_backend(diesel::pg::Pg))]
+pub struct StatusChange {
     /// The report.
     pub report_id: ReportId,
     /// The status before.

@@ -166,11 +166,11 @@ async fn agency_id(app: &TestApp, admin: &str, name: &str) -> String {
     let response = app
         .graphql_as(
             Some(admin),
-            "query($name: String) { agencies(filter: {nameContains: $name}) { id } }",
+            "query($name: String) { agencies(filter: {nameContains: $name}) { nodes { id } } }",
             json!({ "name": name }),
         )
         .await;
-    response["data"]["agencies"][0]["id"]
+    response["data"]["agencies"]["nodes"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned()

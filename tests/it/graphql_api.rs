@@ -19,10 +19,11 @@ async fn agencies_lists_the_demo_agencies_with_their_superagency_links() {
     let admin = app.token_for(&db, "admin@example.com").await;
     let response = app
         .graphql_as(
-            Some(&admin),"{ agencies { id name systems isSuperagency superagency { name } childAgencies { name } } }", json!({}))
+            Some(&admin),"{ agencies(first: 100) { totalCount nodes { id name systems isSuperagency superagency { name } childAgencies { name } } } }", json!({}))
         .await;
     assert!(response["errors"].is_null(), "{response}");
-    let agencies = &response["data"]["agencies"];
+    assert_eq!(response["data"]["agencies"]["totalCount"], 12);
+    let agencies = &response["data"]["agencies"]["nodes"];
     assert_eq!(agencies.as_array().unwrap().len(), 12);
     let mut sorted = names(agencies);
     sorted.sort_unstable();
@@ -61,7 +62,7 @@ async fn agencies_can_be_filtered_by_state_system_and_name() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
     let admin = app.token_for(&db, "admin@example.com").await;
-    let query = "query($filter: AgencyFilterInput) { agencies(filter: $filter) { name } }";
+    let query = "query($filter: AgencyFilterInput) { agencies(filter: $filter) { nodes { name } } }";
     let cases = [
         (
             json!({"stateCode": "us_nm"}),
@@ -91,7 +92,7 @@ async fn agencies_can_be_filtered_by_state_system_and_name() {
         let response = app
             .graphql_as(Some(&admin), query, json!({ "filter": filter }))
             .await;
-        assert_eq!(names(&response["data"]["agencies"]), expected, "{filter}");
+        assert_eq!(names(&response["data"]["agencies"]["nodes"]), expected, "{filter}");
     }
 }
 
@@ -99,8 +100,8 @@ async fn agencies_can_be_filtered_by_state_system_and_name() {
 async fn an_agency_is_found_by_id() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
-    let list = app.graphql("{ agencies { id name } }", json!({})).await;
-    let first = &list["data"]["agencies"][0];
+    let list = app.graphql("{ agencies { nodes { id name } } }", json!({})).await;
+    let first = &list["data"]["agencies"]["nodes"][0];
     let response = app
         .graphql(
             "query($id: ID!) { agency(id: $id) { name availableMetrics { key } } }",
@@ -223,7 +224,7 @@ async fn malformed_requests_are_client_errors() {
     assert_eq!(not_json.status().as_u16(), 400);
     let syntax = app.graphql("{ agencies { name ", json!({})).await;
     assert!(!syntax["errors"].as_array().unwrap().is_empty());
-    let unknown_field = app.graphql("{ agencies { salary } }", json!({})).await;
+    let unknown_field = app.graphql("{ agencies { nodes { salary } } }", json!({})).await;
     assert!(unknown_field["data"].is_null());
     // The server is still up and answering.
     let fine = app.graphql("{ systems { key } }", json!({})).await;
@@ -239,7 +240,7 @@ async fn queries_nested_too_deeply_are_refused_before_running() {
         selection = format!("name superagency {{ {selection} }}");
     }
     let response = app
-        .graphql(&format!("{{ agencies {{ {selection} }} }}"), json!({}))
+        .graphql(&format!("{{ agencies {{ nodes {{ {selection} }} }} }}"), json!({}))
         .await;
     let message = response["errors"][0]["message"]
         .as_str()

@@ -53,14 +53,14 @@ async fn serve(data_dir: &Path) -> (Child, String) {
 async fn agency_names(base_url: &str) -> Vec<String> {
     let response: Value = reqwest::Client::new()
         .post(format!("{base_url}/graphql"))
-        .json(&json!({ "query": "{ agencies { name } }" }))
+        .json(&json!({ "query": "{ agencies { nodes { name } } }" }))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    response["data"]["agencies"]
+    response["data"]["agencies"]["nodes"]
         .as_array()
         .unwrap()
         .iter()

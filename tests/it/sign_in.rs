@@ -225,10 +225,10 @@ async fn a_pending_invitation_grants_nothing_yet() {
     let sheriff = app
         .graphql_as(
             Some(&admin),
-            "{ agencies(filter: {nameContains: \"Sheriff\"}) { id } }",
+            "{ agencies(filter: {nameContains: \"Sheriff\"}) { nodes { id } } }",
             json!({}),
         )
-        .await["data"]["agencies"][0]["id"]
+        .await["data"]["agencies"]["nodes"][0]["id"]
         .clone();
     let team = app
         .graphql_as(

@@ -29,11 +29,11 @@ async fn agency(app: &TestApp, db: &TestDb, name: &str) -> (String, AgencyId) {
     let response = app
         .graphql_as(
             Some(&admin),
-            "query($n: String) { agencies(filter: {nameContains: $n}) { id } }",
+            "query($n: String) { agencies(filter: {nameContains: $n}) { nodes { id } } }",
             json!({ "n": name }),
         )
         .await;
-    let id = response["data"]["agencies"][0]["id"]
+    let id = response["data"]["agencies"]["nodes"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -206,9 +206,9 @@ async fn an_agency_restricted_token_cannot_read_another_agency_its_user_could() 
     assert_eq!(error_codes(&public), ["FORBIDDEN"], "{public}");
     // The listing shows the token's agency and public ones only.
     let listed = app
-        .graphql_as(Some(&narrowed), "{ agencies { name } }", json!({}))
+        .graphql_as(Some(&narrowed), "{ agencies { nodes { name } } }", json!({}))
         .await;
-    let names: Vec<&str> = listed["data"]["agencies"]
+    let names: Vec<&str> = listed["data"]["agencies"]["nodes"]
         .as_array()
         .unwrap()
         .iter()

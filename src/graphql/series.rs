@@ -1,0 +1,373 @@
+//! Time series of one agency's metric for the data-visualisation screen and the public
+//! dashboard, grouped on the server.
+//!
+//! Points follow the metric's own reports (months or reporting years). Rolled up to years, a
+//! counted metric (events) sums its months and a level (population, staff, budget) averages
+//! them, following the metric's measurement type. A period without a value is a point whose
+//! value is null — never zero.
+
+use std::collections::BTreeMap;
+
+use async_graphql::{Context, Enum, InputObject, SimpleObject};
+use chrono::{Datelike, Months, NaiveDate};
+
+use super::catalogue::MetricDefinition;
+use super::loaders::{DbLoader, MetricSettingsOf, SeriesOf};
+use super::{Gql, catalogue};
+use crate::catalogue::{Breakdown, MetricDefinition as CatalogueMetric};
+use crate::error::{AppError, AppResult};
+use crate::models::agency::Agency as AgencyRow;
+use crate::models::datapoint::SeriesValue;
+use crate::models::enums::ReportFrequency;
+
+/// How a series is grouped in time.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SeriesGranularity {
+    /// One point per month (monthly metrics only).
+    Monthly,
+    /// One point per year: calendar years for monthly metrics, the agency's reporting years
+    /// for annual ones.
+    Annual,
+}
+
+/// Which series to compute.
+#[derive(InputObject, Clone, Default)]
+pub struct SeriesInput {
+    /// The metric's key.
+    pub metric_key: String,
+    /// First day of the range (rounded to its month); by default the first value's period.
+    pub from: Option<NaiveDate>,
+    /// Day after the range (rounded to its month); by default after the last value's period.
+    pub to: Option<NaiveDate>,
+    /// Grouping in time; by default the metric's own frequency.
+    pub granularity: Option<SeriesGranularity>,
+    /// Split each point by the members of this breakdown.
+    pub dimension_id: Option<String>,
+}
+
+/// A metric's values over time.
+#[derive(SimpleObject)]
+pub struct MetricSeries {
+    /// The metric.
+    pub metric: MetricDefinition,
+    /// Grouping in time.
+    pub granularity: SeriesGranularity,
+    /// The breakdown the points are split by, if any.
+    pub dimension_id: Option<String>,
+    /// The points, in time order.
+    pub points: Vec<SeriesPoint>,
+}
+
+/// One period of a series.
+#[derive(SimpleObject, Debug, Clone, PartialEq)]
+pub struct SeriesPoint {
+    /// First day of the period.
+    pub start: NaiveDate,
+    /// Day after the period.
+    pub end: NaiveDate,
+    /// The metric's value; null when no value was reported for the period.
+    pub value: Option<f64>,
+    /// How many of the metric's own reporting periods in this point have a value.
+    pub reported_periods: i32,
+    /// How many of the metric's own reporting periods this point spans.
+    pub expected_periods: i32,
+    /// Values by breakdown member, when the series is split.
+    pub members: Vec<SeriesMemberValue>,
+}
+
+/// A breakdown member's value in one period.
+#[derive(SimpleObject, Debug, Clone, PartialEq)]
+pub struct SeriesMemberValue {
+    /// The member's name.
+    pub name: String,
+    /// The member for people.
+    pub label: String,
+    /// Its value; null when not reported.
+    pub value: Option<f64>,
+}
+
+/// What to compute, resolved against the catalogue and the agency's settings.
+pub struct SeriesPlan<'a> {
+    /// The metric.
+    pub metric: &'a CatalogueMetric,
+    /// The metric's reporting frequency for the agency.
+    pub frequency: ReportFrequency,
+    /// Grouping in time.
+    pub granularity: SeriesGranularity,
+    /// Range start (first of a month).
+    pub from: Option<NaiveDate>,
+    /// Range end (first of a month).
+    pub to: Option<NaiveDate>,
+    /// The breakdown, with the members to show.
+    pub split: Option<(&'a Breakdown, Vec<usize>)>,
+}
+
+fn first_of_month(date: NaiveDate) -> NaiveDate {
+    date.with_day(1).unwrap_or(date)
+}
+
+fn add_months(date: NaiveDate, months: u32) -> NaiveDate {
+    date.checked_add_months(Months::new(months)).unwrap_or(date)
+}
+
+/// One reporting period's values: the total and each member's.
+#[derive(Default)]
+struct Period {
+    total: Option<f64>,
+    members: BTreeMap<String, f64>,
+}
+
+fn combine(values: &[f64], additive: bool) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let sum: f64 = values.iter().sum();
+    Some(if additive { sum } else { sum / values.len() as f64 })
+}
+
+/// Groups `values` (one metric of one agency) into the points of `plan`.
+pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<SeriesPoint>> {
+    if plan.frequency == ReportFrequency::Annual && plan.granularity == SeriesGranularity::Monthly {
+        return Err(AppError::BadUserInput(format!(
+            "{} is reported annually: it has no monthly series",
+            plan.metric.key
+        )));
+    }
+    let mut periods: BTreeMap<NaiveDate, Period> = BTreeMap::new();
+    for value in values.iter().filter(|v| v.frequency == plan.frequency && v.metric_key == plan.metric.key) {
+        let Some(number) = value.value else { continue };
+        let period = periods.entry(value.start).or_default();
+        match (&value.dimension_id, &value.member, &plan.split) {
+            (None, None, _) => period.total = Some(number),
+            (Some(dimension), Some(member), Some((breakdown, _))) if *dimension == breakdown.dimension => {
+                period.members.insert(member.clone(), number);
+            }
+            _ => {}
+        }
+    }
+    let step = match plan.frequency {
+        ReportFrequency::Monthly => 1,
+        ReportFrequency::Annual => 12,
+    };
+    let first = plan.from.map(first_of_month).or_else(|| periods.keys().next().copied());
+    let end = plan.to.map(first_of_month).or_else(|| periods.keys().next_back().map(|&last| add_months(last, step)));
+    let (Some(first), Some(end)) = (first, end) else { return Ok(Vec::new()) };
+    if first >= end {
+        return Err(AppError::BadUserInput("`from` must be before `to`".into()));
+    }
+
+    // The reporting periods in range: every month, or the agency's reporting years (plus any
+    // year that has data under an earlier starting month).
+    let mut starts: Vec<NaiveDate> = Vec::new();
+    match plan.frequency {
+        ReportFrequency::Monthly => {
+            let mut month = first;
+            while month < end {
+                starts.push(month);
+                month = add_months(month, 1);
+            }
+        }
+        ReportFrequency::Annual => {
+            let aligned = periods.keys().copied().find(|&start| start >= first).unwrap_or(first);
+            let mut year = aligned;
+            while year < end {
+                starts.push(year);
+                year = add_months(year, 12);
+            }
+            starts.extend(periods.keys().copied().filter(|&start| start >= first && start < end));
+            starts.sort_unstable();
+            starts.dedup();
+        }
+    }
+
+    let additive = plan.metric.measurement_type.is_additive();
+    let buckets: Vec<(NaiveDate, NaiveDate, Vec<NaiveDate>)> = match plan.granularity {
+        SeriesGranularity::Annual if plan.frequency == ReportFrequency::Monthly => {
+            let mut years: BTreeMap<i32, Vec<NaiveDate>> = BTreeMap::new();
+            for start in starts {
+                years.entry(start.year()).or_default().push(start);
+            }
+            years
+                .into_values()
+                .filter_map(|months| {
+                    let year = months.first()?.year();
+                    let start = NaiveDate::from_ymd_opt(year, 1, 1)?;
+                    Some((start, add_months(start, 12), months))
+                })
+                .collect()
+        }
+        _ => starts.into_iter().map(|start| (start, add_months(start, step), vec![start])).collect(),
+    };
+
+    Ok(buckets
+        .into_iter()
+        .map(|(start, end, members_of)| {
+            let totals: Vec<f64> = members_of.iter().filter_map(|s| periods.get(s)?.total).collect();
+            let members = match &plan.split {
+                None => Vec::new(),
+                Some((breakdown, shown)) => shown
+                    .iter()
+                    .map(|&index| {
+                        let member = &breakdown.members[index];
+                        let values: Vec<f64> = members_of
+                            .iter()
+                            .filter_map(|s| periods.get(s)?.members.get(&member.name).copied())
+                            .collect();
+                        SeriesMemberValue {
+                            name: member.name.clone(),
+                            label: member.label.clone(),
+                            value: combine(&values, additive),
+                        }
+                    })
+                    .collect(),
+            };
+            SeriesPoint {
+                start,
+                end,
+                value: combine(&totals, additive),
+                reported_periods: totals.len() as i32,
+                expected_periods: members_of.len() as i32,
+                members,
+            }
+        })
+        .collect())
+}
+
+/// The series `input` asks for, of `agency`; `published_only` restricts it to published
+/// reports and to what the agency publishes (enabled metrics and members).
+pub async fn series_of(
+    ctx: &Context<'_>,
+    agency: &AgencyRow,
+    input: &SeriesInput,
+    published_only: bool,
+) -> async_graphql::Result<MetricSeries> {
+    let catalogue = catalogue(ctx);
+    let loader = ctx.data_unchecked::<DbLoader>();
+    let not_found = || AppError::NotFound(format!("the agency reports no metric {:?}", input.metric_key)).into_gql();
+    let index = catalogue.metrics().iter().position(|m| m.key == input.metric_key).ok_or_else(not_found)?;
+    let metric = &catalogue.metrics()[index];
+    let settings = loader.load_one(MetricSettingsOf(agency.id)).await?.unwrap_or_default();
+    let effective = settings.effective(metric, &agency.systems()).ok_or_else(not_found)?;
+    if published_only && !effective.is_enabled {
+        return Err(not_found());
+    }
+    let split = match &input.dimension_id {
+        None => None,
+        Some(dimension) => {
+            let breakdown = metric.breakdown(dimension).ok_or_else(|| {
+                AppError::BadUserInput(format!("{} has no breakdown {dimension:?}", metric.key)).into_gql()
+            })?;
+            let shown: Vec<usize> = (0..breakdown.members.len())
+                .filter(|&i| !published_only || settings.member_enabled(&metric.key, dimension, &breakdown.members[i].name))
+                .collect();
+            Some((breakdown, shown))
+        }
+    };
+    let plan = SeriesPlan {
+        metric,
+        frequency: effective.frequency,
+        granularity: input.granularity.unwrap_or(match effective.frequency {
+            ReportFrequency::Monthly => SeriesGranularity::Monthly,
+            ReportFrequency::Annual => SeriesGranularity::Annual,
+        }),
+        from: input.from,
+        to: input.to,
+        split,
+    };
+    let values = loader
+        .load_one(SeriesOf { agency: agency.id, metric: metric.key.clone(), published_only })
+        .await?
+        .unwrap_or_default();
+    let points = compute(&plan, &values).gql()?;
+    Ok(MetricSeries {
+        metric: MetricDefinition::new(catalogue.clone(), index),
+        granularity: plan.granularity,
+        dimension_id: input.dimension_id.clone(),
+        points,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Catalogue;
+    use crate::models::ids::AgencyId;
+
+    fn month(year: i32, month: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(year, month, 1).unwrap()
+    }
+
+    fn value(metric: &str, start: NaiveDate, member: Option<&str>, value: f64) -> SeriesValue {
+        SeriesValue {
+            agency_id: AgencyId(1),
+            metric_key: metric.into(),
+            frequency: ReportFrequency::Monthly,
+            start,
+            dimension_id: member.map(|_| "metric/offense/type".into()),
+            member: member.map(Into::into),
+            value: Some(value),
+        }
+    }
+
+    fn plan<'a>(metric: &'a CatalogueMetric, granularity: SeriesGranularity) -> SeriesPlan<'a> {
+        SeriesPlan { metric, frequency: metric.default_frequency, granularity, from: None, to: None, split: None }
+    }
+
+    #[test]
+    fn gaps_are_missing_not_zero() {
+        let catalogue = Catalogue::standard().unwrap();
+        let arrests = catalogue.metric("LAW_ENFORCEMENT_ARRESTS").unwrap();
+        let values = [value(&arrests.key, month(2024, 1), None, 10.0), value(&arrests.key, month(2024, 3), None, 30.0)];
+        let points = compute(&plan(arrests, SeriesGranularity::Monthly), &values).unwrap();
+        let got: Vec<Option<f64>> = points.iter().map(|p| p.value).collect();
+        assert_eq!(got, [Some(10.0), None, Some(30.0)]);
+        assert_eq!(points[1].reported_periods, 0);
+    }
+
+    #[test]
+    fn years_sum_events_and_average_levels() {
+        let catalogue = Catalogue::standard().unwrap();
+        let arrests = catalogue.metric("LAW_ENFORCEMENT_ARRESTS").unwrap();
+        let population = catalogue.metric("JAILS_TOTAL_POPULATION").unwrap();
+        assert!(arrests.measurement_type.is_additive() && !population.measurement_type.is_additive());
+        for (metric, expected) in [(arrests, 60.0), (population, 20.0)] {
+            let values: Vec<SeriesValue> =
+                [10.0, 20.0, 30.0].iter().enumerate().map(|(i, &v)| value(&metric.key, month(2024, i as u32 + 1), None, v)).collect();
+            let mut plan = plan(metric, SeriesGranularity::Annual);
+            plan.to = Some(month(2025, 1));
+            let points = compute(&plan, &values).unwrap();
+            assert_eq!(points.len(), 1);
+            assert_eq!(points[0].value, Some(expected), "{}", metric.key);
+            assert_eq!((points[0].reported_periods, points[0].expected_periods), (3, 12));
+        }
+    }
+
+    #[test]
+    fn a_split_series_carries_member_values() {
+        let catalogue = Catalogue::standard().unwrap();
+        let arrests = catalogue.metric("LAW_ENFORCEMENT_ARRESTS").unwrap();
+        let breakdown = arrests.breakdown("metric/offense/type").unwrap();
+        let values = [
+            value(&arrests.key, month(2024, 1), None, 10.0),
+            value(&arrests.key, month(2024, 1), Some("DRUG"), 4.0),
+        ];
+        let mut plan = plan(arrests, SeriesGranularity::Monthly);
+        plan.split = Some((breakdown, (0..breakdown.members.len()).collect()));
+        let points = compute(&plan, &values).unwrap();
+        let drug = points[0].members.iter().find(|m| m.name == "DRUG").unwrap();
+        assert_eq!(drug.value, Some(4.0));
+        let person = points[0].members.iter().find(|m| m.name == "PERSON").unwrap();
+        assert_eq!(person.value, None);
+    }
+
+    #[test]
+    fn annual_metrics_have_no_monthly_series() {
+        let catalogue = Catalogue::standard().unwrap();
+        let funding = catalogue.metric("LAW_ENFORCEMENT_FUNDING").unwrap();
+        assert!(compute(&plan(funding, SeriesGranularity::Monthly), &[]).is_err());
+        let mut reversed = plan(funding, SeriesGranularity::Annual);
+        reversed.from = Some(month(2025, 1));
+        reversed.to = Some(month(2024, 1));
+        assert!(compute(&reversed, &[]).is_err());
+    }
+}
