@@ -6,22 +6,27 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::catalogue::MetricDefinition;
 use super::guards::{Can, viewer};
 use super::loaders::{
-    ChildrenOf, DbLoader, JurisdictionsOf, LatestAnnualOf, LatestMonthlyOf, MetricSettingsOf, SettingsOf,
+    ChildrenOf, DbLoader, JurisdictionsOf, LatestAnnualOf, LatestMonthlyOf, MetricSettingsOf,
+    SettingsOf,
 };
 use super::metric::AgencyMetric;
+use super::pagination::{
+    AgencyConnection, PageArgs, ReportConnection, TotalCount, UploadConnection, connection_of,
+};
 use super::report::Report;
 use super::series::{MetricSeries, SeriesGranularity, SeriesInput, series_of};
 use super::spreadsheet::Upload;
 use super::team::{TeamMember, team_of};
-use super::pagination::{AgencyConnection, PageArgs, ReportConnection, TotalCount, UploadConnection, connection_of};
 use super::{Gql, catalogue, connection, find_agency, parse_id};
 use crate::auth::permissions::Permission;
 use crate::error::{AppError, AppResult};
 use crate::models::agency::{self as model, AgencyFilter};
-use crate::models::enums::{AgencySettingKind, JurisdictionKind, ReportFrequency, ReportStatus, System};
+use crate::models::enums::{
+    AgencySettingKind, JurisdictionKind, ReportFrequency, ReportStatus, System,
+};
+use crate::models::ids::AgencyId;
 use crate::models::report::{Report as ReportRow, ReportFilter};
 use crate::models::spreadsheet::Spreadsheet;
-use crate::models::ids::AgencyId;
 
 /// The GraphQL view of an agency row.
 pub struct Agency(pub model::Agency);
@@ -112,18 +117,36 @@ impl Agency {
     /// The agency's settings (purpose, homepage, ...), by kind.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn settings(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AgencySetting>> {
-        let rows = ctx.data_unchecked::<DbLoader>().load_one(SettingsOf(self.0.id)).await?.unwrap_or_default();
+        let rows = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(SettingsOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(rows
             .into_iter()
-            .map(|row| AgencySetting { kind: row.kind, value: row.value, updated_at: row.updated_at })
+            .map(|row| AgencySetting {
+                kind: row.kind,
+                value: row.value,
+                updated_at: row.updated_at,
+            })
             .collect())
     }
 
     /// The census areas the agency's data covers or leaves out.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn jurisdictions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Jurisdiction>> {
-        let rows = ctx.data_unchecked::<DbLoader>().load_one(JurisdictionsOf(self.0.id)).await?.unwrap_or_default();
-        Ok(rows.into_iter().map(|row| Jurisdiction { geoid: row.geoid, kind: row.kind }).collect())
+        let rows = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(JurisdictionsOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(|row| Jurisdiction {
+                geoid: row.geoid,
+                kind: row.kind,
+            })
+            .collect())
     }
 
     /// The catalogue metrics of the agency's systems with the agency's settings (or the
@@ -132,10 +155,15 @@ impl Agency {
     async fn metrics(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Only the metrics the agency reports.", default = false)] enabled_only: bool,
+        #[graphql(desc = "Only the metrics the agency reports.", default = false)]
+        enabled_only: bool,
         #[graphql(desc = "Only metrics of this system.")] system: Option<System>,
     ) -> async_graphql::Result<Vec<AgencyMetric>> {
-        let settings = ctx.data_unchecked::<DbLoader>().load_one(MetricSettingsOf(self.0.id)).await?.unwrap_or_default();
+        let settings = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(MetricSettingsOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         let catalogue = catalogue(ctx);
         let systems = self.0.systems();
         Ok(catalogue
@@ -145,7 +173,9 @@ impl Agency {
             .filter(|(_, metric)| system.is_none_or(|system| metric.system == system))
             .filter_map(|(index, metric)| Some((index, settings.effective(metric, &systems)?)))
             .filter(|(_, effective)| !enabled_only || effective.is_enabled)
-            .map(|(index, effective)| AgencyMetric::new(catalogue.clone(), index, settings.clone(), effective))
+            .map(|(index, effective)| {
+                AgencyMetric::new(catalogue.clone(), index, settings.clone(), effective)
+            })
             .collect())
     }
 
@@ -155,22 +185,46 @@ impl Agency {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Conditions the reports must meet.")] filter: Option<ReportFilterInput>,
-        #[graphql(desc = "Return the first N reports (at most 100; 20 by default).")] first: Option<i32>,
+        #[graphql(desc = "Return the first N reports (at most 100; 20 by default).")] first: Option<
+            i32,
+        >,
         #[graphql(desc = "Return reports after this cursor.")] after: Option<String>,
         #[graphql(desc = "Return the last N reports (at most 100).")] last: Option<i32>,
         #[graphql(desc = "Return reports before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<ReportConnection> {
-        let slice = PageArgs { after, before, first, last }.slice().gql()?;
+        let slice = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .slice()
+        .gql()?;
         let filter = filter.unwrap_or_default().into_filter().gql()?;
         let mut conn = connection(ctx).await.gql()?;
-        let page = ReportRow::page(&mut conn, self.0.id, &filter, slice.clone()).await.gql()?;
-        Ok(connection_of(page, &slice, ReportRow::key, Report, TotalCount::Reports(self.0.id, filter)))
+        let page = ReportRow::page(&mut conn, self.0.id, &filter, slice.clone())
+            .await
+            .gql()?;
+        Ok(connection_of(
+            page,
+            &slice,
+            ReportRow::key,
+            Report,
+            TotalCount::Reports(self.0.id, filter),
+        ))
     }
 
     /// The agency's latest monthly report, by period.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
-    async fn latest_monthly_report(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Report>> {
-        let reports = ctx.data_unchecked::<DbLoader>().load_one(LatestMonthlyOf(self.0.id)).await?.unwrap_or_default();
+    async fn latest_monthly_report(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Report>> {
+        let reports = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(LatestMonthlyOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(reports.into_iter().next().map(Report))
     }
 
@@ -178,7 +232,11 @@ impl Agency {
     /// agency may report some metrics by calendar year and others by fiscal year).
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn latest_annual_reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Report>> {
-        let reports = ctx.data_unchecked::<DbLoader>().load_one(LatestAnnualOf(self.0.id)).await?.unwrap_or_default();
+        let reports = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(LatestAnnualOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(reports.into_iter().map(Report).collect())
     }
 
@@ -187,15 +245,32 @@ impl Agency {
     async fn uploads(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Return the first N uploads (at most 100; 20 by default).")] first: Option<i32>,
+        #[graphql(desc = "Return the first N uploads (at most 100; 20 by default).")] first: Option<
+            i32,
+        >,
         #[graphql(desc = "Return uploads after this cursor.")] after: Option<String>,
         #[graphql(desc = "Return the last N uploads (at most 100).")] last: Option<i32>,
         #[graphql(desc = "Return uploads before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<UploadConnection> {
-        let slice = PageArgs { after, before, first, last }.slice().gql()?;
+        let slice = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .slice()
+        .gql()?;
         let mut conn = connection(ctx).await.gql()?;
-        let page = Spreadsheet::page(&mut conn, self.0.id, slice.clone()).await.gql()?;
-        Ok(connection_of(page, &slice, Spreadsheet::key, Upload, TotalCount::Spreadsheets(self.0.id)))
+        let page = Spreadsheet::page(&mut conn, self.0.id, slice.clone())
+            .await
+            .gql()?;
+        Ok(connection_of(
+            page,
+            &slice,
+            Spreadsheet::key,
+            Upload,
+            TotalCount::Spreadsheets(self.0.id),
+        ))
     }
 
     /// A metric's values over time, drafts included (the data-visualisation screen).
@@ -222,15 +297,29 @@ impl Agency {
 
     /// The metrics the agency publishes, each with its published series (the public
     /// dashboard), in catalogue order.
-    async fn published_metrics(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PublishedMetric>> {
+    async fn published_metrics(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<PublishedMetric>> {
         self.require_published_data(ctx)?;
-        let settings = ctx.data_unchecked::<DbLoader>().load_one(MetricSettingsOf(self.0.id)).await?.unwrap_or_default();
+        let settings = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(MetricSettingsOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         let systems = self.0.systems();
         Ok(catalogue(ctx)
             .metrics()
             .iter()
-            .filter(|metric| settings.effective(metric, &systems).is_some_and(|e| e.is_enabled))
-            .map(|metric| PublishedMetric { agency: self.0.clone(), key: metric.key.clone() })
+            .filter(|metric| {
+                settings
+                    .effective(metric, &systems)
+                    .is_some_and(|e| e.is_enabled)
+            })
+            .map(|metric| PublishedMetric {
+                agency: self.0.clone(),
+                key: metric.key.clone(),
+            })
             .collect())
     }
 
@@ -295,7 +384,9 @@ impl PublishedMetric {
         let index = catalogue.metrics().iter().position(|m| m.key == self.key);
         index
             .map(|index| MetricDefinition::new(catalogue.clone(), index))
-            .ok_or_else(|| AppError::NotFound(format!("no metric has key {:?}", self.key)).into_gql())
+            .ok_or_else(|| {
+                AppError::NotFound(format!("no metric has key {:?}", self.key)).into_gql()
+            })
     }
 
     /// Its published values over time, in the metric's own periods unless asked otherwise.
@@ -305,7 +396,12 @@ impl PublishedMetric {
         #[graphql(desc = "Grouping in time.")] granularity: Option<SeriesGranularity>,
         #[graphql(desc = "Split by the members of this breakdown.")] dimension_id: Option<String>,
     ) -> async_graphql::Result<MetricSeries> {
-        let input = SeriesInput { metric_key: self.key.clone(), granularity, dimension_id, ..SeriesInput::default() };
+        let input = SeriesInput {
+            metric_key: self.key.clone(),
+            granularity,
+            dimension_id,
+            ..SeriesInput::default()
+        };
         series_of(ctx, &self.agency, &input, true).await
     }
 }
@@ -368,12 +464,20 @@ impl AgencyQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Conditions the agencies must meet.")] filter: Option<AgencyFilterInput>,
-        #[graphql(desc = "Return the first N agencies (at most 100; 20 by default).")] first: Option<i32>,
+        #[graphql(desc = "Return the first N agencies (at most 100; 20 by default).")]
+        first: Option<i32>,
         #[graphql(desc = "Return agencies after this cursor.")] after: Option<String>,
         #[graphql(desc = "Return the last N agencies (at most 100).")] last: Option<i32>,
         #[graphql(desc = "Return agencies before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<AgencyConnection> {
-        let slice = PageArgs { after, before, first, last }.slice().gql()?;
+        let slice = PageArgs {
+            after,
+            before,
+            first,
+            last,
+        }
+        .slice()
+        .gql()?;
         let filter = filter.unwrap_or_default();
         let filter = AgencyFilter {
             state_code: filter.state_code,
@@ -382,11 +486,20 @@ impl AgencyQuery {
             visible: viewer(ctx).agency_visibility(),
         };
         let mut conn = connection(ctx).await.gql()?;
-        let mut page = model::Agency::page(&mut conn, &filter, slice.clone()).await.gql()?;
+        let mut page = model::Agency::page(&mut conn, &filter, slice.clone())
+            .await
+            .gql()?;
         // Platform staff holding a token narrowed to some agencies see only those and public ones.
         let viewer = viewer(ctx);
-        page.rows.retain(|agency| viewer.can_see_agency(agency.scope()));
-        Ok(connection_of(page, &slice, model::Agency::key, Agency, TotalCount::Agencies(filter)))
+        page.rows
+            .retain(|agency| viewer.can_see_agency(agency.scope()));
+        Ok(connection_of(
+            page,
+            &slice,
+            model::Agency::key,
+            Agency,
+            TotalCount::Agencies(filter),
+        ))
     }
 
     /// One agency by id. Null, with a NOT_FOUND error, when there is no such agency or the

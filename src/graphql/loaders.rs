@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use super::Gql;
 use crate::db::{Pool, PooledConnection};
 use crate::models::agency::{Agency, AgencySetting, Jurisdiction};
-use crate::models::datapoint::{Cell, Datapoint, DatapointChange, ReportContext, SeriesQuery, SeriesValue};
+use crate::models::datapoint::{
+    Cell, Datapoint, DatapointChange, ReportContext, SeriesQuery, SeriesValue,
+};
 use crate::models::enums::ReportFrequency;
 use crate::models::ids::{AgencyId, ReportId, SpreadsheetId, UserId};
 use crate::models::metric_setting::AgencyMetricSettings;
@@ -168,7 +170,10 @@ impl Loader<ReportId> for Db {
         }
         let mut conn = self.connection().await?;
         let reports = Report::by_ids(&mut conn, keys).await.gql()?;
-        Ok(reports.into_iter().map(|report| (report.id, report)).collect())
+        Ok(reports
+            .into_iter()
+            .map(|report| (report.id, report))
+            .collect())
     }
 }
 
@@ -282,8 +287,13 @@ impl Loader<MetricSettingsOf> for Db {
         }
         let ids: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
         let mut conn = self.connection().await?;
-        let settings = AgencyMetricSettings::of_agencies(&mut conn, &ids).await.gql()?;
-        Ok(settings.into_iter().map(|(agency, settings)| (MetricSettingsOf(agency), Arc::new(settings))).collect())
+        let settings = AgencyMetricSettings::of_agencies(&mut conn, &ids)
+            .await
+            .gql()?;
+        Ok(settings
+            .into_iter()
+            .map(|(agency, settings)| (MetricSettingsOf(agency), Arc::new(settings)))
+            .collect())
     }
 }
 
@@ -302,12 +312,18 @@ impl Loader<SeriesOf> for Db {
     type Value = Vec<SeriesValue>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[SeriesOf]) -> Result<HashMap<SeriesOf, Vec<SeriesValue>>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[SeriesOf],
+    ) -> Result<HashMap<SeriesOf, Vec<SeriesValue>>, Self::Error> {
         let mut loaded: HashMap<SeriesOf, Vec<SeriesValue>> =
             keys.iter().map(|key| (key.clone(), Vec::new())).collect();
         // One query per visibility: all agencies and metrics of the batch at once.
         for published_only in [false, true] {
-            let batch: Vec<&SeriesOf> = keys.iter().filter(|key| key.published_only == published_only).collect();
+            let batch: Vec<&SeriesOf> = keys
+                .iter()
+                .filter(|key| key.published_only == published_only)
+                .collect();
             if batch.is_empty() {
                 continue;
             }
@@ -320,7 +336,11 @@ impl Loader<SeriesOf> for Db {
             };
             let mut conn = self.connection().await?;
             for value in SeriesValue::load(&mut conn, &query).await.gql()? {
-                let key = SeriesOf { agency: value.agency_id, metric: value.metric_key.clone(), published_only };
+                let key = SeriesOf {
+                    agency: value.agency_id,
+                    metric: value.metric_key.clone(),
+                    published_only,
+                };
                 if let Some(values) = loaded.get_mut(&key) {
                     values.push(value);
                 }

@@ -20,8 +20,18 @@ pub struct AgencyMetric {
 
 impl AgencyMetric {
     /// The metric at `index` of the catalogue, with the agency's settings.
-    pub fn new(catalogue: Arc<Catalogue>, index: usize, settings: Arc<AgencyMetricSettings>, effective: EffectiveMetric) -> Self {
-        Self { catalogue, index, settings, effective }
+    pub fn new(
+        catalogue: Arc<Catalogue>,
+        index: usize,
+        settings: Arc<AgencyMetricSettings>,
+        effective: EffectiveMetric,
+    ) -> Self {
+        Self {
+            catalogue,
+            index,
+            settings,
+            effective,
+        }
     }
 
     fn def(&self) -> &CatalogueMetric {
@@ -66,7 +76,9 @@ impl AgencyMetric {
 
     /// The agency's note on how it defines the metric.
     async fn definition_note(&self) -> Option<&str> {
-        self.settings.setting(&self.def().key).and_then(|s| s.definition_note.as_deref())
+        self.settings
+            .setting(&self.def().key)
+            .and_then(|s| s.definition_note.as_deref())
     }
 
     /// Whether any setting differs from the catalogue's defaults.
@@ -90,7 +102,11 @@ impl AgencyMetric {
                     .map(|member| AgencyBreakdownMember {
                         name: member.name.clone(),
                         label: member.label.clone(),
-                        is_enabled: self.settings.member_enabled(&metric.key, &breakdown.dimension, &member.name),
+                        is_enabled: self.settings.member_enabled(
+                            &metric.key,
+                            &breakdown.dimension,
+                            &member.name,
+                        ),
                         description: self
                             .settings
                             .member_setting(&metric.key, &breakdown.dimension, &member.name)

@@ -60,14 +60,20 @@ pub fn cursor<K: CursorKey>(key: &K) -> String {
 }
 
 fn decode_cursor<K: CursorKey>(cursor: &str) -> AppResult<K> {
-    let invalid = || AppError::BadUserInput(format!("{cursor:?} is not a valid cursor for this list"));
-    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?;
+    let invalid =
+        || AppError::BadUserInput(format!("{cursor:?} is not a valid cursor for this list"));
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .map_err(|_| invalid())?;
     let decoded = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (check, text) = decoded.split_once('|').ok_or_else(invalid)?;
     if check != check_value(text) {
         return Err(invalid());
     }
-    let rest = text.strip_prefix(K::TAG).and_then(|rest| rest.strip_prefix(':')).ok_or_else(invalid)?;
+    let rest = text
+        .strip_prefix(K::TAG)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .ok_or_else(invalid)?;
     K::decode(rest).ok_or_else(invalid)
 }
 
@@ -75,7 +81,9 @@ impl PageArgs {
     /// The slice these arguments ask for, validated.
     pub fn slice<K: CursorKey>(&self) -> AppResult<Slice<K>> {
         if self.first.is_some() && self.last.is_some() {
-            return Err(AppError::BadUserInput("give either `first` or `last`, not both".into()));
+            return Err(AppError::BadUserInput(
+                "give either `first` or `last`, not both".into(),
+            ));
         }
         let size = |name: &str, value: i32| -> AppResult<i64> {
             let value = i64::from(value);
@@ -86,7 +94,8 @@ impl PageArgs {
             }
             Ok(value)
         };
-        let backwards = self.last.is_some() || (self.first.is_none() && self.before.is_some() && self.after.is_none());
+        let backwards = self.last.is_some()
+            || (self.first.is_none() && self.before.is_some() && self.after.is_none());
         let limit = match (self.first, self.last) {
             (Some(first), _) => size("first", first)?,
             (_, Some(last)) => size("last", last)?,
@@ -179,9 +188,20 @@ macro_rules! connection_type {
         impl Connected for $connection {
             type Node = $node;
 
-            fn assemble(edges: Vec<(String, $node)>, page_info: PageInfo, total: TotalCount) -> Self {
-                let edges = edges.into_iter().map(|(cursor, node)| $edge { cursor, node }).collect();
-                Self { edges, page_info, total }
+            fn assemble(
+                edges: Vec<(String, $node)>,
+                page_info: PageInfo,
+                total: TotalCount,
+            ) -> Self {
+                let edges = edges
+                    .into_iter()
+                    .map(|(cursor, node)| $edge { cursor, node })
+                    .collect();
+                Self {
+                    edges,
+                    page_info,
+                    total,
+                }
             }
         }
     };
@@ -195,9 +215,24 @@ pub trait Connected {
     fn assemble(edges: Vec<(String, Self::Node)>, page_info: PageInfo, total: TotalCount) -> Self;
 }
 
-connection_type!(AgencyConnection, AgencyEdge, crate::graphql::agency::Agency, "agencies");
-connection_type!(ReportConnection, ReportEdge, crate::graphql::report::Report, "reports");
-connection_type!(UploadConnection, UploadEdge, crate::graphql::spreadsheet::Upload, "uploads");
+connection_type!(
+    AgencyConnection,
+    AgencyEdge,
+    crate::graphql::agency::Agency,
+    "agencies"
+);
+connection_type!(
+    ReportConnection,
+    ReportEdge,
+    crate::graphql::report::Report,
+    "reports"
+);
+connection_type!(
+    UploadConnection,
+    UploadEdge,
+    crate::graphql::spreadsheet::Upload,
+    "uploads"
+);
 
 /// Builds the connection of a page read with `slice`.
 pub fn connection_of<Row, Key: CursorKey, C: Connected>(
@@ -213,7 +248,11 @@ pub fn connection_of<Row, Key: CursorKey, C: Connected>(
     } else {
         (slice.after.is_some(), page.has_more)
     };
-    let edges: Vec<(String, C::Node)> = page.rows.into_iter().map(|row| (cursor(&key(&row)), node(row))).collect();
+    let edges: Vec<(String, C::Node)> = page
+        .rows
+        .into_iter()
+        .map(|row| (cursor(&key(&row)), node(row)))
+        .collect();
     let page_info = PageInfo {
         has_previous_page,
         has_next_page,
@@ -232,7 +271,10 @@ impl CursorKey for ReportKey {
 
     fn decode(text: &str) -> Option<Self> {
         let (start, id) = text.split_once(':')?;
-        Some(Self { start: start.parse::<NaiveDate>().ok()?, id: ReportId(id.parse().ok()?) })
+        Some(Self {
+            start: start.parse::<NaiveDate>().ok()?,
+            id: ReportId(id.parse().ok()?),
+        })
     }
 }
 
@@ -262,7 +304,10 @@ impl CursorKey for AgencyKey {
 
     fn decode(text: &str) -> Option<Self> {
         let (id, name) = text.split_once(':')?;
-        Some(Self { id: AgencyId(id.parse().ok()?), name: name.to_owned() })
+        Some(Self {
+            id: AgencyId(id.parse().ok()?),
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -272,17 +317,30 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_tampering() {
-        let key = ReportKey { start: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(), id: ReportId(42) };
+        let key = ReportKey {
+            start: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+            id: ReportId(42),
+        };
         let encoded = cursor(&key);
         assert_eq!(decode_cursor::<ReportKey>(&encoded).unwrap(), key);
         assert!(decode_cursor::<ReportKey>("garbage!").is_err());
         for position in 0..encoded.len() {
             let mut tampered = encoded.clone().into_bytes();
-            tampered[position] = if tampered[position] == b'A' { b'B' } else { b'A' };
+            tampered[position] = if tampered[position] == b'A' {
+                b'B'
+            } else {
+                b'A'
+            };
             let tampered = String::from_utf8(tampered).unwrap();
-            assert!(decode_cursor::<ReportKey>(&tampered).is_err(), "{tampered} was accepted");
+            assert!(
+                decode_cursor::<ReportKey>(&tampered).is_err(),
+                "{tampered} was accepted"
+            );
         }
-        let other_list = cursor(&AgencyKey { id: AgencyId(1), name: "A".into() });
+        let other_list = cursor(&AgencyKey {
+            id: AgencyId(1),
+            name: "A".into(),
+        });
         assert!(decode_cursor::<ReportKey>(&other_list).is_err());
     }
 
@@ -291,10 +349,37 @@ mod tests {
         let slice = PageArgs::default().slice::<ReportKey>().unwrap();
         assert_eq!(slice.limit, DEFAULT_PAGE_SIZE);
         assert!(!slice.backwards);
-        let last = PageArgs { last: Some(5), ..PageArgs::default() }.slice::<ReportKey>().unwrap();
+        let last = PageArgs {
+            last: Some(5),
+            ..PageArgs::default()
+        }
+        .slice::<ReportKey>()
+        .unwrap();
         assert!(last.backwards && last.limit == 5);
-        assert!(PageArgs { first: Some(101), ..PageArgs::default() }.slice::<ReportKey>().is_err());
-        assert!(PageArgs { first: Some(-1), ..PageArgs::default() }.slice::<ReportKey>().is_err());
-        assert!(PageArgs { first: Some(1), last: Some(1), ..PageArgs::default() }.slice::<ReportKey>().is_err());
+        assert!(
+            PageArgs {
+                first: Some(101),
+                ..PageArgs::default()
+            }
+            .slice::<ReportKey>()
+            .is_err()
+        );
+        assert!(
+            PageArgs {
+                first: Some(-1),
+                ..PageArgs::default()
+            }
+            .slice::<ReportKey>()
+            .is_err()
+        );
+        assert!(
+            PageArgs {
+                first: Some(1),
+                last: Some(1),
+                ..PageArgs::default()
+            }
+            .slice::<ReportKey>()
+            .is_err()
+        );
     }
 }

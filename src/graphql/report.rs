@@ -10,7 +10,9 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use super::agency::Agency;
 use super::catalogue::MetricDefinition;
 use super::guards::viewer;
-use super::loaders::{ChangesOf, ContextsOf, DatapointsOf, DbLoader, EditorsOf, MetricSettingsOf, StatusChangesOf};
+use super::loaders::{
+    ChangesOf, ContextsOf, DatapointsOf, DbLoader, EditorsOf, MetricSettingsOf, StatusChangesOf,
+};
 use super::{Gql, catalogue, find_agency, parse_id};
 use crate::auth::permissions::Permission;
 use crate::catalogue::{Catalogue, MetricDefinition as CatalogueMetric};
@@ -33,10 +35,16 @@ pub struct Person {
 
 impl Person {
     /// The person with this id, if the user still exists.
-    pub async fn load(ctx: &Context<'_>, id: Option<UserId>) -> async_graphql::Result<Option<Person>> {
+    pub async fn load(
+        ctx: &Context<'_>,
+        id: Option<UserId>,
+    ) -> async_graphql::Result<Option<Person>> {
         let Some(id) = id else { return Ok(None) };
         let user = ctx.data_unchecked::<DbLoader>().load_one(id).await?;
-        Ok(user.map(|user| Person { id: ID(user.id.to_string()), name: user.name }))
+        Ok(user.map(|user| Person {
+            id: ID(user.id.to_string()),
+            name: user.name,
+        }))
     }
 }
 
@@ -98,19 +106,33 @@ impl Report {
 
     /// Who edited the report, most recent first.
     async fn editors(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ReportEditor>> {
-        let editors = ctx.data_unchecked::<DbLoader>().load_one(EditorsOf(self.0.id)).await?.unwrap_or_default();
+        let editors = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(EditorsOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(editors
             .into_iter()
             .map(|(_, last_edited_at, user)| ReportEditor {
-                person: Person { id: ID(user.id.to_string()), name: user.name },
+                person: Person {
+                    id: ID(user.id.to_string()),
+                    name: user.name,
+                },
                 last_edited_at,
             })
             .collect())
     }
 
     /// Every change of the report's status, oldest first.
-    async fn status_history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ReportStatusChange>> {
-        let changes = ctx.data_unchecked::<DbLoader>().load_one(StatusChangesOf(self.0.id)).await?.unwrap_or_default();
+    async fn status_history(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<ReportStatusChange>> {
+        let changes = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(StatusChangesOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(changes.into_iter().map(ReportStatusChange).collect())
     }
 
@@ -127,14 +149,21 @@ impl Report {
             loader.load_one(ContextsOf(report.id)),
         )
         .await;
-        let agency: AgencyRow = agency?.ok_or_else(|| AppError::NotFound("the report's agency is gone".into()).into_gql())?;
+        let agency: AgencyRow = agency?
+            .ok_or_else(|| AppError::NotFound("the report's agency is gone".into()).into_gql())?;
         let settings = settings?.unwrap_or_default();
         let mut datapoints: HashMap<String, Vec<Datapoint>> = HashMap::new();
         for datapoint in loaded_values?.unwrap_or_default() {
-            datapoints.entry(datapoint.metric_key.clone()).or_default().push(datapoint);
+            datapoints
+                .entry(datapoint.metric_key.clone())
+                .or_default()
+                .push(datapoint);
         }
-        let mut contexts: HashMap<String, ReportContext> =
-            contexts?.unwrap_or_default().into_iter().map(|c| (c.metric_key.clone(), c)).collect();
+        let mut contexts: HashMap<String, ReportContext> = contexts?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.metric_key.clone(), c))
+            .collect();
         let catalogue = catalogue(ctx);
         let systems = agency.systems();
         let month = report.date_range_start.month();
@@ -308,18 +337,29 @@ impl ReportMetric {
                             })
                             .collect();
                         let own = values.iter().copied().find(|d| d.sub_category.is_none());
-                        let setting = self.settings.member_setting(&metric.key, &breakdown.dimension, &member.name);
+                        let setting = self.settings.member_setting(
+                            &metric.key,
+                            &breakdown.dimension,
+                            &member.name,
+                        );
                         ReportMember {
                             name: member.name.clone(),
                             label: member.label.clone(),
-                            is_enabled: self.settings.member_enabled(&metric.key, &breakdown.dimension, &member.name),
+                            is_enabled: self.settings.member_enabled(
+                                &metric.key,
+                                &breakdown.dimension,
+                                &member.name,
+                            ),
                             description: setting.and_then(|s| s.description.clone()),
                             value: own.and_then(|d| d.value),
                             value_status: status_of(own),
                             sub_categories: values
                                 .iter()
                                 .filter_map(|d| {
-                                    Some(SubCategoryValue { name: d.sub_category.clone()?, value: d.value })
+                                    Some(SubCategoryValue {
+                                        name: d.sub_category.clone()?,
+                                        value: d.value,
+                                    })
                                 })
                                 .collect(),
                         }
@@ -331,9 +371,17 @@ impl ReportMetric {
 
     /// Every recorded change of this metric's values in this report, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ValueChange>> {
-        let changes = ctx.data_unchecked::<DbLoader>().load_one(ChangesOf(self.report)).await?.unwrap_or_default();
+        let changes = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(ChangesOf(self.report))
+            .await?
+            .unwrap_or_default();
         let key = &self.def().key;
-        Ok(changes.into_iter().filter(|(_, cell)| &cell.metric_key == key).map(|(change, cell)| ValueChange { change, cell }).collect())
+        Ok(changes
+            .into_iter()
+            .filter(|(_, cell)| &cell.metric_key == key)
+            .map(|(change, cell)| ValueChange { change, cell })
+            .collect())
     }
 }
 
@@ -445,7 +493,10 @@ impl ReportQuery {
         let not_found = || AppError::NotFound(format!("no report has id {id}")).into_gql();
         let loader = ctx.data_unchecked::<DbLoader>();
         let report = loader.load_one(id).await?.ok_or_else(not_found)?;
-        let agency = loader.load_one(report.agency_id).await?.ok_or_else(not_found)?;
+        let agency = loader
+            .load_one(report.agency_id)
+            .await?
+            .ok_or_else(not_found)?;
         match viewer(ctx).require(Permission::ReadAgency, agency.scope()) {
             Ok(()) => Ok(Some(Report(report))),
             // Reports are not public objects: whoever may not read them learns nothing.

@@ -122,7 +122,11 @@ fn combine(values: &[f64], additive: bool) -> Option<f64> {
         return None;
     }
     let sum: f64 = values.iter().sum();
-    Some(if additive { sum } else { sum / values.len() as f64 })
+    Some(if additive {
+        sum
+    } else {
+        sum / values.len() as f64
+    })
 }
 
 /// Groups `values` (one metric of one agency) into the points of `plan`.
@@ -134,12 +138,18 @@ pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<S
         )));
     }
     let mut periods: BTreeMap<NaiveDate, Period> = BTreeMap::new();
-    for value in values.iter().filter(|v| v.frequency == plan.frequency && v.metric_key == plan.metric.key) {
-        let Some(number) = value.value else { continue };
+    for value in values
+        .iter()
+        .filter(|v| v.frequency == plan.frequency && v.metric_key == plan.metric.key)
+    {
+        // A period with only "not reported" values still belongs to the range, as a gap.
         let period = periods.entry(value.start).or_default();
+        let Some(number) = value.value else { continue };
         match (&value.dimension_id, &value.member, &plan.split) {
             (None, None, _) => period.total = Some(number),
-            (Some(dimension), Some(member), Some((breakdown, _))) if *dimension == breakdown.dimension => {
+            (Some(dimension), Some(member), Some((breakdown, _)))
+                if *dimension == breakdown.dimension =>
+            {
                 period.members.insert(member.clone(), number);
             }
             _ => {}
@@ -149,9 +159,19 @@ pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<S
         ReportFrequency::Monthly => 1,
         ReportFrequency::Annual => 12,
     };
-    let first = plan.from.map(first_of_month).or_else(|| periods.keys().next().copied());
-    let end = plan.to.map(first_of_month).or_else(|| periods.keys().next_back().map(|&last| add_months(last, step)));
-    let (Some(first), Some(end)) = (first, end) else { return Ok(Vec::new()) };
+    let first = plan
+        .from
+        .map(first_of_month)
+        .or_else(|| periods.keys().next().copied());
+    let end = plan.to.map(first_of_month).or_else(|| {
+        periods
+            .keys()
+            .next_back()
+            .map(|&last| add_months(last, step))
+    });
+    let (Some(first), Some(end)) = (first, end) else {
+        return Ok(Vec::new());
+    };
     if first >= end {
         return Err(AppError::BadUserInput("`from` must be before `to`".into()));
     }
@@ -168,13 +188,22 @@ pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<S
             }
         }
         ReportFrequency::Annual => {
-            let aligned = periods.keys().copied().find(|&start| start >= first).unwrap_or(first);
+            let aligned = periods
+                .keys()
+                .copied()
+                .find(|&start| start >= first)
+                .unwrap_or(first);
             let mut year = aligned;
             while year < end {
                 starts.push(year);
                 year = add_months(year, 12);
             }
-            starts.extend(periods.keys().copied().filter(|&start| start >= first && start < end));
+            starts.extend(
+                periods
+                    .keys()
+                    .copied()
+                    .filter(|&start| start >= first && start < end),
+            );
             starts.sort_unstable();
             starts.dedup();
         }
@@ -196,13 +225,19 @@ pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<S
                 })
                 .collect()
         }
-        _ => starts.into_iter().map(|start| (start, add_months(start, step), vec![start])).collect(),
+        _ => starts
+            .into_iter()
+            .map(|start| (start, add_months(start, step), vec![start]))
+            .collect(),
     };
 
     Ok(buckets
         .into_iter()
         .map(|(start, end, members_of)| {
-            let totals: Vec<f64> = members_of.iter().filter_map(|s| periods.get(s)?.total).collect();
+            let totals: Vec<f64> = members_of
+                .iter()
+                .filter_map(|s| periods.get(s)?.total)
+                .collect();
             let members = match &plan.split {
                 None => Vec::new(),
                 Some((breakdown, shown)) => shown
@@ -243,11 +278,26 @@ pub async fn series_of(
 ) -> async_graphql::Result<MetricSeries> {
     let catalogue = catalogue(ctx);
     let loader = ctx.data_unchecked::<DbLoader>();
-    let not_found = || AppError::NotFound(format!("the agency reports no metric {:?}", input.metric_key)).into_gql();
-    let index = catalogue.metrics().iter().position(|m| m.key == input.metric_key).ok_or_else(not_found)?;
+    let not_found = || {
+        AppError::NotFound(format!(
+            "the agency reports no metric {:?}",
+            input.metric_key
+        ))
+        .into_gql()
+    };
+    let index = catalogue
+        .metrics()
+        .iter()
+        .position(|m| m.key == input.metric_key)
+        .ok_or_else(not_found)?;
     let metric = &catalogue.metrics()[index];
-    let settings = loader.load_one(MetricSettingsOf(agency.id)).await?.unwrap_or_default();
-    let effective = settings.effective(metric, &agency.systems()).ok_or_else(not_found)?;
+    let settings = loader
+        .load_one(MetricSettingsOf(agency.id))
+        .await?
+        .unwrap_or_default();
+    let effective = settings
+        .effective(metric, &agency.systems())
+        .ok_or_else(not_found)?;
     if published_only && !effective.is_enabled {
         return Err(not_found());
     }
@@ -255,10 +305,18 @@ pub async fn series_of(
         None => None,
         Some(dimension) => {
             let breakdown = metric.breakdown(dimension).ok_or_else(|| {
-                AppError::BadUserInput(format!("{} has no breakdown {dimension:?}", metric.key)).into_gql()
+                AppError::BadUserInput(format!("{} has no breakdown {dimension:?}", metric.key))
+                    .into_gql()
             })?;
             let shown: Vec<usize> = (0..breakdown.members.len())
-                .filter(|&i| !published_only || settings.member_enabled(&metric.key, dimension, &breakdown.members[i].name))
+                .filter(|&i| {
+                    !published_only
+                        || settings.member_enabled(
+                            &metric.key,
+                            dimension,
+                            &breakdown.members[i].name,
+                        )
+                })
                 .collect();
             Some((breakdown, shown))
         }
@@ -275,7 +333,11 @@ pub async fn series_of(
         split,
     };
     let values = loader
-        .load_one(SeriesOf { agency: agency.id, metric: metric.key.clone(), published_only })
+        .load_one(SeriesOf {
+            agency: agency.id,
+            metric: metric.key.clone(),
+            published_only,
+        })
         .await?
         .unwrap_or_default();
     let points = compute(&plan, &values).gql()?;
@@ -310,14 +372,24 @@ mod tests {
     }
 
     fn plan<'a>(metric: &'a CatalogueMetric, granularity: SeriesGranularity) -> SeriesPlan<'a> {
-        SeriesPlan { metric, frequency: metric.default_frequency, granularity, from: None, to: None, split: None }
+        SeriesPlan {
+            metric,
+            frequency: metric.default_frequency,
+            granularity,
+            from: None,
+            to: None,
+            split: None,
+        }
     }
 
     #[test]
     fn gaps_are_missing_not_zero() {
         let catalogue = Catalogue::standard().unwrap();
         let arrests = catalogue.metric("LAW_ENFORCEMENT_ARRESTS").unwrap();
-        let values = [value(&arrests.key, month(2024, 1), None, 10.0), value(&arrests.key, month(2024, 3), None, 30.0)];
+        let values = [
+            value(&arrests.key, month(2024, 1), None, 10.0),
+            value(&arrests.key, month(2024, 3), None, 30.0),
+        ];
         let points = compute(&plan(arrests, SeriesGranularity::Monthly), &values).unwrap();
         let got: Vec<Option<f64>> = points.iter().map(|p| p.value).collect();
         assert_eq!(got, [Some(10.0), None, Some(30.0)]);
@@ -329,16 +401,24 @@ mod tests {
         let catalogue = Catalogue::standard().unwrap();
         let arrests = catalogue.metric("LAW_ENFORCEMENT_ARRESTS").unwrap();
         let population = catalogue.metric("JAILS_TOTAL_POPULATION").unwrap();
-        assert!(arrests.measurement_type.is_additive() && !population.measurement_type.is_additive());
+        assert!(
+            arrests.measurement_type.is_additive() && !population.measurement_type.is_additive()
+        );
         for (metric, expected) in [(arrests, 60.0), (population, 20.0)] {
-            let values: Vec<SeriesValue> =
-                [10.0, 20.0, 30.0].iter().enumerate().map(|(i, &v)| value(&metric.key, month(2024, i as u32 + 1), None, v)).collect();
+            let values: Vec<SeriesValue> = [10.0, 20.0, 30.0]
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| value(&metric.key, month(2024, i as u32 + 1), None, v))
+                .collect();
             let mut plan = plan(metric, SeriesGranularity::Annual);
             plan.to = Some(month(2025, 1));
             let points = compute(&plan, &values).unwrap();
             assert_eq!(points.len(), 1);
             assert_eq!(points[0].value, Some(expected), "{}", metric.key);
-            assert_eq!((points[0].reported_periods, points[0].expected_periods), (3, 12));
+            assert_eq!(
+                (points[0].reported_periods, points[0].expected_periods),
+                (3, 12)
+            );
         }
     }
 
@@ -356,7 +436,11 @@ mod tests {
         let points = compute(&plan, &values).unwrap();
         let drug = points[0].members.iter().find(|m| m.name == "DRUG").unwrap();
         assert_eq!(drug.value, Some(4.0));
-        let person = points[0].members.iter().find(|m| m.name == "PERSON").unwrap();
+        let person = points[0]
+            .members
+            .iter()
+            .find(|m| m.name == "PERSON")
+            .unwrap();
         assert_eq!(person.value, None);
     }
 

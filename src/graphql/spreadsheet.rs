@@ -57,7 +57,11 @@ impl Upload {
 
     /// Errors and warnings the ingest raised, in order.
     async fn messages(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UploadMessage>> {
-        let messages = ctx.data_unchecked::<DbLoader>().load_one(MessagesOf(self.0.id)).await?.unwrap_or_default();
+        let messages = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(MessagesOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(messages
             .into_iter()
             .map(|m| UploadMessage {
@@ -71,8 +75,15 @@ impl Upload {
     }
 
     /// What the ingest did to each report it touched.
-    async fn report_changes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UploadReportChange>> {
-        let changes = ctx.data_unchecked::<DbLoader>().load_one(ReportChangesOf(self.0.id)).await?.unwrap_or_default();
+    async fn report_changes(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<UploadReportChange>> {
+        let changes = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(ReportChangesOf(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(changes.into_iter().map(UploadReportChange).collect())
     }
 }
@@ -105,6 +116,10 @@ impl UploadReportChange {
 
     /// The report.
     async fn report(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Report>> {
-        Ok(ctx.data_unchecked::<DbLoader>().load_one(self.0.report_id).await?.map(Report))
+        Ok(ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(self.0.report_id)
+            .await?
+            .map(Report))
     }
 }

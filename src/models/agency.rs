@@ -89,7 +89,8 @@ fn filtered(filter: &AgencyFilter) -> agencies::BoxedQuery<'static, diesel::pg::
         Visibility::All => {}
         Visibility::PublicOnly => query = query.filter(agencies::is_dashboard_enabled),
         Visibility::PublicAndListed(ids) => {
-            query = query.filter(agencies::is_dashboard_enabled.or(agencies::id.eq_any(ids.clone())));
+            query =
+                query.filter(agencies::is_dashboard_enabled.or(agencies::id.eq_any(ids.clone())));
         }
     }
     query
@@ -111,7 +112,10 @@ impl Agency {
 
     /// Its position in list order.
     pub fn key(&self) -> AgencyKey {
-        AgencyKey { name: self.name.clone(), id: self.id }
+        AgencyKey {
+            name: self.name.clone(),
+            id: self.id,
+        }
     }
 
     /// One page of the agencies matching `filter`, ordered by name then id.
@@ -123,16 +127,16 @@ impl Agency {
         let mut query = filtered(filter);
         if let Some(after) = &slice.after {
             query = query.filter(
-                agencies::name
-                    .gt(after.name.clone())
-                    .or(agencies::name.eq(after.name.clone()).and(agencies::id.gt(after.id))),
+                agencies::name.gt(after.name.clone()).or(agencies::name
+                    .eq(after.name.clone())
+                    .and(agencies::id.gt(after.id))),
             );
         }
         if let Some(before) = &slice.before {
             query = query.filter(
-                agencies::name
-                    .lt(before.name.clone())
-                    .or(agencies::name.eq(before.name.clone()).and(agencies::id.lt(before.id))),
+                agencies::name.lt(before.name.clone()).or(agencies::name
+                    .eq(before.name.clone())
+                    .and(agencies::id.lt(before.id))),
             );
         }
         query = if slice.backwards {
@@ -254,7 +258,10 @@ pub struct AgencySetting {
 
 impl AgencySetting {
     /// The settings of these agencies, by kind.
-    pub async fn of_agencies(conn: &mut AsyncPgConnection, agencies: &[AgencyId]) -> QueryResult<Vec<Self>> {
+    pub async fn of_agencies(
+        conn: &mut AsyncPgConnection,
+        agencies: &[AgencyId],
+    ) -> QueryResult<Vec<Self>> {
         if agencies.is_empty() {
             return Ok(Vec::new());
         }
@@ -281,7 +288,10 @@ pub struct Jurisdiction {
 
 impl Jurisdiction {
     /// The jurisdictions of these agencies, by geoid.
-    pub async fn of_agencies(conn: &mut AsyncPgConnection, agencies: &[AgencyId]) -> QueryResult<Vec<Self>> {
+    pub async fn of_agencies(
+        conn: &mut AsyncPgConnection,
+        agencies: &[AgencyId],
+    ) -> QueryResult<Vec<Self>> {
         if agencies.is_empty() {
             return Ok(Vec::new());
         }

@@ -93,13 +93,20 @@ pub struct Datapoint {
 
 impl Datapoint {
     /// Every value on these reports.
-    pub async fn of_reports(conn: &mut AsyncPgConnection, reports: &[ReportId]) -> QueryResult<Vec<Self>> {
+    pub async fn of_reports(
+        conn: &mut AsyncPgConnection,
+        reports: &[ReportId],
+    ) -> QueryResult<Vec<Self>> {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
         datapoints::table
             .filter(datapoints::report_id.eq_any(reports))
-            .order((datapoints::metric_key, datapoints::dimension_id.asc().nulls_first(), datapoints::id))
+            .order((
+                datapoints::metric_key,
+                datapoints::dimension_id.asc().nulls_first(),
+                datapoints::id,
+            ))
             .select(Self::as_select())
             .load(conn)
             .await
@@ -187,7 +194,10 @@ pub struct ReportContext {
 
 impl ReportContext {
     /// The contexts of these reports.
-    pub async fn of_reports(conn: &mut AsyncPgConnection, reports: &[ReportId]) -> QueryResult<Vec<Self>> {
+    pub async fn of_reports(
+        conn: &mut AsyncPgConnection,
+        reports: &[ReportId],
+    ) -> QueryResult<Vec<Self>> {
         if reports.is_empty() {
             return Ok(Vec::new());
         }

@@ -148,8 +148,10 @@ impl AgencyMetricSettings {
         conn: &mut AsyncPgConnection,
         agencies: &[AgencyId],
     ) -> QueryResult<HashMap<AgencyId, Self>> {
-        let mut all: HashMap<AgencyId, Self> =
-            agencies.iter().map(|&agency| (agency, Self::default())).collect();
+        let mut all: HashMap<AgencyId, Self> = agencies
+            .iter()
+            .map(|&agency| (agency, Self::default()))
+            .collect();
         if agencies.is_empty() {
             return Ok(all);
         }
@@ -169,11 +171,21 @@ impl AgencyMetricSettings {
             .load(conn)
             .await?;
         for setting in settings {
-            all.entry(setting.agency_id).or_default().settings.insert(setting.metric_key.clone(), setting);
+            all.entry(setting.agency_id)
+                .or_default()
+                .settings
+                .insert(setting.metric_key.clone(), setting);
         }
         for member in members {
-            let key = (member.metric_key.clone(), member.dimension_id.clone(), member.member.clone());
-            all.entry(member.agency_id).or_default().members.insert(key, member);
+            let key = (
+                member.metric_key.clone(),
+                member.dimension_id.clone(),
+                member.member.clone(),
+            );
+            all.entry(member.agency_id)
+                .or_default()
+                .members
+                .insert(key, member);
         }
         for answer in answers {
             all.entry(answer.agency_id)
@@ -191,7 +203,11 @@ impl AgencyMetricSettings {
 
     /// The metric as this agency reports it: each setting, or the catalogue default.
     /// None when the metric is not of the agency's systems.
-    pub fn effective(&self, metric: &MetricDefinition, systems: &[System]) -> Option<EffectiveMetric> {
+    pub fn effective(
+        &self,
+        metric: &MetricDefinition,
+        systems: &[System],
+    ) -> Option<EffectiveMetric> {
         if !systems.contains(&metric.system) {
             return None;
         }
@@ -207,7 +223,9 @@ impl AgencyMetricSettings {
             Some(_) => parent_split.unwrap_or(!systems.contains(&System::Supervision)),
             None => true,
         };
-        let frequency = setting.and_then(|s| s.frequency).unwrap_or(metric.default_frequency);
+        let frequency = setting
+            .and_then(|s| s.frequency)
+            .unwrap_or(metric.default_frequency);
         let starting_month = match frequency {
             ReportFrequency::Monthly => None,
             ReportFrequency::Annual => Some(
@@ -218,7 +236,9 @@ impl AgencyMetricSettings {
             ),
         };
         Some(EffectiveMetric {
-            is_enabled: setting.and_then(|s| s.is_enabled).unwrap_or(enabled_by_default),
+            is_enabled: setting
+                .and_then(|s| s.is_enabled)
+                .unwrap_or(enabled_by_default),
             frequency,
             starting_month,
             is_disaggregated_by_subsystem: setting
@@ -229,17 +249,27 @@ impl AgencyMetricSettings {
 
     /// Whether the agency reports a breakdown member (default: yes).
     pub fn member_enabled(&self, metric: &str, dimension: &str, member: &str) -> bool {
-        self.member_setting(metric, dimension, member).and_then(|m| m.is_enabled).unwrap_or(true)
+        self.member_setting(metric, dimension, member)
+            .and_then(|m| m.is_enabled)
+            .unwrap_or(true)
     }
 
     /// The agency's stored setting for a breakdown member, if any.
-    pub fn member_setting(&self, metric: &str, dimension: &str, member: &str) -> Option<&MemberSetting> {
-        self.members.get(&(metric.to_owned(), dimension.to_owned(), member.to_owned()))
+    pub fn member_setting(
+        &self,
+        metric: &str,
+        dimension: &str,
+        member: &str,
+    ) -> Option<&MemberSetting> {
+        self.members
+            .get(&(metric.to_owned(), dimension.to_owned(), member.to_owned()))
     }
 
     /// The agency's answer to a checklist item, if it gave one.
     pub fn answer(&self, metric: &str, item: &str) -> Option<bool> {
-        self.answers.get(&(metric.to_owned(), item.to_owned())).copied()
+        self.answers
+            .get(&(metric.to_owned(), item.to_owned()))
+            .copied()
     }
 }
 
@@ -292,7 +322,10 @@ mod tests {
         assert!(effective.is_enabled);
         assert_eq!(effective.frequency, ReportFrequency::Monthly);
         assert_eq!(effective.starting_month, None);
-        assert!(none.effective(arrests, &[System::Jails]).is_none(), "not of the agency's systems");
+        assert!(
+            none.effective(arrests, &[System::Jails]).is_none(),
+            "not of the agency's systems"
+        );
         let funding = catalogue.metric("LAW_ENFORCEMENT_FUNDING").unwrap();
         let annual = none.effective(funding, &[System::LawEnforcement]).unwrap();
         assert_eq!(annual.starting_month, Some(1));
@@ -310,12 +343,26 @@ mod tests {
         funding.starting_month = Some(7);
         let mut arrests = setting(agency, "LAW_ENFORCEMENT_ARRESTS");
         arrests.is_enabled = Some(false);
-        settings.settings.insert(funding.metric_key.clone(), funding);
-        settings.settings.insert(arrests.metric_key.clone(), arrests);
+        settings
+            .settings
+            .insert(funding.metric_key.clone(), funding);
+        settings
+            .settings
+            .insert(arrests.metric_key.clone(), arrests);
         let systems = [System::LawEnforcement];
-        let funding = settings.effective(catalogue.metric("LAW_ENFORCEMENT_FUNDING").unwrap(), &systems).unwrap();
+        let funding = settings
+            .effective(
+                catalogue.metric("LAW_ENFORCEMENT_FUNDING").unwrap(),
+                &systems,
+            )
+            .unwrap();
         assert!(funding.is_due_in(ReportFrequency::Annual, 7));
-        let arrests = settings.effective(catalogue.metric("LAW_ENFORCEMENT_ARRESTS").unwrap(), &systems).unwrap();
+        let arrests = settings
+            .effective(
+                catalogue.metric("LAW_ENFORCEMENT_ARRESTS").unwrap(),
+                &systems,
+            )
+            .unwrap();
         assert!(!arrests.is_enabled);
         assert!(!arrests.is_due_in(ReportFrequency::Monthly, 1));
     }
@@ -326,11 +373,23 @@ mod tests {
         let parole = catalogue.metric("PAROLE_POPULATION").unwrap();
         let mut settings = AgencyMetricSettings::default();
         let both = [System::Supervision, System::Parole];
-        assert!(!settings.effective(parole, &both).unwrap().is_enabled, "not split: reported in total");
-        assert!(settings.effective(parole, &[System::Parole]).unwrap().is_enabled, "parole alone");
+        assert!(
+            !settings.effective(parole, &both).unwrap().is_enabled,
+            "not split: reported in total"
+        );
+        assert!(
+            settings
+                .effective(parole, &[System::Parole])
+                .unwrap()
+                .is_enabled,
+            "parole alone"
+        );
         let mut split = setting(AgencyId(1), "SUPERVISION_POPULATION");
         split.is_disaggregated_by_subsystem = Some(true);
         settings.settings.insert(split.metric_key.clone(), split);
-        assert!(settings.effective(parole, &both).unwrap().is_enabled, "split by subsystem");
+        assert!(
+            settings.effective(parole, &both).unwrap().is_enabled,
+            "split by subsystem"
+        );
     }
 }

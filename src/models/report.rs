@@ -118,7 +118,9 @@ pub struct ReportKey {
 type BoxedReports<'a> = reports::BoxedQuery<'a, diesel::pg::Pg>;
 
 fn filtered(agencies: &[AgencyId], filter: &ReportFilter) -> BoxedReports<'static> {
-    let mut query = reports::table.filter(reports::agency_id.eq_any(agencies.to_vec())).into_boxed();
+    let mut query = reports::table
+        .filter(reports::agency_id.eq_any(agencies.to_vec()))
+        .into_boxed();
     if !filter.statuses.is_empty() {
         query = query.filter(reports::status.eq_any(filter.statuses.clone()));
     }
@@ -139,7 +141,9 @@ fn after_key(query: BoxedReports<'static>, key: ReportKey) -> BoxedReports<'stat
     query.filter(
         reports::date_range_start
             .lt(key.start)
-            .or(reports::date_range_start.eq(key.start).and(reports::id.lt(key.id))),
+            .or(reports::date_range_start
+                .eq(key.start)
+                .and(reports::id.lt(key.id))),
     )
 }
 
@@ -147,14 +151,19 @@ fn before_key(query: BoxedReports<'static>, key: ReportKey) -> BoxedReports<'sta
     query.filter(
         reports::date_range_start
             .gt(key.start)
-            .or(reports::date_range_start.eq(key.start).and(reports::id.gt(key.id))),
+            .or(reports::date_range_start
+                .eq(key.start)
+                .and(reports::id.gt(key.id))),
     )
 }
 
 impl Report {
     /// Its position in list order.
     pub fn key(&self) -> ReportKey {
-        ReportKey { start: self.date_range_start, id: self.id }
+        ReportKey {
+            start: self.date_range_start,
+            id: self.id,
+        }
     }
 
     /// The reports with these ids.
@@ -162,7 +171,11 @@ impl Report {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        reports::table.filter(reports::id.eq_any(ids)).select(Self::as_select()).load(conn).await
+        reports::table
+            .filter(reports::id.eq_any(ids))
+            .select(Self::as_select())
+            .load(conn)
+            .await
     }
 
     /// One page of an agency's reports, newest period first.
@@ -195,7 +208,11 @@ impl Report {
     }
 
     /// How many of an agency's reports match `filter`.
-    pub async fn count(conn: &mut AsyncPgConnection, agency: AgencyId, filter: &ReportFilter) -> QueryResult<i64> {
+    pub async fn count(
+        conn: &mut AsyncPgConnection,
+        agency: AgencyId,
+        filter: &ReportFilter,
+    ) -> QueryResult<i64> {
         filtered(&[agency], filter).count().get_result(conn).await
     }
 
@@ -219,11 +236,16 @@ impl Report {
     }
 
     /// The latest annual report of each agency for each starting month (reporting year).
-    pub async fn latest_annual_of(conn: &mut AsyncPgConnection, agencies: &[AgencyId]) -> QueryResult<Vec<Self>> {
+    pub async fn latest_annual_of(
+        conn: &mut AsyncPgConnection,
+        agencies: &[AgencyId],
+    ) -> QueryResult<Vec<Self>> {
         if agencies.is_empty() {
             return Ok(Vec::new());
         }
-        let month = diesel::dsl::sql::<diesel::sql_types::Double>("extract(month FROM reports.date_range_start)");
+        let month = diesel::dsl::sql::<diesel::sql_types::Double>(
+            "extract(month FROM reports.date_range_start)",
+        );
         reports::table
             .filter(reports::agency_id.eq_any(agencies))
             .filter(reports::frequency.eq(ReportFrequency::Annual))
@@ -246,7 +268,11 @@ impl Report {
             .inner_join(users::table)
             .filter(report_editors::report_id.eq_any(reports))
             .order(report_editors::last_edited_at.desc())
-            .select((report_editors::report_id, report_editors::last_edited_at, User::as_select()))
+            .select((
+                report_editors::report_id,
+                report_editors::last_edited_at,
+                User::as_select(),
+            ))
             .load(conn)
             .await
     }

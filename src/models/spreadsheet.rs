@@ -97,7 +97,10 @@ pub struct SpreadsheetKey {
 impl Spreadsheet {
     /// Its position in list order.
     pub fn key(&self) -> SpreadsheetKey {
-        SpreadsheetKey { uploaded_at: self.uploaded_at, id: self.id }
+        SpreadsheetKey {
+            uploaded_at: self.uploaded_at,
+            id: self.id,
+        }
     }
 
     /// One page of an agency's uploads, newest first.
@@ -106,19 +109,25 @@ impl Spreadsheet {
         agency: AgencyId,
         slice: Slice<SpreadsheetKey>,
     ) -> QueryResult<Page<Self>> {
-        let mut query = spreadsheets::table.filter(spreadsheets::agency_id.eq(agency)).into_boxed();
+        let mut query = spreadsheets::table
+            .filter(spreadsheets::agency_id.eq(agency))
+            .into_boxed();
         if let Some(after) = slice.after {
             query = query.filter(
                 spreadsheets::uploaded_at
                     .lt(after.uploaded_at)
-                    .or(spreadsheets::uploaded_at.eq(after.uploaded_at).and(spreadsheets::id.lt(after.id))),
+                    .or(spreadsheets::uploaded_at
+                        .eq(after.uploaded_at)
+                        .and(spreadsheets::id.lt(after.id))),
             );
         }
         if let Some(before) = slice.before {
             query = query.filter(
                 spreadsheets::uploaded_at
                     .gt(before.uploaded_at)
-                    .or(spreadsheets::uploaded_at.eq(before.uploaded_at).and(spreadsheets::id.gt(before.id))),
+                    .or(spreadsheets::uploaded_at
+                        .eq(before.uploaded_at)
+                        .and(spreadsheets::id.gt(before.id))),
             );
         }
         query = if slice.backwards {
@@ -137,7 +146,11 @@ impl Spreadsheet {
 
     /// How many files an agency has uploaded.
     pub async fn count(conn: &mut AsyncPgConnection, agency: AgencyId) -> QueryResult<i64> {
-        spreadsheets::table.filter(spreadsheets::agency_id.eq(agency)).count().get_result(conn).await
+        spreadsheets::table
+            .filter(spreadsheets::agency_id.eq(agency))
+            .count()
+            .get_result(conn)
+            .await
     }
 }
 

@@ -55,6 +55,7 @@ const NOT_FOUND: Option<&str> = Some("NOT_FOUND");
 #[derive(Debug, Clone, Copy)]
 enum Input {
     Sheriff,
+    Report,
     Corrections,
     InviteToSheriff,
     InviteToCorrections,
@@ -92,6 +93,68 @@ fn cases() -> Vec<Case> {
             document: "query($agency: ID!) { agency(id: $agency) { team { email } } }",
             input: Input::Sheriff,
             expected: [UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.settings",
+            document: "query($agency: ID!) { agency(id: $agency) { settings { kind value } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.jurisdictions",
+            document: "query($agency: ID!) { agency(id: $agency) { jurisdictions { geoid kind } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.metrics",
+            document: "query($agency: ID!) { agency(id: $agency) { metrics { key isEnabled frequency } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.reports",
+            document: "query($agency: ID!) { agency(id: $agency) { reports(first: 2) { totalCount nodes { id status } } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.latestMonthlyReport",
+            document: "query($agency: ID!) { agency(id: $agency) { latestMonthlyReport { id metrics { key value } } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.latestAnnualReports",
+            document: "query($agency: ID!) { agency(id: $agency) { latestAnnualReports { id } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.uploads",
+            document: "query($agency: ID!) { agency(id: $agency) { uploads { nodes { fileName } } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.series",
+            document: "query($agency: ID!) { agency(id: $agency) { series(input: {metricKey: \"LAW_ENFORCEMENT_ARRESTS\"}) { points { value } } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "report",
+            document: "query($report: ID!) { report(id: $report) { id status metrics { key } } }",
+            input: Input::Report,
+            expected: [UNAUTHENTICATED, OK, OK, OK, NOT_FOUND, OK, OK],
+        },
+        Case {
+            covers: "agency.publishedSeries(non-public)",
+            document: "query($agency: ID!) { agency(id: $agency) { publishedMetrics { metric { key } } } }",
+            input: Input::Corrections,
+            expected: [
+                NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK, OK,
+            ],
         },
         Case {
             covers: "agency(non-public)",
@@ -160,6 +223,7 @@ const PUBLIC_QUERY_FIELDS: [&str; 5] = [
 struct Fixture {
     sheriff: String,
     corrections: String,
+    report: String,
 }
 
 async fn agency_id(app: &TestApp, admin: &str, name: &str) -> String {
@@ -186,6 +250,7 @@ async fn variables(
     match input {
         Input::Nothing => json!({}),
         Input::Sheriff => json!({ "agency": fixture.sheriff }),
+        Input::Report => json!({ "report": fixture.report }),
         Input::Corrections => json!({ "agency": fixture.corrections }),
         Input::InviteToSheriff | Input::InviteToCorrections => {
             let agency = if matches!(input, Input::InviteToSheriff) {
@@ -242,8 +307,20 @@ async fn every_role_gets_exactly_what_the_role_table_allows() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
     let admin = app.token_for(&db, "admin@example.com").await;
+    let sheriff = agency_id(&app, &admin, "Sheriff").await;
+    let reports = app
+        .graphql_as(
+            Some(&admin),
+            "query($a: ID!) { agency(id: $a) { reports(first: 1) { nodes { id } } } }",
+            json!({ "a": sheriff }),
+        )
+        .await;
     let fixture = Fixture {
-        sheriff: agency_id(&app, &admin, "Sheriff").await,
+        report: reports["data"]["agency"]["reports"]["nodes"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        sheriff,
         corrections: agency_id(&app, &admin, "Community Corrections").await,
     };
 

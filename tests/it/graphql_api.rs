@@ -62,7 +62,8 @@ async fn agencies_can_be_filtered_by_state_system_and_name() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
     let admin = app.token_for(&db, "admin@example.com").await;
-    let query = "query($filter: AgencyFilterInput) { agencies(filter: $filter) { nodes { name } } }";
+    let query =
+        "query($filter: AgencyFilterInput) { agencies(filter: $filter) { nodes { name } } }";
     let cases = [
         (
             json!({"stateCode": "us_nm"}),
@@ -92,7 +93,11 @@ async fn agencies_can_be_filtered_by_state_system_and_name() {
         let response = app
             .graphql_as(Some(&admin), query, json!({ "filter": filter }))
             .await;
-        assert_eq!(names(&response["data"]["agencies"]["nodes"]), expected, "{filter}");
+        assert_eq!(
+            names(&response["data"]["agencies"]["nodes"]),
+            expected,
+            "{filter}"
+        );
     }
 }
 
@@ -100,7 +105,9 @@ async fn agencies_can_be_filtered_by_state_system_and_name() {
 async fn an_agency_is_found_by_id() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
-    let list = app.graphql("{ agencies { nodes { id name } } }", json!({})).await;
+    let list = app
+        .graphql("{ agencies { nodes { id name } } }", json!({}))
+        .await;
     let first = &list["data"]["agencies"]["nodes"][0];
     let response = app
         .graphql(
@@ -224,7 +231,9 @@ async fn malformed_requests_are_client_errors() {
     assert_eq!(not_json.status().as_u16(), 400);
     let syntax = app.graphql("{ agencies { name ", json!({})).await;
     assert!(!syntax["errors"].as_array().unwrap().is_empty());
-    let unknown_field = app.graphql("{ agencies { nodes { salary } } }", json!({})).await;
+    let unknown_field = app
+        .graphql("{ agencies { nodes { salary } } }", json!({}))
+        .await;
     assert!(unknown_field["data"].is_null());
     // The server is still up and answering.
     let fine = app.graphql("{ systems { key } }", json!({})).await;
@@ -240,7 +249,10 @@ async fn queries_nested_too_deeply_are_refused_before_running() {
         selection = format!("name superagency {{ {selection} }}");
     }
     let response = app
-        .graphql(&format!("{{ agencies {{ nodes {{ {selection} }} }} }}"), json!({}))
+        .graphql(
+            &format!("{{ agencies {{ nodes {{ {selection} }} }} }}"),
+            json!({}),
+        )
         .await;
     let message = response["errors"][0]["message"]
         .as_str()

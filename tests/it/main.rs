@@ -10,6 +10,7 @@ mod constraints;
 mod graphql_api;
 mod migrations;
 mod schema_export;
+mod screens;
 mod seed;
 mod server_binary;
 mod sign_in;

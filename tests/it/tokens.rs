@@ -206,7 +206,11 @@ async fn an_agency_restricted_token_cannot_read_another_agency_its_user_could() 
     assert_eq!(error_codes(&public), ["FORBIDDEN"], "{public}");
     // The listing shows the token's agency and public ones only.
     let listed = app
-        .graphql_as(Some(&narrowed), "{ agencies { nodes { name } } }", json!({}))
+        .graphql_as(
+            Some(&narrowed),
+            "{ agencies { nodes { name } } }",
+            json!({}),
+        )
         .await;
     let names: Vec<&str> = listed["data"]["agencies"]["nodes"]
         .as_array()

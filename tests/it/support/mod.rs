@@ -10,7 +10,7 @@ use justice_counts::auth::AuthConfig;
 use justice_counts::auth::tokens::TokenKeys;
 use justice_counts::catalogue::{Catalogue, sync};
 use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
-use justice_counts::db::{self, Pool, quote_identifier};
+use justice_counts::db::{self, Pool, StatementCounter, quote_identifier};
 use justice_counts::{graphql, http, seed};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -113,6 +113,8 @@ async fn server() -> &'static TestServer {
 pub struct TestDb {
     pub url: String,
     pub pool: Pool,
+    /// Statements sent over `pool`.
+    pub statements: StatementCounter,
     pub catalogue: Arc<Catalogue>,
     name: String,
     admin_url: String,
@@ -124,10 +126,14 @@ impl TestDb {
         let name = format!("{}_{}", server.run, COUNTER.fetch_add(1, Ordering::Relaxed));
         create_database(server, &name, template).await;
         let url = server.url(&name);
-        let pool = db::connect(&url, 4).await.expect("pool");
+        let statements = StatementCounter::default();
+        let pool = db::connect_counting(&url, 4, Some(statements.clone()))
+            .await
+            .expect("pool");
         Self {
             url,
             pool,
+            statements,
             catalogue: Arc::new(Catalogue::standard().expect("catalogue")),
             name,
             admin_url: server.url("postgres"),
@@ -288,4 +294,47 @@ pub fn error_codes(response: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The text of a committed screen operation (`operations/<name>.graphql`).
+pub fn operation(name: &str) -> String {
+    let path = format!("{}/operations/{name}.graphql", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path} is missing"))
+}
+
+/// The id of the demo agency whose name contains `name`, found as platform staff.
+pub async fn agency_id(app: &TestApp, db: &TestDb, name: &str) -> String {
+    let admin = app.token_for(db, "admin@example.com").await;
+    let response = app
+        .graphql_as(
+            Some(&admin),
+            "query($n: String) { agencies(filter: {nameContains: $n}) { nodes { id } } }",
+            json!({ "n": name }),
+        )
+        .await;
+    response["data"]["agencies"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no agency like {name}: {response}"))
+        .to_owned()
+}
+
+/// Replaces what differs between runs (ids, timestamps, cursors) by placeholders.
+pub fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let varies = key == "id"
+                    || key.ends_with("Id") && key != "dimensionId"
+                    || key.ends_with("At")
+                    || key.ends_with("ursor");
+                if varies && !item.is_null() {
+                    *item = Value::String(format!("[{key}]"));
+                } else {
+                    redact(item);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
 }
