@@ -54,11 +54,10 @@ async fn graphql(
         Ok(viewer) => viewer,
         Err(error) => return refused(error),
     };
-    let request = request
-        .into_inner()
-        .data(loaders::new_loader(state.pool.clone()))
-        .data(viewer);
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    let (loader, loader_tasks) = loaders::new_loader(state.pool.clone());
+    let request = request.into_inner().data(loader).data(viewer);
+    let response = loader_tasks.drive(state.schema.execute(request)).await;
+    GraphQLResponse::from(response).into_response()
 }
 
 /// A request refused before execution, as a GraphQL error response.

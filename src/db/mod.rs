@@ -73,8 +73,11 @@ pub async fn connect_counting(
         });
     }
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    // No test query on checkout: it would cost a round trip for every dataloader batch. A
+    // connection found broken is dropped when it is returned (diesel-async's `has_broken`).
     let pool = Pool::builder()
         .max_size(max_size)
+        .test_on_check_out(false)
         .connection_timeout(std::time::Duration::from_secs(10))
         .build(manager)
         .await

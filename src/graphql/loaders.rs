@@ -3,11 +3,19 @@
 //! cached across requests or viewers.
 
 use std::collections::HashMap;
+use std::future::{Future, poll_fn};
 use std::hash::Hash;
+use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use chrono::{DateTime, Utc};
+use futures_channel::mpsc::{self, UnboundedReceiver};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::Gql;
 use crate::db::{Pool, PooledConnection};
@@ -27,12 +35,96 @@ pub struct Db {
     pool: Pool,
 }
 
+impl Db {
+    /// The loader source over `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+}
+
 /// The per-request loader over the database.
 pub type DbLoader = DataLoader<Db>;
 
-/// A fresh loader for one request.
-pub fn new_loader(pool: Pool) -> DbLoader {
-    DataLoader::new(Db { pool }, tokio::spawn)
+/// The batch fetches a request's loader has started, to be driven by that request.
+pub struct LoaderTasks(UnboundedReceiver<BoxFuture<'static, ()>>);
+
+/// A fresh loader for one request, whose batch fetches run on the request's own task: run the
+/// request with [`LoaderTasks::drive`].
+///
+/// async-graphql's DataLoader fetches a batch once its delay has passed since the first key
+/// arrived; with fetches spawned on the runtime, the delay races the resolvers still
+/// registering keys, and a slow pass (a page of 100 items) splits a batch in two. Here the
+/// fetch is only polled when the request itself is waiting, that is, after every resolver of
+/// the pass has registered its keys, so batches do not depend on timing and need no delay.
+pub fn new_loader(pool: Pool) -> (DbLoader, LoaderTasks) {
+    let (sender, receiver) = mpsc::unbounded();
+    let spawner = move |task: BoxFuture<'static, ()>| {
+        // The receiver lives as long as the request; a fetch started after it ended has no
+        // one waiting for it.
+        let _ = sender.unbounded_send(task);
+    };
+    (
+        DataLoader::new(Db::new(pool), spawner).delay(Duration::ZERO),
+        LoaderTasks(receiver),
+    )
+}
+
+impl LoaderTasks {
+    /// Runs `request` to completion, driving the loader's fetches alongside it.
+    pub async fn drive<F: Future>(self, request: F) -> F::Output {
+        let mut request = pin!(request);
+        let mut incoming = self.0;
+        let mut running: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+        poll_fn(move |cx| {
+            loop {
+                // Resolvers yield in the middle of a pass (lists poll 32 items at a time and
+                // wake themselves; so does a task out of its cooperative budget): then the
+                // pass is not over, and the runtime polls again soon, since we were woken.
+                let woken = Arc::new(SelfWake {
+                    woken: AtomicBool::new(false),
+                    outer: cx.waker().clone(),
+                });
+                let waker = Waker::from(woken.clone());
+                if let Poll::Ready(output) =
+                    request.as_mut().poll(&mut TaskContext::from_waker(&waker))
+                {
+                    return Poll::Ready(output);
+                }
+                if woken.woken.load(Ordering::SeqCst) {
+                    return Poll::Pending;
+                }
+                while let Poll::Ready(Some(task)) = incoming.poll_next_unpin(cx) {
+                    running.push(task);
+                }
+                let mut finished_any = false;
+                while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {
+                    finished_any = true;
+                }
+                // A finished fetch may have completed what the request waits for.
+                if !finished_any {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// A waker that remembers being woken, and passes the wake on.
+struct SelfWake {
+    woken: AtomicBool,
+    outer: Waker,
+}
+
+impl Wake for SelfWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.outer.wake_by_ref();
+    }
 }
 
 impl Db {

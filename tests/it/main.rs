@@ -14,5 +14,6 @@ mod screens;
 mod seed;
 mod server_binary;
 mod sign_in;
+mod statements;
 mod support;
 mod tokens;
