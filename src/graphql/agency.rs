@@ -6,8 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::catalogue::MetricDefinition;
 use super::guards::{Can, viewer};
 use super::loaders::{
-    ChildrenOf, DbLoader, JurisdictionsOf, LatestAnnualOf, LatestMonthlyOf, MetricSettingsOf,
-    SettingsOf,
+    ChildrenOf, DbLoader, JurisdictionsOf, LatestReportsOf, MetricSettingsOf, SettingsOf,
 };
 use super::metric::AgencyMetric;
 use super::pagination::{
@@ -222,10 +221,13 @@ impl Agency {
     ) -> async_graphql::Result<Option<Report>> {
         let reports = ctx
             .data_unchecked::<DbLoader>()
-            .load_one(LatestMonthlyOf(self.0.id))
+            .load_one(LatestReportsOf(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(reports.into_iter().next().map(Report))
+        let monthly = reports
+            .into_iter()
+            .find(|r| r.frequency == ReportFrequency::Monthly);
+        Ok(monthly.map(Report))
     }
 
     /// The agency's latest annual report for each month its reporting years start in (an
@@ -234,10 +236,13 @@ impl Agency {
     async fn latest_annual_reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Report>> {
         let reports = ctx
             .data_unchecked::<DbLoader>()
-            .load_one(LatestAnnualOf(self.0.id))
+            .load_one(LatestReportsOf(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(reports.into_iter().map(Report).collect())
+        let annual = reports
+            .into_iter()
+            .filter(|r| r.frequency == ReportFrequency::Annual);
+        Ok(annual.map(Report).collect())
     }
 
     /// The spreadsheets the agency uploaded, newest first.

@@ -23,7 +23,6 @@ use crate::models::agency::{Agency, AgencySetting, Jurisdiction};
 use crate::models::datapoint::{
     Cell, Datapoint, DatapointChange, ReportContext, SeriesQuery, SeriesValue,
 };
-use crate::models::enums::ReportFrequency;
 use crate::models::ids::{AgencyId, ReportId, SpreadsheetId, UserId};
 use crate::models::metric_setting::AgencyMetricSettings;
 use crate::models::report::{Report, StatusChange};
@@ -338,15 +337,10 @@ grouped_loader!(
     |row| row.agency_id
 );
 grouped_loader!(
-    /// Key: an agency's latest monthly report (at most one row).
-    LatestMonthlyOf(AgencyId) => Report,
-    |conn, ids| Report::latest_of(conn, &ids, ReportFrequency::Monthly),
-    |row| row.agency_id
-);
-grouped_loader!(
-    /// Key: an agency's latest annual report for each reporting year start.
-    LatestAnnualOf(AgencyId) => Report,
-    |conn, ids| Report::latest_annual_of(conn, &ids),
+    /// Key: an agency's latest reports: the latest monthly one and the latest annual one of
+    /// each reporting-year start, loaded together so that their metrics batch together too.
+    LatestReportsOf(AgencyId) => Report,
+    |conn, ids| Report::latest_of(conn, &ids),
     |row| row.agency_id
 );
 grouped_loader!(

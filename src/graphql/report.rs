@@ -142,13 +142,13 @@ impl Report {
     async fn metrics(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ReportMetric>> {
         let loader = ctx.data_unchecked::<DbLoader>();
         let report = &self.0;
-        let (agency, settings, loaded_values, contexts) = futures_join(
+        // Concurrently, so that the four loads join the same batches.
+        let (agency, settings, loaded_values, contexts) = tokio::join!(
             loader.load_one(report.agency_id),
             loader.load_one(MetricSettingsOf(report.agency_id)),
             loader.load_one(DatapointsOf(report.id)),
             loader.load_one(ContextsOf(report.id)),
-        )
-        .await;
+        );
         let agency: AgencyRow = agency?
             .ok_or_else(|| AppError::NotFound("the report's agency is gone".into()).into_gql())?;
         let settings = settings?.unwrap_or_default();
@@ -187,16 +187,6 @@ impl Report {
         }
         Ok(metrics)
     }
-}
-
-/// Awaits four futures concurrently, so their loads land in one dataloader batch.
-async fn futures_join<A, B, C, D>(
-    a: impl Future<Output = A>,
-    b: impl Future<Output = B>,
-    c: impl Future<Output = C>,
-    d: impl Future<Output = D>,
-) -> (A, B, C, D) {
-    tokio::join!(a, b, c, d)
 }
 
 /// Someone who edited a report.

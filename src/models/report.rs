@@ -216,41 +216,28 @@ impl Report {
         filtered(&[agency], filter).count().get_result(conn).await
     }
 
-    /// The latest report of each agency with this frequency, by period.
+    /// The latest reports of these agencies: for each agency its latest monthly report, and
+    /// its latest annual report for each month reporting years start in. One query.
     pub async fn latest_of(
         conn: &mut AsyncPgConnection,
         agencies: &[AgencyId],
-        frequency: ReportFrequency,
     ) -> QueryResult<Vec<Self>> {
         if agencies.is_empty() {
             return Ok(Vec::new());
         }
-        reports::table
-            .filter(reports::agency_id.eq_any(agencies))
-            .filter(reports::frequency.eq(frequency))
-            .distinct_on(reports::agency_id)
-            .order((reports::agency_id, reports::date_range_start.desc()))
-            .select(Self::as_select())
-            .load(conn)
-            .await
-    }
-
-    /// The latest annual report of each agency for each starting month (reporting year).
-    pub async fn latest_annual_of(
-        conn: &mut AsyncPgConnection,
-        agencies: &[AgencyId],
-    ) -> QueryResult<Vec<Self>> {
-        if agencies.is_empty() {
-            return Ok(Vec::new());
-        }
-        let month = diesel::dsl::sql::<diesel::sql_types::Double>(
-            "extract(month FROM reports.date_range_start)",
+        // Monthly reports form one group; annual ones one group per starting month.
+        let group = diesel::dsl::sql::<diesel::sql_types::Double>(
+            "CASE WHEN reports.frequency = 'MONTHLY' THEN 0 ELSE extract(month FROM reports.date_range_start) END",
         );
         reports::table
             .filter(reports::agency_id.eq_any(agencies))
-            .filter(reports::frequency.eq(ReportFrequency::Annual))
-            .distinct_on((reports::agency_id, month.clone()))
-            .order((reports::agency_id, month, reports::date_range_start.desc()))
+            .distinct_on((reports::agency_id, reports::frequency, group.clone()))
+            .order((
+                reports::agency_id,
+                reports::frequency,
+                group,
+                reports::date_range_start.desc(),
+            ))
             .select(Self::as_select())
             .load(conn)
             .await

@@ -9,6 +9,7 @@ mod cluster;
 mod constraints;
 mod graphql_api;
 mod migrations;
+mod read_api;
 mod schema_export;
 mod screens;
 mod seed;
