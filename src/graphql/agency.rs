@@ -201,7 +201,7 @@ impl Agency {
         .gql()?;
         let filter = filter.unwrap_or_default().into_filter().gql()?;
         let mut conn = connection(ctx).await.gql()?;
-        let page = ReportRow::page(&mut conn, self.0.id, &filter, slice.clone())
+        let page = ReportRow::page(&mut conn, self.0.id, &filter, slice)
             .await
             .gql()?;
         Ok(connection_of(
@@ -266,9 +266,7 @@ impl Agency {
         .slice()
         .gql()?;
         let mut conn = connection(ctx).await.gql()?;
-        let page = Spreadsheet::page(&mut conn, self.0.id, slice.clone())
-            .await
-            .gql()?;
+        let page = Spreadsheet::page(&mut conn, self.0.id, slice).await.gql()?;
         Ok(connection_of(
             page,
             &slice,
