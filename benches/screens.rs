@@ -190,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
         pool.clone(),
         catalogue.clone(),
         Arc::new(AuthConfig::new(TokenKeys::generate())),
+        justice_counts::events::EventBus::new(),
     );
     let strategies = [
         Strategy::Spawned(Duration::from_millis(1)),

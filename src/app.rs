@@ -10,6 +10,7 @@ use crate::auth::AuthConfig;
 use crate::auth::tokens::{self, KeySource, Restrictions, TokenKeys};
 use crate::catalogue::{Catalogue, sync};
 use crate::config::{GlobalOptions, SeedArgs, ServeArgs, TokenCommand};
+use crate::events::EventBus;
 use crate::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use crate::db::{self, Pool};
 use crate::models::ids::AgencyId;
@@ -110,7 +111,9 @@ async fn serve_on(
     auth.access_token_lifetime = chrono::Duration::from_std(args.access_token_lifetime)?;
     auth.session_lifetime = chrono::Duration::from_std(args.session_lifetime)?;
     let auth = Arc::new(auth);
-    let schema = graphql::build_schema(pool.clone(), catalogue, auth.clone());
+    let events = EventBus::new();
+    events.listen(database.url.clone()).await?;
+    let schema = graphql::build_schema(pool.clone(), catalogue, auth.clone(), events);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -56,6 +56,17 @@ pub enum AppError {
     /// See [`ErrorCode::Conflict`].
     #[error("{0}")]
     Conflict(String),
+    /// An error of any code with structured details for the client, added to
+    /// `extensions` (for example every invalid value of a save with its path).
+    #[error("{message}")]
+    Detailed {
+        /// The code.
+        code: ErrorCode,
+        /// The message.
+        message: String,
+        /// A JSON object whose fields are added to `extensions`.
+        details: serde_json::Value,
+    },
     /// See [`ErrorCode::InternalServerError`]; the source is logged, never shown.
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
@@ -73,6 +84,7 @@ impl AppError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Detailed { code, .. } => *code,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -95,6 +107,13 @@ impl ErrorExtensions for AppError {
         }
         async_graphql::Error::new(self.to_string()).extend_with(|_, extensions| {
             extensions.set("code", self.code().as_str());
+            if let Self::Detailed { details: serde_json::Value::Object(fields), .. } = self {
+                for (key, value) in fields {
+                    if let Ok(value) = async_graphql::Value::from_json(value.clone()) {
+                        extensions.set(key.as_str(), value);
+                    }
+                }
+            }
         })
     }
 }

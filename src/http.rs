@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::Data;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::WebSocketUpgrade;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -32,6 +34,7 @@ struct AppState {
 pub fn router(schema: AppSchema, pool: Pool, auth: Arc<AuthConfig>) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(subscriptions))
         .route("/graphiql", get(graphiql))
         .route("/health", get(health))
         .layer(TraceLayer::new_for_http())
@@ -83,10 +86,42 @@ fn refused(error: AppError) -> Response {
     response
 }
 
+/// Subscriptions over WebSocket (graphql-transport-ws, and the older graphql-ws). The token
+/// travels in the connection's init payload: `{"Authorization": "Bearer <token>"}`.
+async fn subscriptions(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let pool = state.pool.clone();
+            let auth = state.auth.clone();
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let header = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|value| value.as_str())
+                        .map(str::to_owned);
+                    let mut conn = pool.get().await.map_err(|error| AppError::from(error).into_gql())?;
+                    let viewer = auth::authenticate(&mut conn, &auth, header.as_deref())
+                        .await
+                        .map_err(AppError::into_gql)?;
+                    let mut data = Data::default();
+                    data.insert(viewer);
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
 async fn graphiql() -> Html<String> {
     Html(
         GraphiQLSource::build()
             .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
             .title("Justice Counts GraphQL")
             .finish(),
     )

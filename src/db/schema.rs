@@ -124,6 +124,7 @@ diesel::table! {
         old_value -> Nullable<Float8>,
         new_value -> Nullable<Float8>,
         source -> ValueSource,
+        report_version -> Nullable<Int4>,
     }
 }
 

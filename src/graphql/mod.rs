@@ -3,6 +3,7 @@
 
 pub mod agency;
 pub mod catalogue;
+pub mod editing;
 pub mod guards;
 pub mod loaders;
 pub mod metric;
@@ -16,11 +17,12 @@ pub mod user;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, ID, MergedObject, SDLExportOptions, Schema};
+use async_graphql::{Context, ID, MergedObject, MergedSubscription, SDLExportOptions, Schema};
 
 use crate::auth::AuthConfig;
 use crate::auth::permissions::agency_not_found;
 use crate::catalogue::Catalogue;
+use crate::events::EventBus;
 use crate::db::{Pool, PooledConnection};
 use crate::error::{AppError, AppResult};
 use crate::models::agency::Agency;
@@ -37,22 +39,31 @@ pub struct Query(
 
 /// The root mutation type.
 #[derive(MergedObject, Default)]
-pub struct Mutation(session::SessionMutation, team::TeamMutation);
+pub struct Mutation(
+    session::SessionMutation,
+    team::TeamMutation,
+    editing::ReportMutation,
+);
 
-/// The schema served at `/graphql`.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+/// The root subscription type.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(editing::ReportSubscription);
+
+/// The schema served at `/graphql` (and `/graphql/ws` for subscriptions).
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// Deepest query accepted; deeper ones are refused before any resolver runs.
 const MAX_DEPTH: usize = 16;
 
-fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription).limit_depth(MAX_DEPTH)
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription::default()).limit_depth(MAX_DEPTH)
 }
 
-/// The schema with its shared data: the pool, the catalogue and the token settings.
-/// Per-request data (the viewer and the dataloaders) is added by the HTTP handler.
-pub fn build_schema(pool: Pool, catalogue: Arc<Catalogue>, auth: Arc<AuthConfig>) -> AppSchema {
-    builder().data(pool).data(catalogue).data(auth).finish()
+/// The schema with its shared data: the pool, the catalogue, the token settings and the
+/// report events. Per-request data (the viewer and the dataloaders) is added by the HTTP
+/// handler.
+pub fn build_schema(pool: Pool, catalogue: Arc<Catalogue>, auth: Arc<AuthConfig>, events: EventBus) -> AppSchema {
+    builder().data(pool).data(catalogue).data(auth).data(events).finish()
 }
 
 /// The schema without data: enough to introspect it or print it, not to resolve fields.

@@ -47,6 +47,8 @@ pub struct NewDatapointChange {
     pub new_value: Option<f64>,
     /// How the new value got here.
     pub source: ValueSource,
+    /// The report version the change produced.
+    pub report_version: Option<i32>,
 }
 
 /// Context an agency gives with one metric of one report.
@@ -131,6 +133,8 @@ pub struct DatapointChange {
     pub new_value: Option<f64>,
     /// How the new value got there.
     pub source: ValueSource,
+    /// The report version the change produced (none for changes recorded before versions).
+    pub report_version: Option<i32>,
 }
 
 /// Which value a change concerns.

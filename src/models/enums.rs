@@ -143,9 +143,12 @@ pub enum ReportFrequency {
 }
 
 /// Where a report stands in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum, Serialize, Deserialize,
+)]
 #[ExistingTypePath = "crate::db::schema::sql_types::ReportStatus"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReportStatus {
     /// Created, with no data entered yet.
     NotStarted,

@@ -221,7 +221,9 @@ impl TestApp {
     /// Serves the API over `db` with these token settings.
     pub async fn spawn_with(db: &TestDb, auth: AuthConfig) -> Self {
         let auth = Arc::new(auth);
-        let schema = graphql::build_schema(db.pool.clone(), db.catalogue.clone(), auth.clone());
+        let events = justice_counts::events::EventBus::new();
+        events.listen(db.url.clone()).await.expect("event listener");
+        let schema = graphql::build_schema(db.pool.clone(), db.catalogue.clone(), auth.clone(), events);
         let router = http::router(schema, db.pool.clone(), auth.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

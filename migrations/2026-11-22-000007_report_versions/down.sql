@@ -1,0 +1,2 @@
+DROP INDEX datapoint_changes_version_idx;
+ALTER TABLE datapoint_changes DROP COLUMN report_version;
