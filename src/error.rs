@@ -107,7 +107,11 @@ impl ErrorExtensions for AppError {
         }
         async_graphql::Error::new(self.to_string()).extend_with(|_, extensions| {
             extensions.set("code", self.code().as_str());
-            if let Self::Detailed { details: serde_json::Value::Object(fields), .. } = self {
+            if let Self::Detailed {
+                details: serde_json::Value::Object(fields),
+                ..
+            } = self
+            {
                 for (key, value) in fields {
                     if let Ok(value) = async_graphql::Value::from_json(value.clone()) {
                         extensions.set(key.as_str(), value);

@@ -52,8 +52,20 @@ pub struct ReportEvent {
 
 impl ReportEvent {
     /// The event for `kind` happening to a report.
-    pub fn new(agency: AgencyId, report: ReportId, kind: ReportEventKind, version: i32, status: Option<ReportStatus>) -> Self {
-        Self { agency_id: agency.0, report_id: report.0, kind, version, status }
+    pub fn new(
+        agency: AgencyId,
+        report: ReportId,
+        kind: ReportEventKind,
+        version: i32,
+        status: Option<ReportStatus>,
+    ) -> Self {
+        Self {
+            agency_id: agency.0,
+            report_id: report.0,
+            kind,
+            version,
+            status,
+        }
     }
 }
 
@@ -121,11 +133,16 @@ impl EventBus {
 
 async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(url).await?;
-    diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn).await?;
+    diesel::sql_query(format!("LISTEN {CHANNEL}"))
+        .execute(&mut conn)
+        .await?;
     Ok(conn)
 }
 
-async fn pump(mut conn: AsyncPgConnection, sender: &broadcast::Sender<ReportEvent>) -> anyhow::Result<()> {
+async fn pump(
+    mut conn: AsyncPgConnection,
+    sender: &broadcast::Sender<ReportEvent>,
+) -> anyhow::Result<()> {
     let mut notifications = std::pin::pin!(conn.notifications_stream());
     while let Some(notification) = notifications.next().await {
         let notification = notification?;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::WebSocketUpgrade;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::extract::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -105,7 +105,10 @@ async fn subscriptions(
                         .or_else(|| payload.get("authorization"))
                         .and_then(|value| value.as_str())
                         .map(str::to_owned);
-                    let mut conn = pool.get().await.map_err(|error| AppError::from(error).into_gql())?;
+                    let mut conn = pool
+                        .get()
+                        .await
+                        .map_err(|error| AppError::from(error).into_gql())?;
                     let viewer = auth::authenticate(&mut conn, &auth, header.as_deref())
                         .await
                         .map_err(AppError::into_gql)?;

@@ -23,12 +23,19 @@ use crate::reports::validation::{self, ContextInput, ValueInput};
 
 /// The report with this id and its agency, when the viewer holds `permission` there. Whoever
 /// may not read the agency learns nothing (NOT_FOUND); a member without the role is FORBIDDEN.
-async fn report_for(ctx: &Context<'_>, id: &ID, permission: Permission) -> async_graphql::Result<(ReportRow, AgencyRow)> {
+async fn report_for(
+    ctx: &Context<'_>,
+    id: &ID,
+    permission: Permission,
+) -> async_graphql::Result<(ReportRow, AgencyRow)> {
     let id: ReportId = parse_id(id, "report").gql()?;
     let not_found = || AppError::NotFound(format!("no report has id {id}")).into_gql();
     let loader = ctx.data_unchecked::<DbLoader>();
     let report = loader.load_one(id).await?.ok_or_else(not_found)?;
-    let agency = loader.load_one(report.agency_id).await?.ok_or_else(not_found)?;
+    let agency = loader
+        .load_one(report.agency_id)
+        .await?
+        .ok_or_else(not_found)?;
     let viewer = viewer(ctx);
     if !viewer.can(Permission::ReadAgency, agency.scope()) {
         return Err(not_found());
@@ -114,12 +121,25 @@ impl ReportMutation {
     ) -> async_graphql::Result<Report> {
         let agency_id: AgencyId = parse_id(&input.agency_id, "agency").gql()?;
         let agency = find_agency(ctx, agency_id).await?;
-        viewer(ctx).require(Permission::ManageAgency, agency.scope()).gql()?;
-        let settings = ctx.data_unchecked::<DbLoader>().load_one(MetricSettingsOf(agency.id)).await?.unwrap_or_default();
-        let mut conn = connection(ctx).await.gql()?;
-        let report = lifecycle::create(&mut conn, catalogue(ctx), &agency, &settings, input.frequency, input.period_start)
-            .await
+        viewer(ctx)
+            .require(Permission::ManageAgency, agency.scope())
             .gql()?;
+        let settings = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(MetricSettingsOf(agency.id))
+            .await?
+            .unwrap_or_default();
+        let mut conn = connection(ctx).await.gql()?;
+        let report = lifecycle::create(
+            &mut conn,
+            catalogue(ctx),
+            &agency,
+            &settings,
+            input.frequency,
+            input.period_start,
+        )
+        .await
+        .gql()?;
         Ok(Report(report))
     }
 
@@ -131,9 +151,11 @@ impl ReportMutation {
     async fn save_report(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "The report, the version it was based on, and what to save.")] input: SaveReportInput,
+        #[graphql(desc = "The report, the version it was based on, and what to save.")]
+        input: SaveReportInput,
     ) -> async_graphql::Result<SaveReportPayload> {
-        let (report, agency) = report_for(ctx, &input.report_id, Permission::EditReportData).await?;
+        let (report, agency) =
+            report_for(ctx, &input.report_id, Permission::EditReportData).await?;
         let values: Vec<ValueInput> = input
             .values
             .into_iter()
@@ -145,18 +167,45 @@ impl ReportMutation {
                 value: v.value,
             })
             .collect();
-        let contexts: Vec<ContextInput> =
-            input.contexts.into_iter().map(|c| ContextInput { metric_key: c.metric_key, text: c.text }).collect();
-        let settings = ctx.data_unchecked::<DbLoader>().load_one(MetricSettingsOf(agency.id)).await?.unwrap_or_default();
-        let problems = validation::check(catalogue(ctx), &agency, &settings, &report, &values, &contexts);
+        let contexts: Vec<ContextInput> = input
+            .contexts
+            .into_iter()
+            .map(|c| ContextInput {
+                metric_key: c.metric_key,
+                text: c.text,
+            })
+            .collect();
+        let settings = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(MetricSettingsOf(agency.id))
+            .await?
+            .unwrap_or_default();
+        let problems = validation::check(
+            catalogue(ctx),
+            &agency,
+            &settings,
+            &report,
+            &values,
+            &contexts,
+        );
         if !problems.is_empty() {
             return Err(validation::invalid(problems).into_gql());
         }
         let editor = viewer(ctx).signed_in().gql()?.user_id;
         let mut conn = connection(ctx).await.gql()?;
-        let request = Save { report_id: report.id, based_on: input.version, values, contexts, source: ValueSource::ManualEntry, editor };
+        let request = Save {
+            report_id: report.id,
+            based_on: input.version,
+            values,
+            contexts,
+            source: ValueSource::ManualEntry,
+            editor,
+        };
         let saved = save::save(&mut conn, &request).await.gql()?;
-        Ok(SaveReportPayload { report: Report(saved.report), changed_values: saved.changed_values as i32 })
+        Ok(SaveReportPayload {
+            report: Report(saved.report),
+            changed_values: saved.changed_values as i32,
+        })
     }
 
     /// Publishes reports (contributors): all or none. Published reports of agencies with a
@@ -189,14 +238,22 @@ impl ReportMutation {
         #[graphql(desc = "The reports.")] report_ids: Vec<ID>,
     ) -> async_graphql::Result<Vec<ID>> {
         viewer(ctx).require_platform_admin().gql()?;
-        let ids: Vec<ReportId> = report_ids.iter().map(|id| parse_id(id, "report")).collect::<Result<_, _>>().gql()?;
+        let ids: Vec<ReportId> = report_ids
+            .iter()
+            .map(|id| parse_id(id, "report"))
+            .collect::<Result<_, _>>()
+            .gql()?;
         let mut conn = connection(ctx).await.gql()?;
         let deleted = lifecycle::delete(&mut conn, &ids).await.gql()?;
         Ok(deleted.into_iter().map(|id| ID(id.to_string())).collect())
     }
 }
 
-async fn set_published(ctx: &Context<'_>, report_ids: &[ID], publish: bool) -> async_graphql::Result<Vec<Report>> {
+async fn set_published(
+    ctx: &Context<'_>,
+    report_ids: &[ID],
+    publish: bool,
+) -> async_graphql::Result<Vec<Report>> {
     if report_ids.is_empty() {
         return Err(AppError::BadUserInput("name at least one report".into()).into_gql());
     }
@@ -206,7 +263,9 @@ async fn set_published(ctx: &Context<'_>, report_ids: &[ID], publish: bool) -> a
     }
     let by = viewer(ctx).signed_in().gql()?.user_id;
     let mut conn = connection(ctx).await.gql()?;
-    let reports = lifecycle::set_published(&mut conn, &ids, publish, by).await.gql()?;
+    let reports = lifecycle::set_published(&mut conn, &ids, publish, by)
+        .await
+        .gql()?;
     Ok(reports.into_iter().map(Report).collect())
 }
 
@@ -253,18 +312,29 @@ impl ReportSubscription {
     ) -> async_graphql::Result<impl Stream<Item = ReportChange> + use<>> {
         let id: AgencyId = parse_id(&agency_id, "agency").gql()?;
         let mut conn = connection(ctx).await.gql()?;
-        let agency = AgencyRow::by_ids(&mut conn, &[id]).await.gql()?.pop().ok_or_else(|| agency_not_found(id).into_gql())?;
+        let agency = AgencyRow::by_ids(&mut conn, &[id])
+            .await
+            .gql()?
+            .pop()
+            .ok_or_else(|| agency_not_found(id).into_gql())?;
         drop(conn);
-        viewer(ctx).require(Permission::ReadAgency, agency.scope()).gql()?;
+        viewer(ctx)
+            .require(Permission::ReadAgency, agency.scope())
+            .gql()?;
         let receiver = ctx.data_unchecked::<EventBus>().subscribe();
-        Ok(futures_util::stream::unfold(receiver, move |mut receiver| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) if event.agency_id == id.0 => return Some((ReportChange::from(event), receiver)),
-                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return None,
+        Ok(futures_util::stream::unfold(
+            receiver,
+            move |mut receiver| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(event) if event.agency_id == id.0 => {
+                            return Some((ReportChange::from(event), receiver));
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    }
                 }
-            }
-        }))
+            },
+        ))
     }
 }

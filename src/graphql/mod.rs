@@ -3,6 +3,7 @@
 
 pub mod agency;
 pub mod catalogue;
+pub mod codes;
 pub mod editing;
 pub mod guards;
 pub mod loaders;
@@ -22,9 +23,9 @@ use async_graphql::{Context, ID, MergedObject, MergedSubscription, SDLExportOpti
 use crate::auth::AuthConfig;
 use crate::auth::permissions::agency_not_found;
 use crate::catalogue::Catalogue;
-use crate::events::EventBus;
 use crate::db::{Pool, PooledConnection};
 use crate::error::{AppError, AppResult};
+use crate::events::EventBus;
 use crate::models::agency::Agency;
 use crate::models::ids::AgencyId;
 
@@ -56,14 +57,30 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 const MAX_DEPTH: usize = 16;
 
 fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query::default(), Mutation::default(), Subscription::default()).limit_depth(MAX_DEPTH)
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(MAX_DEPTH)
+    .extension(codes::ErrorCodes)
 }
 
 /// The schema with its shared data: the pool, the catalogue, the token settings and the
 /// report events. Per-request data (the viewer and the dataloaders) is added by the HTTP
 /// handler.
-pub fn build_schema(pool: Pool, catalogue: Arc<Catalogue>, auth: Arc<AuthConfig>, events: EventBus) -> AppSchema {
-    builder().data(pool).data(catalogue).data(auth).data(events).finish()
+pub fn build_schema(
+    pool: Pool,
+    catalogue: Arc<Catalogue>,
+    auth: Arc<AuthConfig>,
+    events: EventBus,
+) -> AppSchema {
+    builder()
+        .data(pool)
+        .data(catalogue)
+        .data(auth)
+        .data(events)
+        .finish()
 }
 
 /// The schema without data: enough to introspect it or print it, not to resolve fields.

@@ -26,7 +26,9 @@ pub async fn create(
     start: NaiveDate,
 ) -> AppResult<Report> {
     if start.day() != 1 {
-        return Err(AppError::BadUserInput(format!("a report period starts on the first of a month, not {start}")));
+        return Err(AppError::BadUserInput(format!(
+            "a report period starts on the first of a month, not {start}"
+        )));
     }
     if frequency == ReportFrequency::Annual {
         let systems = agency.systems();
@@ -44,7 +46,8 @@ pub async fn create(
             )));
         }
     }
-    let end = period_end(start, frequency).ok_or_else(|| AppError::BadUserInput("the period is out of range".into()))?;
+    let end = period_end(start, frequency)
+        .ok_or_else(|| AppError::BadUserInput("the period is out of range".into()))?;
     conn.transaction(async |conn| {
         let report: Report = diesel::insert_into(reports::table)
             .values(NewReport {
@@ -59,7 +62,13 @@ pub async fn create(
             .returning(Report::as_returning())
             .get_result(conn)
             .await?;
-        let event = ReportEvent::new(report.agency_id, report.id, ReportEventKind::Created, report.version, Some(report.status));
+        let event = ReportEvent::new(
+            report.agency_id,
+            report.id,
+            ReportEventKind::Created,
+            report.version,
+            Some(report.status),
+        );
         events::notify(conn, &event).await?;
         Ok(report)
     })
@@ -92,7 +101,11 @@ pub async fn set_published(
     conn.transaction(async |conn| {
         let mut updated = Vec::new();
         for report in lock(conn, ids).await? {
-            let target = if publish { ReportStatus::Published } else { ReportStatus::Draft };
+            let target = if publish {
+                ReportStatus::Published
+            } else {
+                ReportStatus::Draft
+            };
             if report.status == target || (!publish && report.status == ReportStatus::NotStarted) {
                 updated.push(report);
                 continue;
@@ -118,14 +131,31 @@ pub async fn set_published(
                     reports::status.eq(target),
                     reports::version.eq(report.version + 1),
                     reports::last_modified_at.eq(diesel::dsl::now),
-                    reports::published_at.eq(if publish { Some(Utc::now()) } else { report.published_at }),
+                    reports::published_at.eq(if publish {
+                        Some(Utc::now())
+                    } else {
+                        report.published_at
+                    }),
                 ))
                 .returning(Report::as_returning())
                 .get_result(conn)
                 .await?;
-            let kind = if publish { ReportEventKind::Published } else { ReportEventKind::Unpublished };
-            events::notify(conn, &ReportEvent::new(changed.agency_id, changed.id, kind, changed.version, Some(changed.status)))
-                .await?;
+            let kind = if publish {
+                ReportEventKind::Published
+            } else {
+                ReportEventKind::Unpublished
+            };
+            events::notify(
+                conn,
+                &ReportEvent::new(
+                    changed.agency_id,
+                    changed.id,
+                    kind,
+                    changed.version,
+                    Some(changed.status),
+                ),
+            )
+            .await?;
             updated.push(changed);
         }
         Ok(updated)
@@ -137,9 +167,17 @@ pub async fn set_published(
 pub async fn delete(conn: &mut AsyncPgConnection, ids: &[ReportId]) -> AppResult<Vec<ReportId>> {
     conn.transaction(async |conn| {
         let found = lock(conn, ids).await?;
-        diesel::delete(reports::table.filter(reports::id.eq_any(ids))).execute(conn).await?;
+        diesel::delete(reports::table.filter(reports::id.eq_any(ids)))
+            .execute(conn)
+            .await?;
         for report in &found {
-            let event = ReportEvent::new(report.agency_id, report.id, ReportEventKind::Deleted, report.version, None);
+            let event = ReportEvent::new(
+                report.agency_id,
+                report.id,
+                ReportEventKind::Deleted,
+                report.version,
+                None,
+            );
             events::notify(conn, &event).await?;
         }
         Ok(found.into_iter().map(|report| report.id).collect())

@@ -51,13 +51,24 @@ pub struct Saved {
 
 type CellKey = (String, Option<String>, Option<String>, Option<String>);
 
-fn key_of(metric: &str, dimension: &Option<String>, member: &Option<String>, sub: &Option<String>) -> CellKey {
-    (metric.to_owned(), dimension.clone(), member.clone(), sub.as_ref().map(|s| s.trim().to_owned()))
+fn key_of(
+    metric: &str,
+    dimension: &Option<String>,
+    member: &Option<String>,
+    sub: &Option<String>,
+) -> CellKey {
+    (
+        metric.to_owned(),
+        dimension.clone(),
+        member.clone(),
+        sub.as_ref().map(|s| s.trim().to_owned()),
+    )
 }
 
 /// Saves, or refuses a stale save with CONFLICT.
 pub async fn save(conn: &mut AsyncPgConnection, save: &Save) -> AppResult<Saved> {
-    conn.transaction(async |conn| save_in_transaction(conn, save).await).await
+    conn.transaction(async |conn| save_in_transaction(conn, save).await)
+        .await
 }
 
 async fn save_in_transaction(conn: &mut AsyncPgConnection, save: &Save) -> AppResult<Saved> {
@@ -77,11 +88,21 @@ async fn save_in_transaction(conn: &mut AsyncPgConnection, save: &Save) -> AppRe
     let existing: HashMap<CellKey, Datapoint> = Datapoint::of_reports(conn, &[report.id])
         .await?
         .into_iter()
-        .map(|d| (key_of(&d.metric_key, &d.dimension_id, &d.member, &d.sub_category), d))
+        .map(|d| {
+            (
+                key_of(&d.metric_key, &d.dimension_id, &d.member, &d.sub_category),
+                d,
+            )
+        })
         .collect();
     let mut changed: Vec<(CellKey, Option<f64>, Option<f64>)> = Vec::new();
     for input in &save.values {
-        let key = key_of(&input.metric_key, &input.dimension_id, &input.member, &input.sub_category);
+        let key = key_of(
+            &input.metric_key,
+            &input.dimension_id,
+            &input.member,
+            &input.sub_category,
+        );
         let old = existing.get(&key);
         if old.is_some_and(|old| old.value == input.value) {
             continue;
@@ -92,40 +113,49 @@ async fn save_in_transaction(conn: &mut AsyncPgConnection, save: &Save) -> AppRe
     if !changed.is_empty() {
         let rows: Vec<NewDatapoint> = changed
             .iter()
-            .map(|((metric, dimension, member, sub), _, value)| NewDatapoint {
-                report_id: report.id,
-                metric_key: metric.clone(),
-                dimension_id: dimension.clone(),
-                member: member.clone(),
-                sub_category: sub.clone(),
-                value: *value,
-                source: save.source,
-                updated_by: Some(save.editor),
-            })
+            .map(
+                |((metric, dimension, member, sub), _, value)| NewDatapoint {
+                    report_id: report.id,
+                    metric_key: metric.clone(),
+                    dimension_id: dimension.clone(),
+                    member: member.clone(),
+                    sub_category: sub.clone(),
+                    value: *value,
+                    source: save.source,
+                    updated_by: Some(save.editor),
+                },
+            )
             .collect();
         // The upsert keeps one row per cell even against writers that do not lock the report.
-        let ids: Vec<(DatapointId, String, Option<String>, Option<String>, Option<String>)> =
-            diesel::insert_into(datapoints::table)
-                .values(&rows)
-                .on_conflict(on_constraint("datapoints_one_per_cell"))
-                .do_update()
-                .set((
-                    datapoints::value.eq(diesel::upsert::excluded(datapoints::value)),
-                    datapoints::source.eq(diesel::upsert::excluded(datapoints::source)),
-                    datapoints::updated_by.eq(diesel::upsert::excluded(datapoints::updated_by)),
-                    datapoints::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning((
-                    datapoints::id,
-                    datapoints::metric_key,
-                    datapoints::dimension_id,
-                    datapoints::member,
-                    datapoints::sub_category,
-                ))
-                .get_results(conn)
-                .await?;
-        let ids: HashMap<CellKey, DatapointId> =
-            ids.into_iter().map(|(id, m, d, mem, s)| (key_of(&m, &d, &mem, &s), id)).collect();
+        let ids: Vec<(
+            DatapointId,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        )> = diesel::insert_into(datapoints::table)
+            .values(&rows)
+            .on_conflict(on_constraint("datapoints_one_per_cell"))
+            .do_update()
+            .set((
+                datapoints::value.eq(diesel::upsert::excluded(datapoints::value)),
+                datapoints::source.eq(diesel::upsert::excluded(datapoints::source)),
+                datapoints::updated_by.eq(diesel::upsert::excluded(datapoints::updated_by)),
+                datapoints::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning((
+                datapoints::id,
+                datapoints::metric_key,
+                datapoints::dimension_id,
+                datapoints::member,
+                datapoints::sub_category,
+            ))
+            .get_results(conn)
+            .await?;
+        let ids: HashMap<CellKey, DatapointId> = ids
+            .into_iter()
+            .map(|(id, m, d, mem, s)| (key_of(&m, &d, &mem, &s), id))
+            .collect();
         let now = Utc::now();
         let history: Vec<NewDatapointChange> = changed
             .iter()
@@ -141,7 +171,10 @@ async fn save_in_transaction(conn: &mut AsyncPgConnection, save: &Save) -> AppRe
                 })
             })
             .collect();
-        diesel::insert_into(datapoint_changes::table).values(&history).execute(conn).await?;
+        diesel::insert_into(datapoint_changes::table)
+            .values(&history)
+            .execute(conn)
+            .await?;
     }
 
     for context in &save.contexts {
@@ -176,7 +209,11 @@ async fn save_in_transaction(conn: &mut AsyncPgConnection, save: &Save) -> AppRe
         }
     }
 
-    let status = if report.status == ReportStatus::NotStarted { ReportStatus::Draft } else { report.status };
+    let status = if report.status == ReportStatus::NotStarted {
+        ReportStatus::Draft
+    } else {
+        report.status
+    };
     if status != report.status {
         diesel::insert_into(crate::db::schema::report_status_changes::table)
             .values(NewReportStatusChange {
@@ -190,12 +227,19 @@ async fn save_in_transaction(conn: &mut AsyncPgConnection, save: &Save) -> AppRe
             .await?;
     }
     let updated: Report = diesel::update(reports::table.find(report.id))
-        .set((reports::version.eq(version), reports::status.eq(status), reports::last_modified_at.eq(diesel::dsl::now)))
+        .set((
+            reports::version.eq(version),
+            reports::status.eq(status),
+            reports::last_modified_at.eq(diesel::dsl::now),
+        ))
         .returning(Report::as_returning())
         .get_result(conn)
         .await?;
     diesel::insert_into(report_editors::table)
-        .values((report_editors::report_id.eq(report.id), report_editors::user_id.eq(save.editor)))
+        .values((
+            report_editors::report_id.eq(report.id),
+            report_editors::user_id.eq(save.editor),
+        ))
         .on_conflict((report_editors::report_id, report_editors::user_id))
         .do_update()
         .set(report_editors::last_edited_at.eq(diesel::dsl::now))
@@ -203,33 +247,54 @@ async fn save_in_transaction(conn: &mut AsyncPgConnection, save: &Save) -> AppRe
         .await?;
     events::notify(
         conn,
-        &ReportEvent::new(updated.agency_id, updated.id, ReportEventKind::Saved, updated.version, Some(updated.status)),
+        &ReportEvent::new(
+            updated.agency_id,
+            updated.id,
+            ReportEventKind::Saved,
+            updated.version,
+            Some(updated.status),
+        ),
     )
     .await?;
-    Ok(Saved { report: updated, changed_values: changed.len() })
+    Ok(Saved {
+        report: updated,
+        changed_values: changed.len(),
+    })
 }
 
 /// The CONFLICT for a save based on `based_on` when the report is at a later version: the
 /// current version and every value changed since.
-async fn stale(conn: &mut AsyncPgConnection, report: &Report, based_on: i32) -> AppResult<AppError> {
-    let changes: Vec<(Option<i32>, String, Option<String>, Option<String>, Option<String>, Option<f64>, Option<f64>, Option<UserId>)> =
-        datapoint_changes::table
-            .inner_join(datapoints::table)
-            .filter(datapoints::report_id.eq(report.id))
-            .filter(datapoint_changes::report_version.gt(based_on))
-            .order(datapoint_changes::id)
-            .select((
-                datapoint_changes::report_version,
-                datapoints::metric_key,
-                datapoints::dimension_id,
-                datapoints::member,
-                datapoints::sub_category,
-                datapoint_changes::old_value,
-                datapoint_changes::new_value,
-                datapoint_changes::changed_by,
-            ))
-            .load(conn)
-            .await?;
+async fn stale(
+    conn: &mut AsyncPgConnection,
+    report: &Report,
+    based_on: i32,
+) -> AppResult<AppError> {
+    let changes: Vec<(
+        Option<i32>,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<f64>,
+        Option<f64>,
+        Option<UserId>,
+    )> = datapoint_changes::table
+        .inner_join(datapoints::table)
+        .filter(datapoints::report_id.eq(report.id))
+        .filter(datapoint_changes::report_version.gt(based_on))
+        .order(datapoint_changes::id)
+        .select((
+            datapoint_changes::report_version,
+            datapoints::metric_key,
+            datapoints::dimension_id,
+            datapoints::member,
+            datapoints::sub_category,
+            datapoint_changes::old_value,
+            datapoint_changes::new_value,
+            datapoint_changes::changed_by,
+        ))
+        .load(conn)
+        .await?;
     let changes: Vec<serde_json::Value> = changes
         .into_iter()
         .map(|(version, metric, dimension, member, sub, old, new, by)| {

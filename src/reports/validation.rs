@@ -73,10 +73,14 @@ pub fn check(
             return Some(format!("{key} is not a metric of the agency's systems"));
         };
         if !effective.is_enabled {
-            return Some(format!("the agency does not report {key}; enable it in the metric settings first"));
+            return Some(format!(
+                "the agency does not report {key}; enable it in the metric settings first"
+            ));
         }
         if !effective.is_due_in(report.frequency, month) {
-            return Some(format!("{key} is not collected by this report (frequency or reporting year)"));
+            return Some(format!(
+                "{key} is not collected by this report (frequency or reporting year)"
+            ));
         }
         None
     };
@@ -87,15 +91,23 @@ pub fn check(
             problem(format!("{path}.metricKey"), message);
             continue;
         }
-        let Some(metric) = catalogue.metric(&input.metric_key) else { continue };
+        let Some(metric) = catalogue.metric(&input.metric_key) else {
+            continue;
+        };
         match (&input.dimension_id, &input.member) {
             (None, None) => {
                 if input.sub_category.is_some() {
-                    problem(format!("{path}.subCategory"), "a sub-category belongs under a breakdown member".into());
+                    problem(
+                        format!("{path}.subCategory"),
+                        "a sub-category belongs under a breakdown member".into(),
+                    );
                 }
             }
             (Some(dimension), Some(member)) => match metric.breakdown(dimension) {
-                None => problem(format!("{path}.dimensionId"), format!("{} has no breakdown {dimension:?}", metric.key)),
+                None => problem(
+                    format!("{path}.dimensionId"),
+                    format!("{} has no breakdown {dimension:?}", metric.key),
+                ),
                 Some(breakdown) if !breakdown.members.iter().any(|m| &m.name == member) => problem(
                     format!("{path}.member"),
                     format!("{member:?} is not a member of {dimension}"),
@@ -106,22 +118,39 @@ pub fn check(
                 ),
                 Some(_) => {}
             },
-            _ => problem(format!("{path}.member"), "give both a dimension and a member, or neither".into()),
+            _ => problem(
+                format!("{path}.member"),
+                "give both a dimension and a member, or neither".into(),
+            ),
         }
         if let Some(sub_category) = &input.sub_category {
             let trimmed = sub_category.trim();
             if trimmed.is_empty() || trimmed.chars().count() > MAX_SUB_CATEGORY {
-                problem(format!("{path}.subCategory"), format!("a sub-category has 1 to {MAX_SUB_CATEGORY} characters"));
+                problem(
+                    format!("{path}.subCategory"),
+                    format!("a sub-category has 1 to {MAX_SUB_CATEGORY} characters"),
+                );
             }
         }
         if let Some(value) = input.value {
             if !value.is_finite() {
-                problem(format!("{path}.value"), "the value must be a finite number".into());
+                problem(
+                    format!("{path}.value"),
+                    "the value must be a finite number".into(),
+                );
             } else if value < 0.0 {
-                problem(format!("{path}.value"), format!("{value} is negative; {} cannot be", metric.unit));
+                problem(
+                    format!("{path}.value"),
+                    format!("{value} is negative; {} cannot be", metric.unit),
+                );
             }
         }
-        let cell = (&input.metric_key, &input.dimension_id, &input.member, input.sub_category.as_ref().map(|s| s.trim()));
+        let cell = (
+            &input.metric_key,
+            &input.dimension_id,
+            &input.member,
+            input.sub_category.as_ref().map(|s| s.trim()),
+        );
         if !seen.insert(cell) {
             problem(path, "this value is given twice in the same save".into());
         }
@@ -132,8 +161,15 @@ pub fn check(
         if let Some(message) = metric_problem(&context.metric_key) {
             problem(format!("{path}.metricKey"), message);
         }
-        if context.text.as_ref().is_some_and(|text| text.chars().count() > MAX_CONTEXT) {
-            problem(format!("{path}.text"), format!("a context has at most {MAX_CONTEXT} characters"));
+        if context
+            .text
+            .as_ref()
+            .is_some_and(|text| text.chars().count() > MAX_CONTEXT)
+        {
+            problem(
+                format!("{path}.text"),
+                format!("a context has at most {MAX_CONTEXT} characters"),
+            );
         }
         if !contexts_seen.insert(&context.metric_key) {
             problem(path, "this context is given twice in the same save".into());
@@ -150,7 +186,11 @@ pub fn invalid(problems: Vec<Problem>) -> AppError {
         message: format!(
             "{count} invalid value{}: {}; nothing was saved",
             if count == 1 { "" } else { "s" },
-            problems.iter().map(|p| format!("{} {}", p.path, p.message)).collect::<Vec<_>>().join("; ")
+            problems
+                .iter()
+                .map(|p| format!("{} {}", p.path, p.message))
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
         details: serde_json::json!({ "problems": problems }),
     }

@@ -5,8 +5,18 @@
 
 use std::collections::BTreeSet;
 
-use justice_counts::models::enums::AgencyRole;
-use justice_counts::models::user;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{Months, NaiveDate};
+use justice_counts::models::agency::Agency;
+use justice_counts::models::enums::{AgencyRole, ReportFrequency, ReportStatus, ValueSource};
+use justice_counts::models::ids::AgencyId;
+use justice_counts::models::metric_setting::AgencyMetricSettings;
+use justice_counts::models::report::Report;
+use justice_counts::models::user::{self, User};
+use justice_counts::reports::lifecycle;
+use justice_counts::reports::save::{self, Save};
+use justice_counts::reports::validation::ValueInput;
 use serde_json::{Value, json};
 
 use crate::support::{TestApp, TestDb, error_codes};
@@ -56,6 +66,9 @@ const NOT_FOUND: Option<&str> = Some("NOT_FOUND");
 enum Input {
     Sheriff,
     Report,
+    NewPeriod,
+    Save,
+    Fresh(ReportStatus),
     Corrections,
     InviteToSheriff,
     InviteToCorrections,
@@ -185,6 +198,44 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            covers: "createReport",
+            document: "mutation($input: CreateReportInput!) { createReport(input: $input) { id status } }",
+            input: Input::NewPeriod,
+            expected: [UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "saveReport",
+            document: "mutation($input: SaveReportInput!) { saveReport(input: $input) { changedValues report { version } } }",
+            input: Input::Save,
+            expected: [UNAUTHENTICATED, FORBIDDEN, OK, OK, NOT_FOUND, OK, OK],
+        },
+        Case {
+            covers: "publishReports",
+            document: "mutation($reports: [ID!]!) { publishReports(reportIds: $reports) { status } }",
+            input: Input::Fresh(ReportStatus::Draft),
+            expected: [UNAUTHENTICATED, FORBIDDEN, OK, OK, NOT_FOUND, OK, OK],
+        },
+        Case {
+            covers: "unpublishReports",
+            document: "mutation($reports: [ID!]!) { unpublishReports(reportIds: $reports) { status } }",
+            input: Input::Fresh(ReportStatus::Published),
+            expected: [UNAUTHENTICATED, FORBIDDEN, OK, OK, NOT_FOUND, OK, OK],
+        },
+        Case {
+            covers: "deleteReports",
+            document: "mutation($reports: [ID!]!) { deleteReports(reportIds: $reports) }",
+            input: Input::Fresh(ReportStatus::NotStarted),
+            expected: [
+                UNAUTHENTICATED,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                OK,
+            ],
+        },
+        Case {
             covers: "signIn",
             document: "mutation($input: SignInInput!) { signIn(input: $input) { accessToken } }",
             input: Input::SignIn,
@@ -220,6 +271,74 @@ const PUBLIC_QUERY_FIELDS: [&str; 5] = [
     "metricDefinition",
 ];
 
+/// A month no other call has used, for reports created by the table.
+fn next_period() -> NaiveDate {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+    NaiveDate::from_ymd_opt(2040, 1, 1)
+        .unwrap()
+        .checked_add_months(Months::new(offset))
+        .unwrap()
+}
+
+/// A new monthly report of the sheriff's office in `status`.
+async fn fresh_report(db: &TestDb, fixture: &Fixture, status: ReportStatus) -> Report {
+    let mut conn = db.connect().await;
+    let agency_id = AgencyId(fixture.sheriff.parse().unwrap());
+    let agency = Agency::by_ids(&mut conn, &[agency_id])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let settings = AgencyMetricSettings::of_agencies(&mut conn, &[agency_id])
+        .await
+        .unwrap()
+        .remove(&agency_id)
+        .unwrap();
+    let editor = User::find_by_email(&mut conn, "admin@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let report = lifecycle::create(
+        &mut conn,
+        &db.catalogue,
+        &agency,
+        &settings,
+        ReportFrequency::Monthly,
+        next_period(),
+    )
+    .await
+    .unwrap();
+    if status == ReportStatus::NotStarted {
+        return report;
+    }
+    let value = ValueInput {
+        metric_key: "LAW_ENFORCEMENT_ARRESTS".into(),
+        dimension_id: None,
+        member: None,
+        sub_category: None,
+        value: Some(5.0),
+    };
+    let request = Save {
+        report_id: report.id,
+        based_on: report.version,
+        values: vec![value],
+        contexts: vec![],
+        source: ValueSource::ManualEntry,
+        editor,
+    };
+    let saved = save::save(&mut conn, &request).await.unwrap().report;
+    if status == ReportStatus::Draft {
+        return saved;
+    }
+    lifecycle::set_published(&mut conn, &[saved.id], true, editor)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+}
+
 struct Fixture {
     sheriff: String,
     corrections: String,
@@ -251,6 +370,22 @@ async fn variables(
         Input::Nothing => json!({}),
         Input::Sheriff => json!({ "agency": fixture.sheriff }),
         Input::Report => json!({ "report": fixture.report }),
+        Input::NewPeriod => json!({ "input": {
+            "agencyId": fixture.sheriff,
+            "frequency": "MONTHLY",
+            "periodStart": next_period().to_string(),
+        } }),
+        Input::Save => {
+            let report = fresh_report(db, fixture, ReportStatus::NotStarted).await;
+            json!({ "input": {
+                "reportId": report.id.to_string(),
+                "version": report.version,
+                "values": [{ "metricKey": "LAW_ENFORCEMENT_ARRESTS", "value": 12 }],
+            } })
+        }
+        Input::Fresh(status) => {
+            json!({ "reports": [fresh_report(db, fixture, status).await.id.to_string()] })
+        }
         Input::Corrections => json!({ "agency": fixture.corrections }),
         Input::InviteToSheriff | Input::InviteToCorrections => {
             let agency = if matches!(input, Input::InviteToSheriff) {

@@ -7,6 +7,7 @@ mod authorization;
 mod catalogue;
 mod cluster;
 mod constraints;
+mod editing;
 mod graphql_api;
 mod migrations;
 mod read_api;

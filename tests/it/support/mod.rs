@@ -223,7 +223,8 @@ impl TestApp {
         let auth = Arc::new(auth);
         let events = justice_counts::events::EventBus::new();
         events.listen(db.url.clone()).await.expect("event listener");
-        let schema = graphql::build_schema(db.pool.clone(), db.catalogue.clone(), auth.clone(), events);
+        let schema =
+            graphql::build_schema(db.pool.clone(), db.catalogue.clone(), auth.clone(), events);
         let router = http::router(schema, db.pool.clone(), auth.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
