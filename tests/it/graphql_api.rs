@@ -235,6 +235,19 @@ async fn malformed_requests_are_client_errors() {
         .graphql("{ agencies { nodes { salary } } }", json!({}))
         .await;
     assert!(unknown_field["data"].is_null());
+    let wrong_type = app
+        .graphql(
+            "query($id: ID!) { agency(id: $id) { name } }",
+            json!({ "id": [1] }),
+        )
+        .await;
+    for response in [&syntax, &unknown_field, &wrong_type] {
+        let codes = error_codes(response);
+        assert!(
+            !codes.is_empty() && codes.iter().all(|c| c == "BAD_USER_INPUT"),
+            "{response}"
+        );
+    }
     // The server is still up and answering.
     let fine = app.graphql("{ systems { key } }", json!({})).await;
     assert!(fine["errors"].is_null());

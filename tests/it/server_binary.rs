@@ -32,7 +32,14 @@ fn command(data_dir: &Path) -> Command {
 
 /// Starts `serve` and waits for the line saying where GraphiQL is; returns the base URL.
 async fn serve(data_dir: &Path) -> (Child, String) {
-    let mut child = command(data_dir)
+    serve_with(data_dir, &[]).await
+}
+
+/// Like [`serve`], with more environment variables.
+async fn serve_with(data_dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let mut command = command(data_dir);
+    command.envs(env.iter().copied());
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .spawn()
@@ -276,4 +283,180 @@ async fn the_token_command_issues_narrows_and_inspects_tokens() {
             .contains("access token"),
         "{denied}"
     );
+}
+
+mod live_updates {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    use super::*;
+
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    async fn connect(base_url: &str, token: Option<&str>) -> Socket {
+        let mut request = format!("{}/graphql/ws", base_url.replacen("http", "ws", 1))
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let payload = match token {
+            Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+            None => json!({}),
+        };
+        socket
+            .send(Message::text(
+                json!({ "type": "connection_init", "payload": payload }).to_string(),
+            ))
+            .await
+            .unwrap();
+        let ack = next_message(&mut socket).await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        socket
+    }
+
+    async fn next_message(socket: &mut Socket) -> Value {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(2), socket.next())
+                .await
+                .expect("a message in time")
+                .expect("the socket is open")
+                .unwrap();
+            if let Message::Text(text) = message {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    async fn subscribe(socket: &mut Socket, agency: &str) {
+        let query = "subscription($a: ID!) { reportChanged(agencyId: $a) { kind reportId agencyId version status } }";
+        let message = json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": { "a": agency } } });
+        socket
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    async fn graphql(base_url: &str, token: &str, query: &str, variables: Value) -> Value {
+        reqwest::Client::new()
+            .post(format!("{base_url}/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscriber_on_one_server_receives_a_change_made_through_another() {
+        use justice_counts::auth::tokens::{KeySource, TokenKeys};
+
+        let db = TestDb::with_demo().await;
+        let dir = data_dir();
+        TokenKeys::load(&KeySource {
+            data_dir: dir.path().to_owned(),
+            ..KeySource::default()
+        })
+        .unwrap();
+        let key = std::fs::read_to_string(dir.path().join("token-root-key")).unwrap();
+        let env = [
+            ("DATABASE_URL", db.url.as_str()),
+            ("TOKEN_ROOT_KEY", key.as_str()),
+        ];
+        let (first, first_url) = serve_with(dir.path(), &env).await;
+        let (second, second_url) = serve_with(dir.path(), &env).await;
+
+        let keys = TokenKeys::load(&KeySource {
+            hex: Some(key.clone()),
+            ..KeySource::default()
+        })
+        .unwrap();
+        let mut conn = db.connect().await;
+        let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+        let mut token = async |email: &str| {
+            let user = justice_counts::models::user::User::find_by_email(&mut conn, email)
+                .await
+                .unwrap()
+                .unwrap();
+            keys.issue(user.id, None, expires).unwrap()
+        };
+        let reader = token("sheriff.reader@example.com").await;
+        let contributor = token("sheriff.contributor@example.com").await;
+
+        let agencies = graphql(
+            &first_url,
+            &reader,
+            "{ me { memberships { agency { id } } } }",
+            json!({}),
+        )
+        .await;
+        let sheriff = agencies["data"]["me"]["memberships"][0]["agency"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let reports = graphql(
+            &first_url,
+            &reader,
+            "query($a: ID!) { agency(id: $a) { reports(first: 1, filter: {statuses: [DRAFT]}) { nodes { id } } } }",
+            json!({ "a": sheriff }),
+        )
+        .await;
+        let report = reports["data"]["agency"]["reports"]["nodes"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        // Anonymous subscribers learn nothing about drafts.
+        let mut anonymous = connect(&first_url, None).await;
+        subscribe(&mut anonymous, &sheriff).await;
+        let refused = next_message(&mut anonymous).await;
+        assert!(refused["payload"]["data"].is_null(), "{refused}");
+        assert_eq!(
+            refused["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+            "{refused}"
+        );
+
+        let mut socket = connect(&first_url, Some(&reader)).await;
+        subscribe(&mut socket, &sheriff).await;
+        // The subscription has no acknowledgement: save until an event arrives.
+        let save = "mutation($input: SaveReportInput!) { saveReport(input: $input) { report { version } } }";
+        let mut event = None;
+        for attempt in 0..20 {
+            let version = graphql(
+                &second_url,
+                &contributor,
+                "query($id: ID!) { report(id: $id) { version } }",
+                json!({ "id": report }),
+            )
+            .await;
+            let version = version["data"]["report"]["version"].as_i64().unwrap();
+            let input = json!({ "reportId": report, "version": version, "values": [{ "metricKey": "LAW_ENFORCEMENT_ARRESTS", "value": 1000 + attempt }] });
+            let saved = graphql(&second_url, &contributor, save, json!({ "input": input })).await;
+            assert!(saved["errors"].is_null(), "{saved}");
+            if let Ok(Some(Ok(Message::Text(text)))) =
+                tokio::time::timeout(Duration::from_millis(500), socket.next()).await
+            {
+                event = Some(serde_json::from_str::<Value>(&text).unwrap());
+                break;
+            }
+        }
+        let event = event.expect("an event within 20 saves");
+        assert_eq!(event["type"], "next", "{event}");
+        let change = &event["payload"]["data"]["reportChanged"];
+        assert_eq!(change["kind"], "SAVED");
+        assert_eq!(change["reportId"], report.as_str());
+        assert_eq!(change["agencyId"], sheriff.as_str());
+        assert_eq!(change["status"], "DRAFT");
+
+        stop(first).await;
+        stop(second).await;
+    }
 }
