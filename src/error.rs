@@ -159,6 +159,10 @@ impl From<DieselError> for AppError {
                     (DatabaseErrorKind::CheckViolation, Some(message)) => {
                         Self::BadUserInput(message.into())
                     }
+                    (DatabaseErrorKind::CheckViolation, None) => Self::BadUserInput(format!(
+                        "the input breaks the rule {}",
+                        info.constraint_name().unwrap_or("of the data model")
+                    )),
                     _ => Self::internal(error),
                 }
             }

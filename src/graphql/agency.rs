@@ -4,28 +4,32 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::catalogue::MetricDefinition;
+use super::guards::SignedIn;
 use super::guards::{Can, viewer};
 use super::loaders::{
-    ChildrenOf, DbLoader, JurisdictionsOf, LatestReportsOf, MetricSettingsOf, SettingsOf,
+    ChildrenOf, DbLoader, JurisdictionsOf, LatestReportsOf, MetricSettingsOf, RoleChangesOf,
+    SettingsOf,
 };
 use super::metric::AgencyMetric;
 use super::pagination::{
     AgencyConnection, PageArgs, ReportConnection, TotalCount, UploadConnection, connection_of,
 };
-use super::report::Report;
+use super::report::{Person, Report};
 use super::series::{MetricSeries, SeriesGranularity, SeriesInput, series_of};
 use super::spreadsheet::Upload;
 use super::team::{TeamMember, team_of};
 use super::{Gql, catalogue, connection, find_agency, parse_id};
-use crate::auth::permissions::Permission;
+use crate::auth::permissions::{Permission, agency_not_found};
 use crate::error::{AppError, AppResult};
 use crate::models::agency::{self as model, AgencyFilter};
+use crate::models::enums::AgencyRole;
 use crate::models::enums::{
     AgencySettingKind, JurisdictionKind, ReportFrequency, ReportStatus, System,
 };
 use crate::models::ids::AgencyId;
 use crate::models::report::{Report as ReportRow, ReportFilter};
 use crate::models::spreadsheet::Spreadsheet;
+use crate::models::user::RoleChange;
 
 /// The GraphQL view of an agency row.
 pub struct Agency(pub model::Agency);
@@ -106,6 +110,20 @@ impl Agency {
             .collect())
     }
 
+    /// Every grant, change and removal of a role in the agency, oldest first.
+    #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
+    async fn team_history(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<RoleChangeRecord>> {
+        let changes = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(RoleChangesOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(changes.into_iter().map(RoleChangeRecord).collect())
+    }
+
     /// The agency's team: members and pending invitations, ordered by name. For members of
     /// the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
@@ -173,7 +191,13 @@ impl Agency {
             .filter_map(|(index, metric)| Some((index, settings.effective(metric, &systems)?)))
             .filter(|(_, effective)| !enabled_only || effective.is_enabled)
             .map(|(index, effective)| {
-                AgencyMetric::new(catalogue.clone(), index, settings.clone(), effective)
+                AgencyMetric::new(
+                    self.0.id,
+                    catalogue.clone(),
+                    index,
+                    settings.clone(),
+                    effective,
+                )
             })
             .collect())
     }
@@ -516,5 +540,203 @@ impl AgencyQuery {
         find_agency(ctx, id)
             .await
             .map(|agency| Some(Agency(agency)))
+    }
+}
+
+/// The GraphQL view of a recorded role change.
+pub struct RoleChangeRecord(RoleChange);
+
+/// A grant, change or removal of a role in an agency.
+#[Object]
+impl RoleChangeRecord {
+    /// The member.
+    async fn member(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Person>> {
+        Person::load(ctx, Some(self.0.user_id)).await
+    }
+
+    /// The role before (null for a new member).
+    async fn old_role(&self) -> Option<AgencyRole> {
+        self.0.old_role
+    }
+
+    /// The role after (null for a removal).
+    async fn new_role(&self) -> Option<AgencyRole> {
+        self.0.new_role
+    }
+
+    /// When.
+    async fn changed_at(&self) -> DateTime<Utc> {
+        self.0.changed_at
+    }
+
+    /// Who made the change.
+    async fn changed_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Person>> {
+        Person::load(ctx, self.0.changed_by).await
+    }
+}
+
+/// An agency setting to set, or with a null value to remove.
+#[derive(InputObject)]
+pub struct AgencySettingInput {
+    /// The kind of setting.
+    pub kind: AgencySettingKind,
+    /// Its value; null removes it.
+    pub value: Option<String>,
+}
+
+/// A census area of the jurisdiction.
+#[derive(InputObject)]
+pub struct JurisdictionInput {
+    /// The census geoid (digits).
+    pub geoid: String,
+    /// Included or excluded.
+    pub kind: JurisdictionKind,
+}
+
+/// Agency settings to change.
+#[derive(InputObject)]
+pub struct AgencySettingsInput {
+    /// The agency.
+    pub agency_id: ID,
+    /// Settings to set or remove; others stay as they are.
+    #[graphql(default)]
+    pub settings: Vec<AgencySettingInput>,
+    /// When given, the jurisdictions replace the current ones.
+    pub jurisdictions: Option<Vec<JurisdictionInput>>,
+}
+
+/// A new agency.
+#[derive(InputObject)]
+pub struct CreateAgencyInput {
+    /// Its name.
+    pub name: String,
+    /// State code, such as `us_ca`.
+    pub state_code: String,
+    /// County code, such as `us_ca_sacramento`.
+    pub county_code: Option<String>,
+    /// The systems it reports for; SUPERAGENCY makes it a superagency.
+    pub systems: Vec<System>,
+    /// The superagency it belongs to.
+    pub super_agency_id: Option<ID>,
+    /// Whether its published data appears on the public dashboard.
+    #[graphql(default)]
+    pub is_dashboard_enabled: bool,
+}
+
+/// Mutations on agencies.
+#[derive(Default)]
+pub struct AgencyMutation;
+
+#[Object]
+impl AgencyMutation {
+    /// Sets or removes agency settings and replaces the jurisdictions (agency admins), in one
+    /// transaction.
+    #[graphql(guard = "SignedIn")]
+    async fn update_agency_settings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The settings to change.")] input: AgencySettingsInput,
+    ) -> async_graphql::Result<Agency> {
+        let id: AgencyId = parse_id(&input.agency_id, "agency").gql()?;
+        let agency = find_agency(ctx, id).await?;
+        viewer(ctx)
+            .require(Permission::ManageAgency, agency.scope())
+            .gql()?;
+        let settings: Vec<_> = input
+            .settings
+            .into_iter()
+            .map(|s| (s.kind, s.value))
+            .collect();
+        let jurisdictions: Option<Vec<_>> = input
+            .jurisdictions
+            .map(|list| list.into_iter().map(|j| (j.geoid, j.kind)).collect());
+        let mut conn = connection(ctx).await.gql()?;
+        model::change_profile(&mut conn, agency.id, &settings, jurisdictions.as_deref())
+            .await
+            .gql()?;
+        Ok(Agency(agency))
+    }
+
+    /// Creates an agency (platform staff).
+    #[graphql(guard = "SignedIn")]
+    async fn create_agency(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new agency.")] input: CreateAgencyInput,
+    ) -> async_graphql::Result<Agency> {
+        viewer(ctx).require_platform_admin().gql()?;
+        if input.name.trim().is_empty() || input.systems.is_empty() {
+            return Err(AppError::BadUserInput(
+                "an agency needs a name and at least one system".into(),
+            )
+            .into_gql());
+        }
+        let super_agency_id = input
+            .super_agency_id
+            .as_ref()
+            .map(|id| parse_id(id, "agency"))
+            .transpose()
+            .gql()?;
+        let new = model::NewAgency {
+            name: input.name.trim().into(),
+            state_code: input.state_code.to_lowercase(),
+            county_code: input.county_code.map(|c| c.to_lowercase()),
+            is_superagency: input.systems.contains(&System::Superagency),
+            systems: input.systems.into_iter().map(Some).collect(),
+            super_agency_id,
+            is_dashboard_enabled: input.is_dashboard_enabled,
+        };
+        let mut conn = connection(ctx).await.gql()?;
+        let id = new.insert(&mut conn).await.gql()?;
+        let agency = model::Agency::by_ids(&mut conn, &[id]).await.gql()?.pop();
+        agency
+            .map(Agency)
+            .ok_or_else(|| agency_not_found(id).into_gql())
+    }
+
+    /// Makes agencies children of a superagency (platform staff). Returns the superagency.
+    #[graphql(guard = "SignedIn")]
+    async fn link_child_agencies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The superagency.")] superagency_id: ID,
+        #[graphql(desc = "The agencies to make its children.")] child_agency_ids: Vec<ID>,
+    ) -> async_graphql::Result<Agency> {
+        viewer(ctx).require_platform_admin().gql()?;
+        let parent: AgencyId = parse_id(&superagency_id, "agency").gql()?;
+        let children: Vec<AgencyId> = child_agency_ids
+            .iter()
+            .map(|id| parse_id(id, "agency"))
+            .collect::<Result<_, _>>()
+            .gql()?;
+        let parent = find_agency(ctx, parent).await?;
+        let mut conn = connection(ctx).await.gql()?;
+        let linked = model::link_children(&mut conn, parent.id, &children)
+            .await
+            .gql()?;
+        if linked != children.len() {
+            return Err(
+                AppError::NotFound("some of the child agencies do not exist".into()).into_gql(),
+            );
+        }
+        Ok(Agency(parent))
+    }
+
+    /// Enables or disables an agency's public dashboard (platform staff).
+    #[graphql(guard = "SignedIn")]
+    async fn set_dashboard_enabled(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The agency.")] agency_id: ID,
+        #[graphql(desc = "Whether the dashboard is public.")] enabled: bool,
+    ) -> async_graphql::Result<Agency> {
+        viewer(ctx).require_platform_admin().gql()?;
+        let id: AgencyId = parse_id(&agency_id, "agency").gql()?;
+        let agency = find_agency(ctx, id).await?;
+        let mut conn = connection(ctx).await.gql()?;
+        model::set_dashboard(&mut conn, agency.id, enabled)
+            .await
+            .gql()
+            .map(Agency)
     }
 }

@@ -24,10 +24,10 @@ use crate::models::datapoint::{
     Cell, Datapoint, DatapointChange, ReportContext, SeriesQuery, SeriesValue,
 };
 use crate::models::ids::{AgencyId, ReportId, SpreadsheetId, UserId};
-use crate::models::metric_setting::AgencyMetricSettings;
+use crate::models::metric_setting::{AgencyMetricSettings, SettingChange};
 use crate::models::report::{Report, StatusChange};
 use crate::models::spreadsheet::{ReportChange, SpreadsheetMessage};
-use crate::models::user::{Membership, User};
+use crate::models::user::{Membership, RoleChange, User};
 
 /// The database behind the loaders; one per request.
 pub struct Db {
@@ -435,3 +435,16 @@ impl Loader<SeriesOf> for Db {
         Ok(loaded)
     }
 }
+
+grouped_loader!(
+    /// Key: the recorded changes of an agency's metric settings.
+    SettingChangesOf(AgencyId) => SettingChange,
+    |conn, ids| SettingChange::of_agencies(conn, &ids),
+    |row| row.agency_id
+);
+grouped_loader!(
+    /// Key: the recorded changes of an agency's team.
+    RoleChangesOf(AgencyId) => RoleChange,
+    |conn, ids| RoleChange::of_agencies(conn, &ids),
+    |row| row.agency_id
+);

@@ -3,15 +3,27 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
 
 use super::catalogue::MetricDefinition;
+use super::guards::{SignedIn, viewer};
+use super::loaders::{DbLoader, SettingChangesOf};
+use super::report::Person;
+use super::{Gql, catalogue, connection, find_agency, parse_id};
+use crate::auth::permissions::Permission;
 use crate::catalogue::{Catalogue, MetricDefinition as CatalogueMetric};
 use crate::models::enums::ReportFrequency;
+use crate::models::ids::AgencyId;
 use crate::models::metric_setting::{AgencyMetricSettings, EffectiveMetric};
+use crate::models::metric_setting::{
+    MemberChange, MetricSettingsChange, SettingChange, change_settings,
+};
+use crate::reports::validation::{Problem, invalid};
 
 /// One catalogue metric as one agency reports it.
 pub struct AgencyMetric {
+    agency: AgencyId,
     catalogue: Arc<Catalogue>,
     index: usize,
     settings: Arc<AgencyMetricSettings>,
@@ -21,12 +33,14 @@ pub struct AgencyMetric {
 impl AgencyMetric {
     /// The metric at `index` of the catalogue, with the agency's settings.
     pub fn new(
+        agency: AgencyId,
         catalogue: Arc<Catalogue>,
         index: usize,
         settings: Arc<AgencyMetricSettings>,
         effective: EffectiveMetric,
     ) -> Self {
         Self {
+            agency,
             catalogue,
             index,
             settings,
@@ -117,6 +131,20 @@ impl AgencyMetric {
             .collect()
     }
 
+    /// Every recorded change of this metric's settings, oldest first.
+    async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SettingChangeRecord>> {
+        let changes = ctx
+            .data_unchecked::<DbLoader>()
+            .load_one(SettingChangesOf(self.agency))
+            .await?
+            .unwrap_or_default();
+        Ok(changes
+            .into_iter()
+            .filter(|c| c.metric_key == self.def().key)
+            .map(SettingChangeRecord)
+            .collect())
+    }
+
     /// The includes/excludes checklist with the agency's answers.
     async fn includes_excludes(&self) -> Vec<AgencyChecklistItem> {
         let metric = self.def();
@@ -181,4 +209,214 @@ pub struct AgencyChecklistItem {
     pub is_included: bool,
     /// Whether the agency answered (false: the default applies).
     pub is_answered: bool,
+}
+
+/// The GraphQL view of a recorded settings change.
+pub struct SettingChangeRecord(SettingChange);
+
+/// A change of a metric's settings: who, when, and each field's old and new value.
+#[Object]
+impl SettingChangeRecord {
+    /// When.
+    async fn changed_at(&self) -> DateTime<Utc> {
+        self.0.changed_at
+    }
+
+    /// Who made the change (none when the user was deleted).
+    async fn changed_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Person>> {
+        Person::load(ctx, self.0.changed_by).await
+    }
+
+    /// What changed, as JSON: each changed field with `old` and `new`; `members` and
+    /// `includesExcludes` list the breakdown members and checklist answers set.
+    async fn changes(&self) -> async_graphql::Json<serde_json::Value> {
+        async_graphql::Json(self.0.changes.clone())
+    }
+}
+
+/// A breakdown member's setting to change.
+#[derive(InputObject)]
+pub struct MemberSettingInput {
+    /// The breakdown.
+    pub dimension_id: String,
+    /// The member.
+    pub member: String,
+    /// Whether the agency reports this member; omitted leaves it as it is.
+    pub is_enabled: Option<bool>,
+    /// What the agency counts under this member; null removes it, omitted leaves it.
+    #[graphql(default)]
+    pub description: MaybeUndefined<String>,
+}
+
+/// An answer to an includes/excludes item.
+#[derive(InputObject)]
+pub struct ChecklistAnswerInput {
+    /// The item's key.
+    pub key: String,
+    /// Whether the agency counts the item in the metric.
+    pub is_included: bool,
+}
+
+/// Settings of one metric to change; what is omitted stays as it is.
+#[derive(InputObject)]
+pub struct MetricSettingsInput {
+    /// The agency.
+    pub agency_id: ID,
+    /// The metric.
+    pub metric_key: String,
+    /// Whether the agency reports the metric.
+    pub is_enabled: Option<bool>,
+    /// How often the agency reports it.
+    pub frequency: Option<ReportFrequency>,
+    /// For annual metrics, the first month (1–12) of the reporting year.
+    pub starting_month: Option<i32>,
+    /// For supervision metrics, whether data is reported per subsystem.
+    pub is_disaggregated_by_subsystem: Option<bool>,
+    /// The agency's note on how it defines the metric; null removes it.
+    #[graphql(default)]
+    pub definition_note: MaybeUndefined<String>,
+    /// Breakdown members to change.
+    #[graphql(default)]
+    pub members: Vec<MemberSettingInput>,
+    /// Checklist answers to set.
+    #[graphql(default)]
+    pub includes_excludes: Vec<ChecklistAnswerInput>,
+}
+
+fn maybe(value: MaybeUndefined<String>) -> Option<Option<String>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(value) => Some(Some(value)),
+    }
+}
+
+/// Mutations on metric settings.
+#[derive(Default)]
+pub struct MetricSettingsMutation;
+
+#[Object]
+impl MetricSettingsMutation {
+    /// Changes an agency's settings for one metric (agency admins), in one transaction,
+    /// recorded in the metric's history. Every invalid setting is listed in
+    /// `extensions.problems` (BAD_USER_INPUT) and nothing is changed.
+    #[graphql(guard = "SignedIn")]
+    async fn update_metric_settings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The metric and the settings to change.")] input: MetricSettingsInput,
+    ) -> async_graphql::Result<AgencyMetric> {
+        let agency_id: AgencyId = parse_id(&input.agency_id, "agency").gql()?;
+        let agency = find_agency(ctx, agency_id).await?;
+        let viewer = viewer(ctx);
+        viewer
+            .require(Permission::ManageAgency, agency.scope())
+            .gql()?;
+        let catalogue = catalogue(ctx);
+        let mut problems = Vec::new();
+        let mut problem = |path: &str, message: String| {
+            problems.push(Problem {
+                path: path.into(),
+                message,
+            })
+        };
+        let index = catalogue
+            .metrics()
+            .iter()
+            .position(|m| m.key == input.metric_key);
+        let metric = index.map(|index| &catalogue.metrics()[index]);
+        match metric {
+            None => problem(
+                "metricKey",
+                format!("there is no metric {:?}", input.metric_key),
+            ),
+            Some(metric) if !agency.systems().contains(&metric.system) => {
+                problem(
+                    "metricKey",
+                    format!("{} is not a metric of the agency's systems", metric.key),
+                );
+            }
+            Some(_) => {}
+        }
+        if input
+            .starting_month
+            .is_some_and(|month| !(1..=12).contains(&month))
+        {
+            problem("startingMonth", "a month is 1 to 12".into());
+        }
+        if let Some(metric) = metric {
+            for (i, member) in input.members.iter().enumerate() {
+                let known = metric
+                    .breakdown(&member.dimension_id)
+                    .is_some_and(|b| b.members.iter().any(|m| m.name == member.member));
+                if !known {
+                    problem(
+                        &format!("members[{i}]"),
+                        format!(
+                            "{} has no member {} of {}",
+                            metric.key, member.member, member.dimension_id
+                        ),
+                    );
+                }
+            }
+            for (i, answer) in input.includes_excludes.iter().enumerate() {
+                if !metric
+                    .checklist_items()
+                    .any(|(_, _, item)| item.key == answer.key)
+                {
+                    problem(
+                        &format!("includesExcludes[{i}]"),
+                        format!("{} has no checklist item {}", metric.key, answer.key),
+                    );
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(invalid(problems).into_gql());
+        }
+        let (Some(index), Some(metric)) = (index, metric) else {
+            return Err(invalid(Vec::new()).into_gql());
+        };
+        let change = MetricSettingsChange {
+            is_enabled: input.is_enabled,
+            frequency: input.frequency,
+            starting_month: input.starting_month.and_then(|m| i16::try_from(m).ok()),
+            is_disaggregated_by_subsystem: input.is_disaggregated_by_subsystem,
+            definition_note: maybe(input.definition_note),
+            members: input
+                .members
+                .into_iter()
+                .map(|m| MemberChange {
+                    dimension_id: m.dimension_id,
+                    member: m.member,
+                    is_enabled: m.is_enabled,
+                    description: maybe(m.description),
+                })
+                .collect(),
+            answers: input
+                .includes_excludes
+                .into_iter()
+                .map(|a| (a.key, a.is_included))
+                .collect(),
+        };
+        let mut conn = connection(ctx).await.gql()?;
+        change_settings(&mut conn, agency.id, &metric.key, &change, viewer.user_id())
+            .await
+            .gql()?;
+        let settings = AgencyMetricSettings::of_agencies(&mut conn, &[agency.id])
+            .await
+            .gql()?
+            .remove(&agency.id)
+            .unwrap_or_default();
+        let effective = settings
+            .effective(metric, &agency.systems())
+            .ok_or_else(|| invalid(Vec::new()).into_gql())?;
+        Ok(AgencyMetric::new(
+            agency.id,
+            catalogue.clone(),
+            index,
+            Arc::new(settings),
+            effective,
+        ))
+    }
 }

@@ -44,6 +44,8 @@ pub struct Mutation(
     session::SessionMutation,
     team::TeamMutation,
     editing::ReportMutation,
+    metric::MetricSettingsMutation,
+    agency::AgencyMutation,
 );
 
 /// The root subscription type.

@@ -12,7 +12,7 @@ use crate::auth::secrets;
 use crate::error::AppError;
 use crate::models::agency::Agency;
 use crate::models::enums::{AgencyRole, InvitationStatus};
-use crate::models::ids::AgencyId;
+use crate::models::ids::{AgencyId, UserId};
 use crate::models::user::{self, Membership, User};
 
 /// Prefix of invitation codes.
@@ -114,6 +114,42 @@ pub struct InvitationPayload {
     pub member: TeamMember,
 }
 
+/// A member's new role.
+#[derive(InputObject)]
+pub struct ChangeRoleInput {
+    /// The agency.
+    pub agency_id: ID,
+    /// The member's user id.
+    pub user_id: ID,
+    /// The new role.
+    pub role: AgencyRole,
+}
+
+/// A member to remove.
+#[derive(InputObject)]
+pub struct RemoveMemberInput {
+    /// The agency.
+    pub agency_id: ID,
+    /// The member's user id.
+    pub user_id: ID,
+}
+
+/// The agency and member a team mutation concerns, once the viewer may manage the team.
+async fn team_target(
+    ctx: &Context<'_>,
+    agency_id: &ID,
+    user_id: &ID,
+) -> async_graphql::Result<(Agency, UserId, UserId)> {
+    let agency_id: AgencyId = parse_id(agency_id, "agency").gql()?;
+    let member: UserId = parse_id(user_id, "user").gql()?;
+    let agency = find_agency(ctx, agency_id).await?;
+    let viewer = viewer(ctx);
+    viewer
+        .require(Permission::ManageAgency, agency.scope())
+        .gql()?;
+    Ok((agency, member, viewer.signed_in().gql()?.user_id))
+}
+
 /// An invitation code and the password to use from now on.
 #[derive(InputObject)]
 pub struct AcceptInvitationInput {
@@ -172,6 +208,38 @@ impl TeamMutation {
             invitation_code: code,
             member: TeamMember::new(membership, user, agency.scope()),
         })
+    }
+
+    /// Changes a member's role (agency admins), recorded in the team history. CONFLICT when
+    /// it would leave the agency without an admin.
+    #[graphql(guard = "SignedIn")]
+    async fn change_member_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The member and the new role.")] input: ChangeRoleInput,
+    ) -> async_graphql::Result<TeamMember> {
+        let (agency, member, by) = team_target(ctx, &input.agency_id, &input.user_id).await?;
+        let mut conn = connection(ctx).await.gql()?;
+        let (membership, user) = user::change_role(&mut conn, agency.id, member, input.role, by)
+            .await
+            .gql()?;
+        Ok(TeamMember::new(membership, user, agency.scope()))
+    }
+
+    /// Removes a member or withdraws an invitation (agency admins), recorded in the team
+    /// history. CONFLICT when it would leave the agency without an admin. Returns true.
+    #[graphql(guard = "SignedIn")]
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The member to remove.")] input: RemoveMemberInput,
+    ) -> async_graphql::Result<bool> {
+        let (agency, member, by) = team_target(ctx, &input.agency_id, &input.user_id).await?;
+        let mut conn = connection(ctx).await.gql()?;
+        user::remove_member(&mut conn, agency.id, member, by)
+            .await
+            .gql()?;
+        Ok(true)
     }
 
     /// Accepts an invitation with its one-time code and signs the invitee in. The invitee

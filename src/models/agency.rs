@@ -303,3 +303,88 @@ impl Jurisdiction {
             .await
     }
 }
+
+/// Sets (or with `None` removes) agency settings and, when given, replaces the
+/// jurisdictions, in one transaction.
+pub async fn change_profile(
+    conn: &mut AsyncPgConnection,
+    agency: AgencyId,
+    settings: &[(AgencySettingKind, Option<String>)],
+    jurisdictions: Option<&[(String, JurisdictionKind)]>,
+) -> QueryResult<()> {
+    use diesel_async::AsyncConnection;
+    conn.transaction(async |conn| {
+        for (kind, value) in settings {
+            match value {
+                Some(value) => {
+                    diesel::insert_into(agency_settings::table)
+                        .values(NewAgencySetting {
+                            agency_id: agency,
+                            kind: *kind,
+                            value: value.clone(),
+                        })
+                        .on_conflict((agency_settings::agency_id, agency_settings::kind))
+                        .do_update()
+                        .set((
+                            agency_settings::value.eq(value),
+                            agency_settings::updated_at.eq(diesel::dsl::now),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                None => {
+                    diesel::delete(agency_settings::table.find((agency, *kind)))
+                        .execute(conn)
+                        .await?;
+                }
+            }
+        }
+        if let Some(jurisdictions) = jurisdictions {
+            diesel::delete(
+                agency_jurisdictions::table.filter(agency_jurisdictions::agency_id.eq(agency)),
+            )
+            .execute(conn)
+            .await?;
+            let rows: Vec<NewJurisdiction> = jurisdictions
+                .iter()
+                .map(|(geoid, kind)| NewJurisdiction {
+                    agency_id: agency,
+                    geoid: geoid.clone(),
+                    kind: *kind,
+                })
+                .collect();
+            diesel::insert_into(agency_jurisdictions::table)
+                .values(&rows)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Makes `children` child agencies of `parent`, in one transaction; the database refuses a
+/// parent that is not a superagency.
+pub async fn link_children(
+    conn: &mut AsyncPgConnection,
+    parent: AgencyId,
+    children: &[AgencyId],
+) -> QueryResult<usize> {
+    diesel::update(agencies::table.filter(agencies::id.eq_any(children)))
+        .set(agencies::super_agency_id.eq(parent))
+        .execute(conn)
+        .await
+}
+
+/// Enables or disables an agency's public dashboard.
+pub async fn set_dashboard(
+    conn: &mut AsyncPgConnection,
+    agency: AgencyId,
+    enabled: bool,
+) -> QueryResult<Agency> {
+    diesel::update(agencies::table.find(agency))
+        .set(agencies::is_dashboard_enabled.eq(enabled))
+        .returning(Agency::as_returning())
+        .get_result(conn)
+        .await
+}

@@ -393,3 +393,214 @@ mod tests {
         );
     }
 }
+
+/// A change of an agency's settings for one metric; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct MetricSettingsChange {
+    /// Whether the agency reports the metric.
+    pub is_enabled: Option<bool>,
+    /// How often.
+    pub frequency: Option<ReportFrequency>,
+    /// First month of the reporting year.
+    pub starting_month: Option<i16>,
+    /// Whether supervision data is split by subsystem.
+    pub is_disaggregated_by_subsystem: Option<bool>,
+    /// The definition note: `Some(None)` removes it.
+    pub definition_note: Option<Option<String>>,
+    /// Breakdown members to change.
+    pub members: Vec<MemberChange>,
+    /// Checklist answers: (item, included).
+    pub answers: Vec<(String, bool)>,
+}
+
+/// A change of one breakdown member's setting; `None` leaves a field as it is.
+#[derive(Debug, Clone)]
+pub struct MemberChange {
+    /// The breakdown.
+    pub dimension_id: String,
+    /// The member.
+    pub member: String,
+    /// Whether the agency reports it.
+    pub is_enabled: Option<bool>,
+    /// What the agency counts under it: `Some(None)` removes the description.
+    pub description: Option<Option<String>>,
+}
+
+/// Applies `change` to the agency's settings for `metric` in one transaction and records it,
+/// with the values before, in the setting history.
+pub async fn change_settings(
+    conn: &mut AsyncPgConnection,
+    agency: AgencyId,
+    metric: &str,
+    change: &MetricSettingsChange,
+    by: Option<crate::models::ids::UserId>,
+) -> QueryResult<()> {
+    use diesel_async::AsyncConnection;
+    conn.transaction(async |conn| {
+        let before: Option<MetricSetting> = metric_settings::table
+            .find((agency, metric))
+            .select(MetricSetting::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let mut row = NewMetricSetting::new(agency, metric);
+        if let Some(before) = &before {
+            row.is_enabled = before.is_enabled;
+            row.frequency = before.frequency;
+            row.starting_month = before.starting_month;
+            row.is_disaggregated_by_subsystem = before.is_disaggregated_by_subsystem;
+            row.definition_note = before.definition_note.clone();
+        }
+        let mut record = serde_json::Map::new();
+        let mut note = |field: &str, old: serde_json::Value, new: serde_json::Value| {
+            if old != new {
+                record.insert(field.into(), serde_json::json!({ "old": old, "new": new }));
+            }
+        };
+        if let Some(enabled) = change.is_enabled {
+            note("isEnabled", serde_json::json!(row.is_enabled), serde_json::json!(enabled));
+            row.is_enabled = Some(enabled);
+        }
+        if let Some(frequency) = change.frequency {
+            note("frequency", serde_json::json!(row.frequency.map(|f| format!("{f:?}").to_uppercase())), serde_json::json!(format!("{frequency:?}").to_uppercase()));
+            row.frequency = Some(frequency);
+        }
+        if let Some(month) = change.starting_month {
+            note("startingMonth", serde_json::json!(row.starting_month), serde_json::json!(month));
+            row.starting_month = Some(month);
+        }
+        if let Some(split) = change.is_disaggregated_by_subsystem {
+            note("isDisaggregatedBySubsystem", serde_json::json!(row.is_disaggregated_by_subsystem), serde_json::json!(split));
+            row.is_disaggregated_by_subsystem = Some(split);
+        }
+        if let Some(definition) = &change.definition_note {
+            note("definitionNote", serde_json::json!(row.definition_note), serde_json::json!(definition));
+            row.definition_note = definition.clone();
+        }
+        diesel::insert_into(metric_settings::table)
+            .values(&row)
+            .on_conflict((metric_settings::agency_id, metric_settings::metric_key))
+            .do_update()
+            .set((
+                metric_settings::is_enabled.eq(row.is_enabled),
+                metric_settings::frequency.eq(row.frequency),
+                metric_settings::starting_month.eq(row.starting_month),
+                metric_settings::is_disaggregated_by_subsystem.eq(row.is_disaggregated_by_subsystem),
+                metric_settings::definition_note.eq(row.definition_note.clone()),
+                metric_settings::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+        let mut members = Vec::new();
+        for MemberChange { dimension_id: dimension, member, is_enabled: enabled, description } in &change.members {
+            let before: Option<MemberSetting> = metric_setting_members::table
+                .find((agency, metric, dimension, member))
+                .select(MemberSetting::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            let is_enabled = enabled.or(before.as_ref().and_then(|b| b.is_enabled));
+            let description = match description {
+                Some(description) => description.clone(),
+                None => before.as_ref().and_then(|b| b.description.clone()),
+            };
+            diesel::insert_into(metric_setting_members::table)
+                .values(NewMetricSettingMember {
+                    agency_id: agency,
+                    metric_key: metric.into(),
+                    dimension_id: dimension.clone(),
+                    member: member.clone(),
+                    is_enabled,
+                    description: description.clone(),
+                })
+                .on_conflict((
+                    metric_setting_members::agency_id,
+                    metric_setting_members::metric_key,
+                    metric_setting_members::dimension_id,
+                    metric_setting_members::member,
+                ))
+                .do_update()
+                .set((metric_setting_members::is_enabled.eq(is_enabled), metric_setting_members::description.eq(description.clone())))
+                .execute(conn)
+                .await?;
+            members.push(serde_json::json!({
+                "dimensionId": dimension, "member": member,
+                "old": { "isEnabled": before.as_ref().and_then(|b| b.is_enabled), "description": before.as_ref().and_then(|b| b.description.clone()) },
+                "new": { "isEnabled": is_enabled, "description": description },
+            }));
+        }
+        if !members.is_empty() {
+            record.insert("members".into(), serde_json::Value::Array(members));
+        }
+        let mut answers = Vec::new();
+        for (item, included) in &change.answers {
+            diesel::insert_into(metric_setting_answers::table)
+                .values(NewMetricSettingAnswer {
+                    agency_id: agency,
+                    metric_key: metric.into(),
+                    item_key: item.clone(),
+                    is_included: *included,
+                })
+                .on_conflict((metric_setting_answers::agency_id, metric_setting_answers::metric_key, metric_setting_answers::item_key))
+                .do_update()
+                .set(metric_setting_answers::is_included.eq(*included))
+                .execute(conn)
+                .await?;
+            answers.push(serde_json::json!({ "key": item, "isIncluded": included }));
+        }
+        if !answers.is_empty() {
+            record.insert("includesExcludes".into(), serde_json::Value::Array(answers));
+        }
+        if !record.is_empty() {
+            diesel::insert_into(crate::db::schema::metric_setting_changes::table)
+                .values((
+                    crate::db::schema::metric_setting_changes::agency_id.eq(agency),
+                    crate::db::schema::metric_setting_changes::metric_key.eq(metric),
+                    crate::db::schema::metric_setting_changes::changed_by.eq(by),
+                    crate::db::schema::metric_setting_changes::changes.eq(serde_json::Value::Object(record)),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// A recorded change of an agency's metric settings.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::db::schema::metric_setting_changes, check_for_backend(diesel::pg::Pg))]
+pub struct SettingChange {
+    /// Its id.
+    pub id: i64,
+    /// The agency.
+    pub agency_id: AgencyId,
+    /// The metric.
+    pub metric_key: String,
+    /// Who made it.
+    pub changed_by: Option<crate::models::ids::UserId>,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+    /// What changed: each field with its old and new value.
+    pub changes: serde_json::Value,
+}
+
+impl SettingChange {
+    /// The setting changes of these agencies, oldest first.
+    pub async fn of_agencies(
+        conn: &mut AsyncPgConnection,
+        agencies: &[AgencyId],
+    ) -> QueryResult<Vec<Self>> {
+        use crate::db::schema::metric_setting_changes as changes;
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        changes::table
+            .filter(changes::agency_id.eq_any(agencies))
+            .order(changes::id)
+            .select(Self::as_select())
+            .load(conn)
+            .await
+    }
+}

@@ -346,3 +346,141 @@ impl NewMembership {
         Ok(())
     }
 }
+
+/// Fails with CONFLICT when taking `user`'s admin role in `agency` away would leave the
+/// agency without an accepted admin. Locks the agency's memberships until the transaction
+/// ends, so that two admins cannot demote each other at once.
+async fn keep_an_admin(
+    conn: &mut AsyncPgConnection,
+    agency: AgencyId,
+    user: UserId,
+) -> AppResult<()> {
+    let members: Vec<Membership> = memberships::table
+        .filter(memberships::agency_id.eq(agency))
+        .select(Membership::as_select())
+        .for_update()
+        .load(conn)
+        .await?;
+    let admins = members.iter().filter(|m| {
+        m.role == AgencyRole::AgencyAdmin && m.invitation_status == InvitationStatus::Accepted
+    });
+    let others = admins.filter(|m| m.user_id != user).count();
+    let is_admin = members
+        .iter()
+        .any(|m| m.user_id == user && m.role == AgencyRole::AgencyAdmin);
+    if is_admin && others == 0 {
+        return Err(AppError::Conflict(
+            "the last admin of an agency cannot be removed or demoted: make someone else admin first".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Changes a member's role, recording the change.
+pub async fn change_role(
+    conn: &mut AsyncPgConnection,
+    agency: AgencyId,
+    user: UserId,
+    role: AgencyRole,
+    by: UserId,
+) -> AppResult<(Membership, User)> {
+    conn.transaction(async |conn| {
+        if role != AgencyRole::AgencyAdmin {
+            keep_an_admin(conn, agency, user).await?;
+        }
+        let before: Membership = memberships::table
+            .find((user, agency))
+            .select(Membership::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| AppError::NotFound("the user is not a member of this agency".into()))?;
+        let after: Membership = diesel::update(memberships::table.find((user, agency)))
+            .set(memberships::role.eq(role))
+            .returning(Membership::as_returning())
+            .get_result(conn)
+            .await?;
+        if before.role != role {
+            diesel::insert_into(membership_changes::table)
+                .values(NewMembershipChange {
+                    user_id: user,
+                    agency_id: agency,
+                    old_role: Some(before.role),
+                    new_role: Some(role),
+                    changed_by: Some(by),
+                })
+                .execute(conn)
+                .await?;
+        }
+        let member = User::find(conn, user).await?.ok_or(diesel::NotFound)?;
+        Ok((after, member))
+    })
+    .await
+}
+
+/// Removes a member (or withdraws an invitation), recording the removal.
+pub async fn remove_member(
+    conn: &mut AsyncPgConnection,
+    agency: AgencyId,
+    user: UserId,
+    by: UserId,
+) -> AppResult<()> {
+    conn.transaction(async |conn| {
+        keep_an_admin(conn, agency, user).await?;
+        let removed: Option<Membership> = diesel::delete(memberships::table.find((user, agency)))
+            .returning(Membership::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+        let removed = removed
+            .ok_or_else(|| AppError::NotFound("the user is not a member of this agency".into()))?;
+        diesel::insert_into(membership_changes::table)
+            .values(NewMembershipChange {
+                user_id: user,
+                agency_id: agency,
+                old_role: Some(removed.role),
+                new_role: None,
+                changed_by: Some(by),
+            })
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A recorded change of a membership.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = membership_changes, check_for_backend(diesel::pg::Pg))]
+pub struct RoleChange {
+    /// The member.
+    pub user_id: UserId,
+    /// The agency.
+    pub agency_id: AgencyId,
+    /// The role before (none for a new member).
+    pub old_role: Option<AgencyRole>,
+    /// The role after (none for a removal).
+    pub new_role: Option<AgencyRole>,
+    /// Who made the change.
+    pub changed_by: Option<UserId>,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+}
+
+impl RoleChange {
+    /// The membership changes of these agencies, oldest first.
+    pub async fn of_agencies(
+        conn: &mut AsyncPgConnection,
+        agencies: &[AgencyId],
+    ) -> QueryResult<Vec<Self>> {
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        membership_changes::table
+            .filter(membership_changes::agency_id.eq_any(agencies))
+            .order(membership_changes::id)
+            .select(Self::as_select())
+            .load(conn)
+            .await
+    }
+}

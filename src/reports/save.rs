@@ -51,6 +51,27 @@ pub struct Saved {
 
 type CellKey = (String, Option<String>, Option<String>, Option<String>);
 
+/// A stored value's id and cell, as the upsert returns them.
+type StoredCell = (
+    DatapointId,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A value change since some version: version, cell, old and new value, author.
+type ChangeSince = (
+    Option<i32>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<f64>,
+    Option<UserId>,
+);
+
 fn key_of(
     metric: &str,
     dimension: &Option<String>,
@@ -127,13 +148,7 @@ async fn save_in_transaction(conn: &mut AsyncPgConnection, save: &Save) -> AppRe
             )
             .collect();
         // The upsert keeps one row per cell even against writers that do not lock the report.
-        let ids: Vec<(
-            DatapointId,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        )> = diesel::insert_into(datapoints::table)
+        let ids: Vec<StoredCell> = diesel::insert_into(datapoints::table)
             .values(&rows)
             .on_conflict(on_constraint("datapoints_one_per_cell"))
             .do_update()
@@ -269,16 +284,7 @@ async fn stale(
     report: &Report,
     based_on: i32,
 ) -> AppResult<AppError> {
-    let changes: Vec<(
-        Option<i32>,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<f64>,
-        Option<f64>,
-        Option<UserId>,
-    )> = datapoint_changes::table
+    let changes: Vec<ChangeSince> = datapoint_changes::table
         .inner_join(datapoints::table)
         .filter(datapoints::report_id.eq(report.id))
         .filter(datapoint_changes::report_version.gt(based_on))

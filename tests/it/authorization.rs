@@ -68,6 +68,9 @@ enum Input {
     Report,
     NewPeriod,
     Save,
+    Reader,
+    FreshMember,
+    Council,
     Fresh(ReportStatus),
     Corrections,
     InviteToSheriff,
@@ -236,6 +239,78 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            covers: "agency.teamHistory",
+            document: "query($agency: ID!) { agency(id: $agency) { teamHistory { oldRole newRole } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "changeMemberRole",
+            document: "mutation($agency: ID!, $user: ID!) { changeMemberRole(input: {agencyId: $agency, userId: $user, role: READ_ONLY}) { role } }",
+            input: Input::Reader,
+            expected: [UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "removeMember",
+            document: "mutation($agency: ID!, $user: ID!) { removeMember(input: {agencyId: $agency, userId: $user}) }",
+            input: Input::FreshMember,
+            expected: [UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "updateMetricSettings",
+            document: "mutation($agency: ID!) { updateMetricSettings(input: {agencyId: $agency, metricKey: \"LAW_ENFORCEMENT_ARRESTS\", definitionNote: \"Custodial arrests.\"}) { definitionNote } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "updateAgencySettings",
+            document: "mutation($agency: ID!) { updateAgencySettings(input: {agencyId: $agency, settings: [{kind: HOMEPAGE_URL, value: \"https://example.org\"}]}) { name } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "createAgency",
+            document: "mutation { createAgency(input: {name: \"New Agency\", stateCode: \"us_ca\", systems: [JAILS]}) { id } }",
+            input: Input::Nothing,
+            expected: [
+                UNAUTHENTICATED,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                OK,
+            ],
+        },
+        Case {
+            covers: "linkChildAgencies",
+            document: "mutation($council: ID!, $agency: ID!) { linkChildAgencies(superagencyId: $council, childAgencyIds: [$agency]) { childAgencies { name } } }",
+            input: Input::Council,
+            expected: [
+                UNAUTHENTICATED,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                OK,
+            ],
+        },
+        Case {
+            covers: "setDashboardEnabled",
+            document: "mutation($agency: ID!) { setDashboardEnabled(agencyId: $agency, enabled: true) { isDashboardEnabled } }",
+            input: Input::Sheriff,
+            expected: [
+                UNAUTHENTICATED,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                FORBIDDEN,
+                OK,
+            ],
+        },
+        Case {
             covers: "signIn",
             document: "mutation($input: SignInInput!) { signIn(input: $input) { accessToken } }",
             input: Input::SignIn,
@@ -340,6 +415,8 @@ async fn fresh_report(db: &TestDb, fixture: &Fixture, status: ReportStatus) -> R
 }
 
 struct Fixture {
+    council: String,
+    reader: String,
     sheriff: String,
     corrections: String,
     report: String,
@@ -370,6 +447,27 @@ async fn variables(
         Input::Nothing => json!({}),
         Input::Sheriff => json!({ "agency": fixture.sheriff }),
         Input::Report => json!({ "report": fixture.report }),
+        Input::Reader => json!({ "agency": fixture.sheriff, "user": fixture.reader }),
+        Input::Council => json!({ "council": fixture.council, "agency": fixture.sheriff }),
+        Input::FreshMember => {
+            let mut conn = db.connect().await;
+            let inviter = User::find_by_email(&mut conn, "admin@example.com")
+                .await
+                .unwrap()
+                .unwrap();
+            let (_, member) = user::invite(
+                &mut conn,
+                fixture.sheriff.parse().unwrap(),
+                &format!("leaving-{label}@example.com"),
+                "Leaving Member",
+                AgencyRole::ReadOnly,
+                &justice_counts::auth::secrets::digest(&format!("jci_leaving_{label}")),
+                inviter.id,
+            )
+            .await
+            .unwrap();
+            json!({ "agency": fixture.sheriff, "user": member.id.to_string() })
+        }
         Input::NewPeriod => json!({ "input": {
             "agencyId": fixture.sheriff,
             "frequency": "MONTHLY",
@@ -450,7 +548,18 @@ async fn every_role_gets_exactly_what_the_role_table_allows() {
             json!({ "a": sheriff }),
         )
         .await;
+    let reader = {
+        let mut conn = db.connect().await;
+        User::find_by_email(&mut conn, "sheriff.reader@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+            .to_string()
+    };
     let fixture = Fixture {
+        council: agency_id(&app, &admin, "Public Safety Council").await,
+        reader,
         report: reports["data"]["agency"]["reports"]["nodes"][0]["id"]
             .as_str()
             .unwrap()

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod administration;
 mod authorization;
 mod catalogue;
 mod cluster;
