@@ -144,13 +144,8 @@ impl Agency {
         } else {
             query.order((agencies::name.asc(), agencies::id.asc()))
         };
-        let mut rows: Vec<Self> = query.limit(slice.limit + 1).load(conn).await?;
-        let has_more = rows.len() as i64 > slice.limit;
-        rows.truncate(slice.limit as usize);
-        if slice.backwards {
-            rows.reverse();
-        }
-        Ok(Page { rows, has_more })
+        let rows: Vec<Self> = query.limit(slice.limit + 1).load(conn).await?;
+        Ok(Page::from_overfetched(rows, &slice))
     }
 
     /// How many agencies match `filter`.

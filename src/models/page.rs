@@ -22,3 +22,16 @@ pub struct Slice<K> {
     /// Read from the end (`last`/`before`) instead of the start.
     pub backwards: bool,
 }
+
+impl<T> Page<T> {
+    /// The page of `rows` read with `slice`, which asked for one row more than the page
+    /// holds to learn whether more follow; backwards reads are put back in list order.
+    pub fn from_overfetched<K>(mut rows: Vec<T>, slice: &Slice<K>) -> Self {
+        let has_more = rows.len() as i64 > slice.limit;
+        rows.truncate(usize::try_from(slice.limit).unwrap_or(0));
+        if slice.backwards {
+            rows.reverse();
+        }
+        Page { rows, has_more }
+    }
+}
