@@ -112,7 +112,7 @@ async fn serve_on(
     auth.session_lifetime = chrono::Duration::from_std(args.session_lifetime)?;
     let auth = Arc::new(auth);
     let events = EventBus::new();
-    events.listen(database.url.clone()).await?;
+    let event_listener = events.listen(database.url.clone()).await?;
     let schema = graphql::build_schema(pool.clone(), catalogue, auth.clone(), events);
     let listener = TcpListener::bind(args.listen)
         .await
@@ -125,6 +125,7 @@ async fn serve_on(
     axum::serve(listener, http::router(schema, pool, auth))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    event_listener.stop();
     tracing::info!("shutting down");
     Ok(())
 }

@@ -108,10 +108,10 @@ impl EventBus {
     /// Listens on the database at `url` in the background for as long as the process runs,
     /// reconnecting after failures. Returns once the first LISTEN is in place, so that no
     /// event committed after this call is missed.
-    pub async fn listen(&self, url: String) -> anyhow::Result<()> {
+    pub async fn listen(&self, url: String) -> anyhow::Result<Listener> {
         let first = connect(&url).await?;
         let sender = self.sender.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut conn = Some(first);
             loop {
                 let result = match conn.take() {
@@ -127,7 +127,18 @@ impl EventBus {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
-        Ok(())
+        Ok(Listener(task.abort_handle()))
+    }
+}
+
+/// The background listener; stop it before the database goes away.
+#[derive(Debug)]
+pub struct Listener(tokio::task::AbortHandle);
+
+impl Listener {
+    /// Stops listening.
+    pub fn stop(self) {
+        self.0.abort();
     }
 }
 
