@@ -18,7 +18,7 @@ use super::report::{Person, Report};
 use super::series::{MetricSeries, SeriesGranularity, SeriesInput, series_of};
 use super::spreadsheet::Upload;
 use super::team::{TeamMember, team_of};
-use super::{Gql, catalogue, connection, find_agency, parse_id};
+use super::{Gql, agency_for, catalogue, connection, find_agency, parse_id};
 use crate::auth::permissions::{Permission, agency_not_found};
 use crate::error::{AppError, AppResult};
 use crate::models::agency::{self as model, AgencyFilter};
@@ -637,11 +637,7 @@ impl AgencyMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The settings to change.")] input: AgencySettingsInput,
     ) -> async_graphql::Result<Agency> {
-        let id: AgencyId = parse_id(&input.agency_id, "agency").gql()?;
-        let agency = find_agency(ctx, id).await?;
-        viewer(ctx)
-            .require(Permission::ManageAgency, agency.scope())
-            .gql()?;
+        let agency = agency_for(ctx, &input.agency_id, Permission::ManageAgency).await?;
         let settings: Vec<_> = input
             .settings
             .into_iter()

@@ -9,7 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::guards::{SignedIn, viewer};
 use super::loaders::{DbLoader, MetricSettingsOf};
 use super::report::Report;
-use super::{Gql, catalogue, connection, find_agency, parse_id};
+use super::{Gql, agency_for, catalogue, connection, parse_id};
 use crate::auth::permissions::{Permission, agency_not_found};
 use crate::error::AppError;
 use crate::events::{EventBus, ReportEvent, ReportEventKind};
@@ -119,11 +119,7 @@ impl ReportMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The agency, frequency and period.")] input: CreateReportInput,
     ) -> async_graphql::Result<Report> {
-        let agency_id: AgencyId = parse_id(&input.agency_id, "agency").gql()?;
-        let agency = find_agency(ctx, agency_id).await?;
-        viewer(ctx)
-            .require(Permission::ManageAgency, agency.scope())
-            .gql()?;
+        let agency = agency_for(ctx, &input.agency_id, Permission::ManageAgency).await?;
         let settings = ctx
             .data_unchecked::<DbLoader>()
             .load_one(MetricSettingsOf(agency.id))

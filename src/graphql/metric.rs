@@ -10,7 +10,7 @@ use super::catalogue::MetricDefinition;
 use super::guards::{SignedIn, viewer};
 use super::loaders::{DbLoader, SettingChangesOf};
 use super::report::Person;
-use super::{Gql, catalogue, connection, find_agency, parse_id};
+use super::{Gql, agency_for, catalogue, connection};
 use crate::auth::permissions::Permission;
 use crate::catalogue::{Catalogue, MetricDefinition as CatalogueMetric};
 use crate::models::enums::ReportFrequency;
@@ -306,12 +306,8 @@ impl MetricSettingsMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The metric and the settings to change.")] input: MetricSettingsInput,
     ) -> async_graphql::Result<AgencyMetric> {
-        let agency_id: AgencyId = parse_id(&input.agency_id, "agency").gql()?;
-        let agency = find_agency(ctx, agency_id).await?;
+        let agency = agency_for(ctx, &input.agency_id, Permission::ManageAgency).await?;
         let viewer = viewer(ctx);
-        viewer
-            .require(Permission::ManageAgency, agency.scope())
-            .gql()?;
         let catalogue = catalogue(ctx);
         let mut problems = Vec::new();
         let mut problem = |path: &str, message: String| {

@@ -130,6 +130,22 @@ pub(crate) async fn find_agency(ctx: &Context<'_>, id: AgencyId) -> async_graphq
     }
 }
 
+/// The agency whose id a client gave, once the viewer holds `permission` there: BAD_USER_INPUT
+/// for a malformed id, NOT_FOUND for an agency the viewer may not see, FORBIDDEN without the
+/// role.
+pub(crate) async fn agency_for(
+    ctx: &Context<'_>,
+    id: &ID,
+    permission: crate::auth::permissions::Permission,
+) -> async_graphql::Result<Agency> {
+    let id: AgencyId = parse_id(id, "agency").gql()?;
+    let agency = find_agency(ctx, id).await?;
+    guards::viewer(ctx)
+        .require(permission, agency.scope())
+        .gql()?;
+    Ok(agency)
+}
+
 /// Turns any error the API knows into a GraphQL error with its `extensions.code`.
 pub(crate) trait Gql<T> {
     /// See the trait.

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use super::guards::{Can, SignedIn, viewer};
 use super::loaders::{DbLoader, TeamOf};
 use super::session::{SessionPayload, open_session};
-use super::{Gql, auth_config, connection, find_agency, parse_id};
+use super::{Gql, agency_for, auth_config, connection, parse_id};
 use crate::auth::permissions::{AgencyScope, Permission};
 use crate::auth::secrets;
 use crate::error::AppError;
 use crate::models::agency::Agency;
 use crate::models::enums::{AgencyRole, InvitationStatus};
-use crate::models::ids::{AgencyId, UserId};
+use crate::models::ids::UserId;
 use crate::models::user::{self, Membership, User};
 
 /// Prefix of invitation codes.
@@ -140,14 +140,9 @@ async fn team_target(
     agency_id: &ID,
     user_id: &ID,
 ) -> async_graphql::Result<(Agency, UserId, UserId)> {
-    let agency_id: AgencyId = parse_id(agency_id, "agency").gql()?;
     let member: UserId = parse_id(user_id, "user").gql()?;
-    let agency = find_agency(ctx, agency_id).await?;
-    let viewer = viewer(ctx);
-    viewer
-        .require(Permission::ManageAgency, agency.scope())
-        .gql()?;
-    Ok((agency, member, viewer.signed_in().gql()?.user_id))
+    let agency = agency_for(ctx, agency_id, Permission::ManageAgency).await?;
+    Ok((agency, member, viewer(ctx).signed_in().gql()?.user_id))
 }
 
 /// An invitation code and the password to use from now on.
@@ -175,12 +170,8 @@ impl TeamMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "Who to invite, and as what.")] input: InviteMemberInput,
     ) -> async_graphql::Result<InvitationPayload> {
-        let agency_id: AgencyId = parse_id(&input.agency_id, "agency").gql()?;
-        let agency = find_agency(ctx, agency_id).await?;
+        let agency = agency_for(ctx, &input.agency_id, Permission::ManageAgency).await?;
         let viewer = viewer(ctx);
-        viewer
-            .require(Permission::ManageAgency, agency.scope())
-            .gql()?;
         let email = input.email.trim();
         if !email.contains('@') || email.chars().any(char::is_whitespace) {
             return Err(
