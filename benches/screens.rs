@@ -186,12 +186,13 @@ async fn main() -> anyhow::Result<()> {
         chrono::Utc::now() + chrono::Duration::hours(1),
     )?;
     let config = AuthConfig::new(keys);
-    let schema = graphql::build_schema(
-        pool.clone(),
-        catalogue.clone(),
-        Arc::new(AuthConfig::new(TokenKeys::generate())),
-        justice_counts::events::EventBus::new(),
-    );
+    let schema = graphql::build_schema(graphql::SchemaData {
+        pool: pool.clone(),
+        catalogue: catalogue.clone(),
+        auth: Arc::new(AuthConfig::new(TokenKeys::generate())),
+        events: justice_counts::events::EventBus::new(),
+        limits: Arc::new(justice_counts::limits::Limits::default()),
+    });
     let strategies = [
         Strategy::Spawned(Duration::from_millis(1)),
         Strategy::Spawned(Duration::ZERO),

@@ -11,7 +11,7 @@ use crate::auth::tokens::{self, KeySource, Restrictions, TokenKeys};
 use crate::catalogue::{Catalogue, sync};
 use crate::config::{GlobalOptions, SeedArgs, ServeArgs, TokenCommand};
 use crate::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
-use crate::db::{self, Pool};
+use crate::db::{self, Pool, PoolSettings};
 use crate::events::EventBus;
 use crate::models::ids::AgencyId;
 use crate::models::user::User;
@@ -70,13 +70,13 @@ impl Database {
 }
 
 /// Migrates the database, syncs the catalogue and opens the pool.
-pub async fn prepare(url: &str, pool_size: u32) -> anyhow::Result<(Pool, Arc<Catalogue>)> {
+pub async fn prepare(url: &str, pool: PoolSettings) -> anyhow::Result<(Pool, Arc<Catalogue>)> {
     let applied = db::run_migrations(url).await?;
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");
     }
     let catalogue = Arc::new(Catalogue::standard()?);
-    let pool = db::connect(url, pool_size).await?;
+    let pool = db::connect_with(url, pool).await?;
     let mut conn = pool.get().await?;
     let outcome = sync::sync(&mut conn, &catalogue).await?;
     tracing::info!(
@@ -101,19 +101,38 @@ async fn serve_on(
     options: &GlobalOptions,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
-    let (pool, catalogue) = prepare(&database.url, options.pool_size).await?;
+    let limits = Arc::new(args.limits.clone());
+    let pool_settings = PoolSettings {
+        wait: limits.pool_wait,
+        statement_timeout: Some(limits.statement_timeout),
+        ..PoolSettings::new(options.pool_size)
+    };
+    let (pool, catalogue) = prepare(&database.url, pool_settings).await?;
     if database.created {
         let mut conn = pool.get().await?;
         let summary = seed::demo::seed(&mut conn, &catalogue).await?;
         tracing::info!(%summary, "demo data loaded on first start");
     }
-    let mut auth = AuthConfig::new(load_keys(options)?);
+    let mut auth = AuthConfig::with_limits(load_keys(options)?, &limits);
     auth.access_token_lifetime = chrono::Duration::from_std(args.access_token_lifetime)?;
     auth.session_lifetime = chrono::Duration::from_std(args.session_lifetime)?;
     let auth = Arc::new(auth);
     let events = EventBus::new();
     let event_listener = events.listen(database.url.clone()).await?;
-    let schema = graphql::build_schema(pool.clone(), catalogue, auth.clone(), events);
+    let schema = graphql::build_schema(graphql::SchemaData {
+        pool: pool.clone(),
+        catalogue,
+        auth: auth.clone(),
+        events: events.clone(),
+        limits: limits.clone(),
+    });
+    let router = http::router(http::Services {
+        schema,
+        pool,
+        auth,
+        limits,
+        events,
+    })?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -122,8 +141,11 @@ async fn serve_on(
     println!(
         "GraphiQL: http://{address}/graphiql   (GraphQL endpoint: POST http://{address}/graphql)"
     );
-    axum::serve(listener, http::router(schema, pool, auth))
-        .with_graceful_shutdown(shutdown_signal())
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
         .await?;
     event_listener.stop();
     tracing::info!("shutting down");
@@ -152,7 +174,7 @@ async fn shutdown_signal() {
 /// `migrate`: migrations and catalogue sync.
 pub async fn migrate(options: &GlobalOptions) -> anyhow::Result<()> {
     let database = Database::open(options).await?;
-    let result = prepare(&database.url, 2).await.map(drop);
+    let result = prepare(&database.url, PoolSettings::new(2)).await.map(drop);
     database.close().await?;
     result
 }
@@ -170,7 +192,8 @@ async fn seed_on(
     options: &GlobalOptions,
     args: &SeedArgs,
 ) -> anyhow::Result<()> {
-    let (pool, catalogue) = prepare(&database.url, options.pool_size.max(2)).await?;
+    let (pool, catalogue) =
+        prepare(&database.url, PoolSettings::new(options.pool_size.max(2))).await?;
     match args.scale {
         None => {
             let mut conn = pool.get().await?;

@@ -7,9 +7,17 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::limits::Limits;
+
 /// GraphQL server for criminal-justice agencies' metric reporting and public dashboards.
 #[derive(Debug, Parser)]
-#[command(name = "justice-counts", version, about, propagate_version = true)]
+#[command(
+    name = "justice-counts",
+    version,
+    about,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Database and logging options shared by every command.
     #[command(flatten)]
@@ -17,6 +25,17 @@ pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The options of `serve`, for when the command is omitted.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl Cli {
+    /// The command to run: the one given, or `serve` with the options given without one.
+    pub fn into_command(self) -> (GlobalOptions, Command) {
+        let command = self.command.unwrap_or(Command::Serve(self.serve));
+        (self.global, command)
+    }
 }
 
 /// Options shared by every command.
@@ -134,6 +153,10 @@ pub struct ServeArgs {
     /// Lifetime of a session without renewal: 30d.
     #[arg(long, env = "SESSION_LIFETIME", default_value = "30d", value_parser = parse_duration)]
     pub session_lifetime: Duration,
+
+    /// Limits on requests, documents, rates and connections.
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 impl Default for ServeArgs {
@@ -142,6 +165,7 @@ impl Default for ServeArgs {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             access_token_lifetime: Duration::from_secs(15 * 60),
             session_lifetime: Duration::from_secs(30 * 86_400),
+            limits: Limits::default(),
         }
     }
 }
@@ -183,6 +207,25 @@ mod tests {
             }
         }
         check(&Cli::command(), "justice-counts");
+    }
+
+    #[test]
+    fn limits_default_alike_from_the_command_line_and_in_code() {
+        let cli = Cli::try_parse_from(["justice-counts"]).unwrap();
+        assert_eq!(
+            format!("{:?}", cli.serve.limits),
+            format!("{:?}", Limits::default())
+        );
+    }
+
+    #[test]
+    fn the_bare_binary_takes_the_options_of_serve() {
+        let cli = Cli::try_parse_from(["justice-counts", "--listen", "127.0.0.1:9999"]).unwrap();
+        let (_, command) = cli.into_command();
+        let Command::Serve(args) = command else {
+            panic!("serve")
+        };
+        assert_eq!(args.listen.port(), 9999);
     }
 
     #[test]

@@ -20,6 +20,11 @@ pub enum ErrorCode {
     NotFound,
     /// The operation conflicts with the current state (duplicate, stale version).
     Conflict,
+    /// Too many requests or sign-in attempts; `extensions.retryAfter` says how many seconds to
+    /// wait (and the `Retry-After` header, when the whole request was refused).
+    RateLimited,
+    /// The database is unreachable or saturated, or the request ran out of time; retry later.
+    ServiceUnavailable,
     /// Something failed on the server; details are in the server log only.
     InternalServerError,
 }
@@ -33,6 +38,8 @@ impl ErrorCode {
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::Conflict => "CONFLICT",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -67,6 +74,17 @@ pub enum AppError {
         /// A JSON object whose fields are added to `extensions`.
         details: serde_json::Value,
     },
+    /// See [`ErrorCode::RateLimited`].
+    #[error("{message}")]
+    RateLimited {
+        /// The message.
+        message: String,
+        /// Seconds to wait before trying again.
+        retry_after: u64,
+    },
+    /// See [`ErrorCode::ServiceUnavailable`]; the source, if any, is logged.
+    #[error("{0}")]
+    Unavailable(String),
     /// See [`ErrorCode::InternalServerError`]; the source is logged, never shown.
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
@@ -85,6 +103,8 @@ impl AppError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Detailed { code, .. } => *code,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -107,6 +127,9 @@ impl ErrorExtensions for AppError {
         }
         async_graphql::Error::new(self.to_string()).extend_with(|_, extensions| {
             extensions.set("code", self.code().as_str());
+            if let Self::RateLimited { retry_after, .. } = self {
+                extensions.set("retryAfter", *retry_after);
+            }
             if let Self::Detailed {
                 details: serde_json::Value::Object(fields),
                 ..
@@ -163,6 +186,15 @@ impl From<DieselError> for AppError {
                         "the input breaks the rule {}",
                         info.constraint_name().unwrap_or("of the data model")
                     )),
+                    (DatabaseErrorKind::ClosedConnection, _) => {
+                        tracing::warn!(%error, "the database closed a connection");
+                        Self::Unavailable(UNAVAILABLE.into())
+                    }
+                    // SQLSTATE 57014: `statement_timeout` cancelled the statement.
+                    _ if info.message().contains("statement timeout") => {
+                        tracing::warn!(%error, "a statement ran out of time");
+                        Self::Unavailable(TOO_SLOW.into())
+                    }
                     _ => Self::internal(error),
                 }
             }
@@ -171,8 +203,14 @@ impl From<DieselError> for AppError {
     }
 }
 
+/// The message when no database connection could be had in time.
+const UNAVAILABLE: &str = "the database is unavailable or busy; retry shortly";
+/// The message when a statement or the request ran out of time.
+pub const TOO_SLOW: &str = "the request took too long and was stopped; retry shortly";
+
 impl From<crate::db::PoolError> for AppError {
     fn from(error: crate::db::PoolError) -> Self {
-        Self::internal(error)
+        tracing::warn!(%error, "no database connection");
+        Self::Unavailable(UNAVAILABLE.into())
     }
 }

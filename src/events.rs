@@ -1,9 +1,11 @@
-//! Live updates of reports, across server processes.
+//! Live updates of reports and revocations of sign-ins, across server processes.
 //!
 //! Every write that changes a report sends a notification on the PostgreSQL channel
-//! [`CHANNEL`] inside its transaction, so it is delivered only if the write commits. Each
-//! server process listens on one dedicated connection and fans the events out to its
-//! subscribers; several processes on one database thus see each other's changes.
+//! [`CHANNEL`] inside its transaction, so it is delivered only if the write commits; every
+//! sign-out or revoked session sends one on [`REVOCATIONS`], so that open subscriptions of
+//! the revoked credentials end. Each server process listens on one dedicated connection and
+//! fans the events out to its subscribers; several processes on one database thus see each
+//! other's changes.
 
 use std::time::Duration;
 
@@ -16,8 +18,28 @@ use tokio::sync::broadcast;
 use crate::models::enums::ReportStatus;
 use crate::models::ids::{AgencyId, ReportId};
 
-/// The notification channel.
+/// The notification channel of report changes.
 pub const CHANNEL: &str = "report_events";
+
+/// The notification channel of revoked sessions and tokens.
+pub const REVOCATIONS: &str = "token_revocations";
+
+/// Credentials that stopped working: a session, and revocation identifiers of tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The ended session, if any.
+    pub session_id: Option<i64>,
+    /// Revocation identifiers (hex) of revoked tokens.
+    pub revocation_ids: Vec<String>,
+}
+
+/// Announces a revocation (now, or when the current transaction commits).
+pub async fn notify_revocation(
+    conn: &mut AsyncPgConnection,
+    revocation: &Revocation,
+) -> diesel::QueryResult<()> {
+    send(conn, REVOCATIONS, revocation).await
+}
 
 /// What happened to a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
@@ -71,10 +93,18 @@ impl ReportEvent {
 
 /// Queues the event for delivery when the current transaction commits.
 pub async fn notify(conn: &mut AsyncPgConnection, event: &ReportEvent) -> diesel::QueryResult<()> {
-    let payload = serde_json::to_string(event)
+    send(conn, CHANNEL, event).await
+}
+
+async fn send(
+    conn: &mut AsyncPgConnection,
+    channel: &str,
+    payload: &impl Serialize,
+) -> diesel::QueryResult<()> {
+    let payload = serde_json::to_string(payload)
         .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
     diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(CHANNEL)
+        .bind::<Text, _>(channel)
         .bind::<Text, _>(payload)
         .execute(conn)
         .await
@@ -85,6 +115,7 @@ pub async fn notify(conn: &mut AsyncPgConnection, event: &ReportEvent) -> diesel
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<ReportEvent>,
+    revocations: broadcast::Sender<Revocation>,
 }
 
 impl Default for EventBus {
@@ -97,7 +128,11 @@ impl EventBus {
     /// A bus with room for a burst of events per subscriber.
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(1024);
-        Self { sender }
+        let (revocations, _) = broadcast::channel(256);
+        Self {
+            sender,
+            revocations,
+        }
     }
 
     /// Receives the events from now on.
@@ -105,19 +140,24 @@ impl EventBus {
         self.sender.subscribe()
     }
 
+    /// Receives the revocations from now on.
+    pub fn revocations(&self) -> broadcast::Receiver<Revocation> {
+        self.revocations.subscribe()
+    }
+
     /// Listens on the database at `url` in the background for as long as the process runs,
     /// reconnecting after failures. Returns once the first LISTEN is in place, so that no
     /// event committed after this call is missed.
     pub async fn listen(&self, url: String) -> anyhow::Result<Listener> {
         let first = connect(&url).await?;
-        let sender = self.sender.clone();
+        let bus = self.clone();
         let task = tokio::spawn(async move {
             let mut conn = Some(first);
             loop {
                 let result = match conn.take() {
-                    Some(conn) => pump(conn, &sender).await,
+                    Some(conn) => bus.pump(conn).await,
                     None => match connect(&url).await {
-                        Ok(conn) => pump(conn, &sender).await,
+                        Ok(conn) => bus.pump(conn).await,
                         Err(error) => Err(error),
                     },
                 };
@@ -144,24 +184,32 @@ impl Listener {
 
 async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(url).await?;
-    diesel::sql_query(format!("LISTEN {CHANNEL}"))
-        .execute(&mut conn)
-        .await?;
+    for channel in [CHANNEL, REVOCATIONS] {
+        diesel::sql_query(format!("LISTEN {channel}"))
+            .execute(&mut conn)
+            .await?;
+    }
     Ok(conn)
 }
 
-async fn pump(
-    mut conn: AsyncPgConnection,
-    sender: &broadcast::Sender<ReportEvent>,
-) -> anyhow::Result<()> {
-    let mut notifications = std::pin::pin!(conn.notifications_stream());
-    while let Some(notification) = notifications.next().await {
-        let notification = notification?;
-        match serde_json::from_str::<ReportEvent>(&notification.payload) {
+impl EventBus {
+    async fn pump(&self, mut conn: AsyncPgConnection) -> anyhow::Result<()> {
+        let mut notifications = std::pin::pin!(conn.notifications_stream());
+        while let Some(notification) = notifications.next().await {
+            let notification = notification?;
+            let payload = &notification.payload;
             // No receivers is not an error: nobody is subscribed right now.
-            Ok(event) => drop(sender.send(event)),
-            Err(error) => tracing::warn!(%error, "ignoring a malformed report event"),
+            let delivered = match notification.channel.as_str() {
+                CHANNEL => serde_json::from_str(payload).map(|event| drop(self.sender.send(event))),
+                REVOCATIONS => {
+                    serde_json::from_str(payload).map(|event| drop(self.revocations.send(event)))
+                }
+                _ => Ok(()),
+            };
+            if let Err(error) = delivered {
+                tracing::warn!(%error, channel = %notification.channel, "ignoring a malformed event");
+            }
         }
+        anyhow::bail!("the notification stream ended")
     }
-    anyhow::bail!("the notification stream ended")
 }

@@ -12,6 +12,7 @@
 //! - [`graphql`]: the GraphQL schema, one file per domain type, and the dataloaders.
 //! - [`http`]: the axum router.
 //! - [`seed`]: demo and benchmark data.
+//! - [`limits`]: every limit on what comes from outside, with its default.
 //! - [`error`]: the API's error type and codes.
 
 pub mod app;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod limits;
 pub mod models;
 pub mod reports;
 pub mod seed;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use justice_counts::app;
-use justice_counts::config::{Cli, Command, LogFormat, ServeArgs};
+use justice_counts::config::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
@@ -20,13 +20,13 @@ fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_logging(&cli.global.log_level, cli.global.log_format)?;
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => app::serve(&cli.global, &args).await,
-        Command::Migrate => app::migrate(&cli.global).await,
-        Command::Seed(args) => app::seed(&cli.global, &args).await,
-        Command::Token(command) => app::token(&cli.global, &command).await,
+    let (global, command) = Cli::parse().into_command();
+    init_logging(&global.log_level, global.log_format)?;
+    match command {
+        Command::Serve(args) => app::serve(&global, &args).await,
+        Command::Migrate => app::migrate(&global).await,
+        Command::Seed(args) => app::seed(&global, &args).await,
+        Command::Token(command) => app::token(&global, &command).await,
         Command::Schema => {
             app::print_schema();
             Ok(())

@@ -7,6 +7,7 @@
 pub mod passwords;
 pub mod permissions;
 pub mod secrets;
+pub mod throttle;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -18,12 +19,14 @@ use diesel_async::AsyncPgConnection;
 use self::permissions::Operation;
 use self::tokens::{TokenKeys, VerifiedToken};
 use crate::error::{AppError, AppResult};
+use crate::limits::Limits;
 use crate::models::enums::AgencyRole;
 use crate::models::ids::{AgencyId, UserId};
 use crate::models::session;
 use crate::models::user::User;
 
-/// Token settings shared by the sign-in mutations and the HTTP layer.
+/// Token settings, the password hasher and the sign-in throttles, shared by the sign-in
+/// mutations and the HTTP layer.
 #[derive(Debug)]
 pub struct AuthConfig {
     /// The key pair that signs access tokens.
@@ -32,15 +35,26 @@ pub struct AuthConfig {
     pub access_token_lifetime: Duration,
     /// Lifetime of a session (and its refresh token) without renewal.
     pub session_lifetime: Duration,
+    /// Hashes passwords off the async workers, a bounded number at once.
+    pub hasher: passwords::Hasher,
+    /// Sign-in attempts per account and per client address.
+    pub throttle: throttle::SignInThrottle,
 }
 
 impl AuthConfig {
-    /// Default lifetimes: 15-minute access tokens, 30-day sessions.
+    /// Default lifetimes (15-minute access tokens, 30-day sessions) and default limits.
     pub fn new(keys: TokenKeys) -> Self {
+        Self::with_limits(keys, &Limits::default())
+    }
+
+    /// Default lifetimes, and the hasher and throttles that `limits` configure.
+    pub fn with_limits(keys: TokenKeys, limits: &Limits) -> Self {
         Self {
             keys,
             access_token_lifetime: Duration::minutes(15),
             session_lifetime: Duration::days(30),
+            hasher: passwords::Hasher::new(limits.hash_concurrency()),
+            throttle: throttle::SignInThrottle::new(limits),
         }
     }
 }

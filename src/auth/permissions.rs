@@ -15,7 +15,9 @@
 
 use super::Viewer;
 use crate::error::{AppError, AppResult};
-use crate::models::agency::Visibility;
+use diesel_async::AsyncPgConnection;
+
+use crate::models::agency::{Agency, Visibility};
 use crate::models::enums::AgencyRole;
 use crate::models::ids::AgencyId;
 
@@ -119,11 +121,25 @@ impl Viewer {
         scope.is_public || self.can(Permission::ReadAgency, scope)
     }
 
-    /// The agencies the viewer may list: public ones and those whose data it may read.
-    pub fn agency_visibility(&self) -> Visibility {
-        match self {
+    /// The agencies the viewer may list: public ones and those whose data it may read, as
+    /// its roles and its token's checks allow. Platform staff whose token is narrowed to some
+    /// agencies see those, found among all agencies (the only case that reads the database).
+    pub async fn agency_visibility(&self, conn: &mut AsyncPgConnection) -> AppResult<Visibility> {
+        Ok(match self {
             Self::Anonymous => Visibility::PublicOnly,
-            Self::User(user) if user.is_platform_admin => Visibility::All,
+            // No agency has id 0: a token that allows reading it is not narrowed by agency.
+            Self::User(user)
+                if user.is_platform_admin && user.token_allows(Operation::Read, Some(AgencyId(0))) =>
+            {
+                Visibility::All
+            }
+            Self::User(user) if user.is_platform_admin => Visibility::PublicAndListed(
+                Agency::all_ids(conn)
+                    .await?
+                    .into_iter()
+                    .filter(|&agency| user.token_allows(Operation::Read, Some(agency)))
+                    .collect(),
+            ),
             Self::User(user) => Visibility::PublicAndListed(
                 user.roles
                     .keys()
@@ -131,7 +147,7 @@ impl Viewer {
                     .filter(|&agency| user.token_allows(Operation::Read, Some(agency)))
                     .collect(),
             ),
-        }
+        })
     }
 
     /// Whether [`Viewer::require`] would succeed.

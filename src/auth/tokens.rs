@@ -317,8 +317,9 @@ pub fn describe(token: &str, keys: &TokenKeys) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// Parses a duration such as `90s`, `15m`, `1h` or `7d`.
+/// Parses a duration such as `500ms`, `90s`, `15m`, `1h` or `7d` (at most ten years).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const MAX_MILLIS: u64 = 10 * 366 * 86_400_000;
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -327,14 +328,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let number: u64 = number
         .parse()
         .map_err(|_| format!("{text:?} is not a duration like 15m"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: use s, m, h or d as the unit")),
+    let millis_per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{text:?}: use ms, s, m, h or d as the unit")),
     };
-    Ok(Duration::from_secs(number * seconds))
+    number
+        .checked_mul(millis_per_unit)
+        .filter(|&millis| millis <= MAX_MILLIS)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is longer than ten years"))
 }
 
 #[cfg(test)]
@@ -406,5 +412,8 @@ mod tests {
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5y").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("99999999999999999d").is_err(), "no overflow");
+        assert!(parse_duration("4000d").is_err(), "longer than ten years");
     }
 }

@@ -7,6 +7,7 @@ pub mod schema;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
@@ -14,7 +15,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 /// The connection pool (bb8, as re-exported by diesel-async).
@@ -50,9 +51,34 @@ impl Instrumentation for Counting {
     }
 }
 
+/// How a pool is sized and how its connections are set up.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Largest number of connections kept open.
+    pub max_size: u32,
+    /// Longest wait for a connection before giving up (the caller answers 503).
+    pub wait: Duration,
+    /// PostgreSQL's `statement_timeout` on every connection, if any.
+    pub statement_timeout: Option<Duration>,
+    /// Counts every statement sent, for tests and benchmarks.
+    pub counter: Option<StatementCounter>,
+}
+
+impl PoolSettings {
+    /// `max_size` connections, a 10 s wait, no statement timeout, no counting.
+    pub fn new(max_size: u32) -> Self {
+        Self {
+            max_size,
+            wait: Duration::from_secs(10),
+            statement_timeout: None,
+            counter: None,
+        }
+    }
+}
+
 /// Opens a pool of at most `max_size` connections and checks that the server answers.
 pub async fn connect(url: &str, max_size: u32) -> anyhow::Result<Pool> {
-    connect_counting(url, max_size, None).await
+    connect_with(url, PoolSettings::new(max_size)).await
 }
 
 /// Like [`connect`], counting every statement into `counter` when given.
@@ -61,24 +87,50 @@ pub async fn connect_counting(
     max_size: u32,
     counter: Option<StatementCounter>,
 ) -> anyhow::Result<Pool> {
+    connect_with(
+        url,
+        PoolSettings {
+            counter,
+            ..PoolSettings::new(max_size)
+        },
+    )
+    .await
+}
+
+/// Opens a pool with these settings and checks that the server answers.
+pub async fn connect_with(url: &str, settings: PoolSettings) -> anyhow::Result<Pool> {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
-    if let Some(counter) = counter {
-        config.custom_setup = Box::new(move |url| {
-            let counter = counter.0.clone();
-            Box::pin(async move {
-                let mut conn = AsyncPgConnection::establish(url).await?;
+    let PoolSettings {
+        max_size,
+        wait,
+        statement_timeout,
+        counter,
+    } = settings;
+    config.custom_setup = Box::new(move |url| {
+        let counter = counter.as_ref().map(|counter| counter.0.clone());
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            if let Some(timeout) = statement_timeout {
+                conn.batch_execute(&format!(
+                    "SET statement_timeout = {}",
+                    timeout.as_millis().max(1)
+                ))
+                .await
+                .map_err(|error| diesel::ConnectionError::BadConnection(error.to_string()))?;
+            }
+            if let Some(counter) = counter {
                 conn.set_instrumentation(Counting(counter));
-                Ok(conn)
-            })
-        });
-    }
+            }
+            Ok(conn)
+        })
+    });
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     // No test query on checkout: it would cost a round trip for every dataloader batch. A
     // connection found broken is dropped when it is returned (diesel-async's `has_broken`).
     let pool = Pool::builder()
         .max_size(max_size)
         .test_on_check_out(false)
-        .connection_timeout(std::time::Duration::from_secs(10))
+        .connection_timeout(wait)
         .build(manager)
         .await
         .context("cannot create the connection pool")?;

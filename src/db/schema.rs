@@ -343,6 +343,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    spent_refresh_tokens (refresh_token_hash) {
+        refresh_token_hash -> Text,
+        session_id -> Int8,
+        spent_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::MessageSeverity;
 
@@ -425,6 +433,7 @@ diesel::joinable!(report_status_changes -> users (changed_by));
 diesel::joinable!(reports -> agencies (agency_id));
 diesel::joinable!(revoked_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(spent_refresh_tokens -> sessions (session_id));
 diesel::joinable!(spreadsheet_messages -> metric_definitions (metric_key));
 diesel::joinable!(spreadsheet_messages -> spreadsheets (spreadsheet_id));
 diesel::joinable!(spreadsheet_report_changes -> reports (report_id));
@@ -455,6 +464,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     reports,
     revoked_tokens,
     sessions,
+    spent_refresh_tokens,
     spreadsheet_messages,
     spreadsheet_report_changes,
     spreadsheets,

@@ -1,7 +1,7 @@
 //! Agencies: the `Agency` type and the root fields that find agencies.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use super::catalogue::MetricDefinition;
 use super::guards::SignedIn;
@@ -15,12 +15,14 @@ use super::pagination::{
     AgencyConnection, PageArgs, ReportConnection, TotalCount, UploadConnection, connection_of,
 };
 use super::report::{Person, Report};
+use super::scalars::Date;
 use super::series::{MetricSeries, SeriesGranularity, SeriesInput, series_of};
 use super::spreadsheet::Upload;
 use super::team::{TeamMember, team_of};
 use super::{Gql, agency_for, catalogue, connection, find_agency, parse_id};
 use crate::auth::permissions::{Permission, agency_not_found};
 use crate::error::{AppError, AppResult};
+use crate::limits::{MAX_DATE, MIN_DATE};
 use crate::models::agency::{self as model, AgencyFilter};
 use crate::models::enums::AgencyRole;
 use crate::models::enums::{
@@ -443,19 +445,32 @@ pub struct ReportFilterInput {
     /// Only reports whose period starts in this calendar year.
     pub year: Option<i32>,
     /// Only reports whose period starts on or after this day.
-    pub from: Option<NaiveDate>,
+    pub from: Option<Date>,
     /// Only reports whose period starts before this day.
-    pub to: Option<NaiveDate>,
+    pub to: Option<Date>,
 }
 
 impl ReportFilterInput {
     fn into_filter(self) -> AppResult<ReportFilter> {
-        let mut starts_from = self.from;
-        let mut starts_before = self.to;
+        let mut starts_from = self.from.map(|date| date.0);
+        let mut starts_before = self.to.map(|date| date.0);
         if let Some(year) = self.year {
-            let first = NaiveDate::from_ymd_opt(year, 1, 1)
-                .ok_or_else(|| AppError::BadUserInput(format!("{year} is not a valid year")))?;
-            let next = NaiveDate::from_ymd_opt(year + 1, 1, 1).unwrap_or(first);
+            let (first, next) = (MIN_DATE.year()..MAX_DATE.year())
+                .contains(&year)
+                .then(|| {
+                    Some((
+                        NaiveDate::from_ymd_opt(year, 1, 1)?,
+                        NaiveDate::from_ymd_opt(year + 1, 1, 1)?,
+                    ))
+                })
+                .flatten()
+                .ok_or_else(|| {
+                    AppError::BadUserInput(format!(
+                        "the year must be between {} and {}",
+                        MIN_DATE.year(),
+                        MAX_DATE.year() - 1
+                    ))
+                })?;
             starts_from = Some(starts_from.map_or(first, |from| from.max(first)));
             starts_before = Some(starts_before.map_or(next, |to| to.min(next)));
         }
@@ -506,20 +521,17 @@ impl AgencyQuery {
         .slice()
         .gql()?;
         let filter = filter.unwrap_or_default();
+        let mut conn = connection(ctx).await.gql()?;
+        // `totalCount` counts with the same filter: exactly what the pages hold.
         let filter = AgencyFilter {
             state_code: filter.state_code,
             system: filter.system,
             name_contains: filter.name_contains,
-            visible: viewer(ctx).agency_visibility(),
+            visible: viewer(ctx).agency_visibility(&mut conn).await.gql()?,
         };
-        let mut conn = connection(ctx).await.gql()?;
-        let mut page = model::Agency::page(&mut conn, &filter, slice.clone())
+        let page = model::Agency::page(&mut conn, &filter, slice.clone())
             .await
             .gql()?;
-        // Platform staff holding a token narrowed to some agencies see only those and public ones.
-        let viewer = viewer(ctx);
-        page.rows
-            .retain(|agency| viewer.can_see_agency(agency.scope()));
         Ok(connection_of(
             page,
             &slice,

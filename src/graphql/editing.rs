@@ -2,7 +2,8 @@
 //! clients when a report of an agency changes.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
-use chrono::NaiveDate;
+use super::scalars::Date;
+use crate::http::subscriptions::SubscriptionSlots;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -102,7 +103,7 @@ pub struct CreateReportInput {
     pub frequency: ReportFrequency,
     /// First day of the period: the first of a month; for annual reports, of the month the
     /// agency's reporting year starts in.
-    pub period_start: NaiveDate,
+    pub period_start: Date,
 }
 
 /// Mutations on reports.
@@ -132,7 +133,7 @@ impl ReportMutation {
             &agency,
             &settings,
             input.frequency,
-            input.period_start,
+            input.period_start.0,
         )
         .await
         .gql()?;
@@ -317,14 +318,20 @@ impl ReportSubscription {
         viewer(ctx)
             .require(Permission::ReadAgency, agency.scope())
             .gql()?;
+        // Held by the stream: the connection's count of subscriptions drops with it.
+        let slot = ctx
+            .data_opt::<SubscriptionSlots>()
+            .map(SubscriptionSlots::take)
+            .transpose()
+            .gql()?;
         let receiver = ctx.data_unchecked::<EventBus>().subscribe();
         Ok(futures_util::stream::unfold(
-            receiver,
-            move |mut receiver| async move {
+            (receiver, slot),
+            move |(mut receiver, slot)| async move {
                 loop {
                     match receiver.recv().await {
                         Ok(event) if event.agency_id == id.0 => {
-                            return Some((ReportChange::from(event), receiver));
+                            return Some((ReportChange::from(event), (receiver, slot)));
                         }
                         Ok(_) | Err(RecvError::Lagged(_)) => continue,
                         Err(RecvError::Closed) => return None,

@@ -4,12 +4,14 @@
 pub mod agency;
 pub mod catalogue;
 pub mod codes;
+pub mod cost;
 pub mod editing;
 pub mod guards;
 pub mod loaders;
 pub mod metric;
 pub mod pagination;
 pub mod report;
+pub mod scalars;
 pub mod series;
 pub mod session;
 pub mod spreadsheet;
@@ -26,6 +28,7 @@ use crate::catalogue::Catalogue;
 use crate::db::{Pool, PooledConnection};
 use crate::error::{AppError, AppResult};
 use crate::events::EventBus;
+use crate::limits::Limits;
 use crate::models::agency::Agency;
 use crate::models::ids::AgencyId;
 
@@ -55,39 +58,49 @@ pub struct Subscription(editing::ReportSubscription);
 /// The schema served at `/graphql` (and `/graphql/ws` for subscriptions).
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// Deepest query accepted; deeper ones are refused before any resolver runs.
-const MAX_DEPTH: usize = 16;
-
-fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+/// The schema's settings: the limits on documents (enforced before anything runs, see
+/// [`cost`]), no "did you mean" suggestions in errors (they would describe the schema to
+/// whoever cannot introspect it), and error codes on every error.
+fn builder(limits: &Arc<Limits>) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
-    .limit_depth(MAX_DEPTH)
+    .disable_suggestions()
     .extension(codes::ErrorCodes)
+    .extension(cost::QueryLimits(limits.clone()))
+    .data(limits.clone())
 }
 
-/// The schema with its shared data: the pool, the catalogue, the token settings and the
-/// report events. Per-request data (the viewer and the dataloaders) is added by the HTTP
-/// handler.
-pub fn build_schema(
-    pool: Pool,
-    catalogue: Arc<Catalogue>,
-    auth: Arc<AuthConfig>,
-    events: EventBus,
-) -> AppSchema {
-    builder()
-        .data(pool)
-        .data(catalogue)
-        .data(auth)
-        .data(events)
+/// What the schema resolves with, shared by every request. Per-request data (the viewer,
+/// the client address and the dataloaders) is added by the HTTP handler.
+pub struct SchemaData {
+    /// The database pool.
+    pub pool: Pool,
+    /// The metric catalogue.
+    pub catalogue: Arc<Catalogue>,
+    /// Token settings, password hasher and sign-in throttles.
+    pub auth: Arc<AuthConfig>,
+    /// Report changes, for subscriptions.
+    pub events: EventBus,
+    /// The limits.
+    pub limits: Arc<Limits>,
+}
+
+/// The schema with its shared data.
+pub fn build_schema(data: SchemaData) -> AppSchema {
+    builder(&data.limits)
+        .data(data.pool)
+        .data(data.catalogue)
+        .data(data.auth)
+        .data(data.events)
         .finish()
 }
 
 /// The schema without data: enough to introspect it or print it, not to resolve fields.
 pub fn bare_schema() -> AppSchema {
-    builder().finish()
+    builder(&Arc::new(Limits::default())).finish()
 }
 
 /// The schema in SDL, fields and enum values sorted: the content of `schema.graphql`.

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use super::agency::Agency;
 use super::catalogue::MetricDefinition;
 use super::guards::viewer;
+use super::scalars::Date;
 use super::loaders::{
     ChangesOf, ContextsOf, DatapointsOf, DbLoader, EditorsOf, MetricSettingsOf, StatusChangesOf,
 };
@@ -70,13 +71,13 @@ impl Report {
     }
 
     /// First day of the period.
-    async fn date_range_start(&self) -> NaiveDate {
-        self.0.date_range_start
+    async fn date_range_start(&self) -> Date {
+        Date(self.0.date_range_start)
     }
 
     /// Day after the last day of the period (the period is `[start, end)`).
-    async fn date_range_end(&self) -> NaiveDate {
-        self.0.date_range_end
+    async fn date_range_end(&self) -> Date {
+        Date(self.0.date_range_end)
     }
 
     /// Where the report stands: not started, draft or published.
@@ -487,11 +488,12 @@ impl ReportQuery {
             .load_one(report.agency_id)
             .await?
             .ok_or_else(not_found)?;
-        match viewer(ctx).require(Permission::ReadAgency, agency.scope()) {
-            Ok(()) => Ok(Some(Report(report))),
-            // Reports are not public objects: whoever may not read them learns nothing.
-            Err(AppError::Forbidden(_) | AppError::NotFound(_)) => Err(not_found()),
-            Err(error) => Err(error.into_gql()),
+        // Reports are not public objects: whoever may not read them, signed in or not, gets
+        // the answer a missing report gets.
+        if viewer(ctx).can(Permission::ReadAgency, agency.scope()) {
+            Ok(Some(Report(report)))
+        } else {
+            Err(not_found())
         }
     }
 }

@@ -7,15 +7,18 @@
 //! value is null — never zero.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_graphql::{Context, Enum, InputObject, SimpleObject};
 use chrono::{Datelike, Months, NaiveDate};
 
 use super::catalogue::MetricDefinition;
 use super::loaders::{DbLoader, MetricSettingsOf, SeriesOf};
+use super::scalars::Date;
 use super::{Gql, catalogue};
 use crate::catalogue::{Breakdown, MetricDefinition as CatalogueMetric};
 use crate::error::{AppError, AppResult};
+use crate::limits::Limits;
 use crate::models::agency::Agency as AgencyRow;
 use crate::models::datapoint::SeriesValue;
 use crate::models::enums::ReportFrequency;
@@ -36,9 +39,9 @@ pub struct SeriesInput {
     /// The metric's key.
     pub metric_key: String,
     /// First day of the range (rounded to its month); by default the first value's period.
-    pub from: Option<NaiveDate>,
+    pub from: Option<Date>,
     /// Day after the range (rounded to its month); by default after the last value's period.
-    pub to: Option<NaiveDate>,
+    pub to: Option<Date>,
     /// Grouping in time; by default the metric's own frequency.
     pub granularity: Option<SeriesGranularity>,
     /// Split each point by the members of this breakdown.
@@ -62,9 +65,9 @@ pub struct MetricSeries {
 #[derive(SimpleObject, Debug, Clone, PartialEq)]
 pub struct SeriesPoint {
     /// First day of the period.
-    pub start: NaiveDate,
+    pub start: Date,
     /// Day after the period.
-    pub end: NaiveDate,
+    pub end: Date,
     /// The metric's value; null when no value was reported for the period.
     pub value: Option<f64>,
     /// How many of the metric's own reporting periods in this point have a value.
@@ -100,14 +103,24 @@ pub struct SeriesPlan<'a> {
     pub to: Option<NaiveDate>,
     /// The breakdown, with the members to show.
     pub split: Option<(&'a Breakdown, Vec<usize>)>,
+    /// Longest span, in months.
+    pub max_months: u32,
 }
 
 fn first_of_month(date: NaiveDate) -> NaiveDate {
     date.with_day(1).unwrap_or(date)
 }
 
-fn add_months(date: NaiveDate, months: u32) -> NaiveDate {
-    date.checked_add_months(Months::new(months)).unwrap_or(date)
+/// `date` plus `months`; an error past the calendar's end, never the same date again.
+fn add_months(date: NaiveDate, months: u32) -> AppResult<NaiveDate> {
+    date.checked_add_months(Months::new(months))
+        .ok_or_else(|| AppError::BadUserInput(format!("{date} plus {months} months is no date")))
+}
+
+/// Months from `first` to `end` (both firsts of a month), `end` after `first`.
+fn months_between(first: NaiveDate, end: NaiveDate) -> i64 {
+    (i64::from(end.year()) - i64::from(first.year())) * 12 + i64::from(end.month())
+        - i64::from(first.month())
 }
 
 /// One reporting period's values: the total and each member's.
@@ -163,17 +176,26 @@ pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<S
         .from
         .map(first_of_month)
         .or_else(|| periods.keys().next().copied());
-    let end = plan.to.map(first_of_month).or_else(|| {
-        periods
+    let end = match plan.to {
+        Some(to) => Some(first_of_month(to)),
+        None => periods
             .keys()
             .next_back()
             .map(|&last| add_months(last, step))
-    });
+            .transpose()?,
+    };
     let (Some(first), Some(end)) = (first, end) else {
         return Ok(Vec::new());
     };
     if first >= end {
         return Err(AppError::BadUserInput("`from` must be before `to`".into()));
+    }
+    if months_between(first, end) > i64::from(plan.max_months) {
+        crate::limits::log_refusal("max_series_years", &format!("{first} to {end}"));
+        return Err(AppError::BadUserInput(format!(
+            "a series spans at most {} years; narrow it with `from` and `to`",
+            plan.max_months / 12
+        )));
     }
 
     // The reporting periods in range: every month, or the agency's reporting years (plus any
@@ -184,7 +206,7 @@ pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<S
             let mut month = first;
             while month < end {
                 starts.push(month);
-                month = add_months(month, 1);
+                month = add_months(month, 1)?;
             }
         }
         ReportFrequency::Annual => {
@@ -196,7 +218,7 @@ pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<S
             let mut year = aligned;
             while year < end {
                 starts.push(year);
-                year = add_months(year, 12);
+                year = add_months(year, 12)?;
             }
             starts.extend(
                 periods
@@ -221,14 +243,14 @@ pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<S
                 .filter_map(|months| {
                     let year = months.first()?.year();
                     let start = NaiveDate::from_ymd_opt(year, 1, 1)?;
-                    Some((start, add_months(start, 12), months))
+                    Some(add_months(start, 12).map(|end| (start, end, months)))
                 })
-                .collect()
+                .collect::<AppResult<_>>()?
         }
         _ => starts
             .into_iter()
-            .map(|start| (start, add_months(start, step), vec![start]))
-            .collect(),
+            .map(|start| Ok((start, add_months(start, step)?, vec![start])))
+            .collect::<AppResult<_>>()?,
     };
 
     Ok(buckets
@@ -257,8 +279,8 @@ pub fn compute(plan: &SeriesPlan<'_>, values: &[SeriesValue]) -> AppResult<Vec<S
                     .collect(),
             };
             SeriesPoint {
-                start,
-                end,
+                start: Date(start),
+                end: Date(end),
                 value: combine(&totals, additive),
                 reported_periods: totals.len() as i32,
                 expected_periods: members_of.len() as i32,
@@ -328,9 +350,15 @@ pub async fn series_of(
             ReportFrequency::Monthly => SeriesGranularity::Monthly,
             ReportFrequency::Annual => SeriesGranularity::Annual,
         }),
-        from: input.from,
-        to: input.to,
+        from: input.from.map(|date| date.0),
+        to: input.to.map(|date| date.0),
         split,
+        max_months: ctx
+            .data_opt::<Arc<Limits>>()
+            .map_or(Limits::default().max_series_years, |limits| {
+                limits.max_series_years
+            })
+            .saturating_mul(12),
     };
     let values = loader
         .load_one(SeriesOf {
@@ -379,6 +407,7 @@ mod tests {
             from: None,
             to: None,
             split: None,
+            max_months: 360,
         }
     }
 
@@ -442,6 +471,23 @@ mod tests {
             .find(|m| m.name == "PERSON")
             .unwrap();
         assert_eq!(person.value, None);
+    }
+
+    #[test]
+    fn a_range_past_the_limit_is_refused_before_any_point_is_made() {
+        let catalogue = Catalogue::standard().unwrap();
+        let arrests = catalogue.metric("LAW_ENFORCEMENT_ARRESTS").unwrap();
+        let mut plan = plan(arrests, SeriesGranularity::Monthly);
+        plan.from = Some(month(2000, 1));
+        plan.to = Some(month(2030, 1));
+        assert_eq!(compute(&plan, &[]).unwrap().len(), 360);
+        plan.to = Some(month(2030, 2));
+        assert!(compute(&plan, &[]).is_err());
+        // The calendar's end: stepping past it is an error, not the same date again.
+        plan.from = Some(NaiveDate::MAX.with_day(1).unwrap());
+        plan.to = None;
+        let values = [value(&arrests.key, NaiveDate::MAX.with_day(1).unwrap(), None, 1.0)];
+        assert!(compute(&plan, &values).is_err());
     }
 
     #[test]

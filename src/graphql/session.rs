@@ -6,10 +6,13 @@ use chrono::{DateTime, Utc};
 use super::guards::{SignedIn, viewer};
 use super::user::CurrentUser;
 use super::{Gql, auth_config, connection};
-use crate::auth::{AuthConfig, passwords, secrets};
+use crate::auth::{AuthConfig, secrets};
 use crate::db::PooledConnection;
 use crate::error::{AppError, AppResult};
-use crate::models::session::{self, Session};
+use crate::models::session::{self, Rotation, Session};
+use crate::auth::throttle::ClientAddress;
+use crate::events::{self, Revocation};
+use diesel_async::AsyncConnection;
 use crate::models::user::User;
 
 /// Prefix of refresh tokens, so that they are recognisable in logs and secret scanners.
@@ -75,6 +78,13 @@ fn payload(
     })
 }
 
+/// The client's address, as the HTTP layer found it.
+fn client_address(ctx: &Context<'_>) -> ClientAddress {
+    ctx.data_opt::<ClientAddress>()
+        .copied()
+        .unwrap_or(ClientAddress(None))
+}
+
 /// Mutations that sign in and out.
 #[derive(Default)]
 pub struct SessionMutation;
@@ -82,30 +92,35 @@ pub struct SessionMutation;
 #[Object]
 impl SessionMutation {
     /// Signs in with email and password. A wrong email and a wrong password fail alike, with
-    /// UNAUTHENTICATED.
+    /// UNAUTHENTICATED. Attempts are throttled per account and per client address
+    /// (RATE_LIMITED, with `extensions.retryAfter` in seconds).
     async fn sign_in(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The credentials.")] input: SignInInput,
     ) -> async_graphql::Result<SessionPayload> {
-        let mut conn = connection(ctx).await.gql()?;
-        let user = User::find_by_email(&mut conn, &input.email).await.gql()?;
+        let config = auth_config(ctx);
+        config.throttle.attempt_from(client_address(ctx)).gql()?;
+        config.throttle.attempt_on(&input.email).gql()?;
+        let user = {
+            let mut conn = connection(ctx).await.gql()?;
+            User::find_by_email(&mut conn, &input.email).await.gql()?
+        };
+        // No connection is held while the password is checked: hashes may queue.
         let hash = user.as_ref().and_then(|user| user.password_hash.as_deref());
-        if !passwords::verify(&input.password, hash) {
-            return Err(
-                AppError::Unauthenticated("the email or password is wrong".into()).into_gql(),
-            );
-        }
-        let Some(user) = user else {
+        let matches = config.hasher.verify(&input.password, hash).await.gql()?;
+        let (true, Some(user)) = (matches, user) else {
             return Err(
                 AppError::Unauthenticated("the email or password is wrong".into()).into_gql(),
             );
         };
-        open_session(&mut conn, auth_config(ctx), user).await.gql()
+        let mut conn = connection(ctx).await.gql()?;
+        open_session(&mut conn, config, user).await.gql()
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token; the old
-    /// refresh token stops working.
+    /// refresh token stops working. Presenting a refresh token a second time revokes its whole
+    /// session, as the token must have been copied.
     async fn renew_session(
         &self,
         ctx: &Context<'_>,
@@ -113,23 +128,41 @@ impl SessionMutation {
         refresh_token: String,
     ) -> async_graphql::Result<SessionPayload> {
         let config = auth_config(ctx);
+        config.throttle.attempt_from(client_address(ctx)).gql()?;
         let mut conn = connection(ctx).await.gql()?;
         let next = secrets::generate(REFRESH_PREFIX);
         let expires = Utc::now() + config.session_lifetime;
-        let session = Session::rotate(
+        let rotation = Session::rotate(
             &mut conn,
             &secrets::digest(&refresh_token),
             &secrets::digest(&next),
             expires,
         )
         .await
-        .gql()?
-        .ok_or_else(|| {
-            AppError::Unauthenticated(
-                "the refresh token is unknown, used, expired or revoked".into(),
-            )
-            .into_gql()
-        })?;
+        .gql()?;
+        let session = match rotation {
+            Rotation::Renewed(session) => session,
+            Rotation::Reused(session) => {
+                tracing::warn!(session, "a spent refresh token was presented again; session revoked");
+                let revocation = Revocation {
+                    session_id: Some(session),
+                    revocation_ids: Vec::new(),
+                };
+                events::notify_revocation(&mut conn, &revocation).await.gql()?;
+                return Err(AppError::Unauthenticated(
+                    "this refresh token was already used, so it may have been stolen: the \
+                     session is revoked; sign in again"
+                        .into(),
+                )
+                .into_gql());
+            }
+            Rotation::Unknown => {
+                return Err(AppError::Unauthenticated(
+                    "the refresh token is unknown, expired or revoked".into(),
+                )
+                .into_gql());
+            }
+        };
         let user = User::find(&mut conn, session.user_id)
             .await
             .gql()?
@@ -140,18 +173,25 @@ impl SessionMutation {
     }
 
     /// Signs out: the session's refresh token, this access token and every token derived from
-    /// it stop working. Returns true.
+    /// it stop working, and open subscriptions made with them end. Returns true.
     #[graphql(guard = "SignedIn")]
     async fn sign_out(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let signed_in = viewer(ctx).signed_in().gql()?;
         let mut conn = connection(ctx).await.gql()?;
         let token = &signed_in.token;
-        session::revoke_tokens(&mut conn, &token.revocation_ids, Some(signed_in.user_id))
-            .await
-            .gql()?;
-        if let Some(session) = token.session_id {
-            Session::revoke(&mut conn, session).await.gql()?;
-        }
+        conn.transaction(async |conn| {
+            session::revoke_tokens(conn, &token.revocation_ids, Some(signed_in.user_id)).await?;
+            if let Some(session) = token.session_id {
+                Session::revoke(conn, session).await?;
+            }
+            let revocation = Revocation {
+                session_id: token.session_id,
+                revocation_ids: token.revocation_ids.clone(),
+            };
+            events::notify_revocation(conn, &revocation).await
+        })
+        .await
+        .gql()?;
         Ok(true)
     }
 }

@@ -243,6 +243,7 @@ impl TeamMutation {
         let mut conn = connection(ctx).await.gql()?;
         let user = user::accept_invitation(
             &mut conn,
+            &auth_config(ctx).hasher,
             &secrets::digest(input.code.trim()),
             &input.password,
         )

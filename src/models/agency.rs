@@ -153,6 +153,11 @@ impl Agency {
         filtered(filter).count().get_result(conn).await
     }
 
+    /// The ids of every agency, in no particular order.
+    pub async fn all_ids(conn: &mut AsyncPgConnection) -> QueryResult<Vec<AgencyId>> {
+        agencies::table.select(agencies::id).load(conn).await
+    }
+
     /// The agencies with these ids, in no particular order.
     pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[AgencyId]) -> QueryResult<Vec<Self>> {
         if ids.is_empty() {

@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use diesel::dsl::{exists, now, select};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use crate::db::schema::{revoked_tokens, sessions};
+use crate::db::schema::{revoked_tokens, sessions, spent_refresh_tokens};
 use crate::models::ids::UserId;
 
 /// A signed-in session.
@@ -40,28 +40,55 @@ impl Session {
     }
 
     /// Replaces the refresh token of the live session holding `old_digest`: each refresh
-    /// token works once. None when no live session holds it.
+    /// token works once. A token presented again after it was exchanged was copied: the
+    /// session is revoked ([`Rotation::Reused`]).
     pub async fn rotate(
         conn: &mut AsyncPgConnection,
         old_digest: &str,
         new_digest: &str,
         expires_at: DateTime<Utc>,
-    ) -> QueryResult<Option<Self>> {
-        diesel::update(
-            sessions::table
-                .filter(sessions::refresh_token_hash.eq(old_digest))
-                .filter(sessions::revoked_at.is_null())
-                .filter(sessions::expires_at.gt(now)),
-        )
-        .set((
-            sessions::refresh_token_hash.eq(new_digest),
-            sessions::renewed_at.eq(now),
-            sessions::expires_at.eq(expires_at),
-        ))
-        .returning(Self::as_returning())
-        .get_result(conn)
+    ) -> QueryResult<Rotation> {
+        conn.transaction(async |conn| {
+            let rotated = diesel::update(
+                sessions::table
+                    .filter(sessions::refresh_token_hash.eq(old_digest))
+                    .filter(sessions::revoked_at.is_null())
+                    .filter(sessions::expires_at.gt(now)),
+            )
+            .set((
+                sessions::refresh_token_hash.eq(new_digest),
+                sessions::renewed_at.eq(now),
+                sessions::expires_at.eq(expires_at),
+            ))
+            .returning(Self::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            if let Some(session) = rotated {
+                diesel::insert_into(spent_refresh_tokens::table)
+                    .values((
+                        spent_refresh_tokens::refresh_token_hash.eq(old_digest),
+                        spent_refresh_tokens::session_id.eq(session.id),
+                    ))
+                    .execute(conn)
+                    .await?;
+                return Ok(Rotation::Renewed(session));
+            }
+            let spent: Option<i64> = spent_refresh_tokens::table
+                .find(old_digest)
+                .select(spent_refresh_tokens::session_id)
+                .first(conn)
+                .await
+                .optional()?;
+            match spent {
+                Some(session) => {
+                    Self::revoke(conn, session).await?;
+                    Ok(Rotation::Reused(session))
+                }
+                None => Ok(Rotation::Unknown),
+            }
+        })
         .await
-        .optional()
     }
 
     /// Ends a session: its refresh token and every access token naming it stop working.
@@ -76,6 +103,17 @@ impl Session {
         .await
         .map(drop)
     }
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone)]
+pub enum Rotation {
+    /// The session was renewed with a new refresh token.
+    Renewed(Session),
+    /// The token had been exchanged before: the session (this id) is now revoked.
+    Reused(i64),
+    /// No session holds the token, or it ended or expired.
+    Unknown,
 }
 
 /// Records the revocation identifiers of a token.

@@ -220,6 +220,7 @@ pub async fn invite(
 /// none yet; an existing password must match `check_password` instead.
 pub async fn accept_invitation(
     conn: &mut AsyncPgConnection,
+    hasher: &crate::auth::passwords::Hasher,
     code_digest: &str,
     password: &str,
 ) -> AppResult<User> {
@@ -241,7 +242,7 @@ pub async fn accept_invitation(
             .ok_or_else(invalid)?;
         match &user.password_hash {
             Some(existing) => {
-                if !crate::auth::passwords::verify(password, Some(existing)) {
+                if !hasher.verify(password, Some(existing)).await? {
                     return Err(AppError::Unauthenticated(
                         "this account has a password already: give that password to accept".into(),
                     ));
@@ -249,7 +250,7 @@ pub async fn accept_invitation(
             }
             None => {
                 crate::auth::passwords::validate_new(password)?;
-                let hash = crate::auth::passwords::hash(password)?;
+                let hash = hasher.hash(password).await?;
                 User::set_password_hash(conn, user.id, &hash).await?;
             }
         }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{Months, NaiveDate};
+use justice_counts::limits::Limits;
 use justice_counts::models::agency::Agency;
 use justice_counts::models::enums::{AgencyRole, ReportFrequency, ReportStatus, ValueSource};
 use justice_counts::models::ids::AgencyId;
@@ -538,7 +539,16 @@ async fn variables(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_gets_exactly_what_the_role_table_allows() {
     let db = TestDb::with_demo().await;
-    let app = TestApp::spawn(&db).await;
+    // Every role signs in as the same account: the sign-in throttle is not under test here.
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            sign_in_account_burst: 100,
+            rate_limit_burst: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
     let admin = app.token_for(&db, "admin@example.com").await;
     let sheriff = agency_id(&app, &admin, "Sheriff").await;
     let reports = app

@@ -54,7 +54,7 @@ async fn a_failed_sign_in_does_not_reveal_whether_the_email_exists() {
 }
 
 #[tokio::test]
-async fn a_refresh_token_renews_the_session_once() {
+async fn a_refresh_token_used_twice_revokes_its_whole_session() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
     let first = sign_in(&app, "sheriff.reader@example.com", "justice-counts-demo").await;
@@ -84,7 +84,19 @@ async fn a_refresh_token_renews_the_session_once() {
         ["UNAUTHENTICATED"],
         "a refresh token works once"
     );
-    assert!(app.graphql(RENEW, json!({ "token": next_refresh })).await["errors"].is_null());
+    let message = reused["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("revoked"), "{message}");
+    // A second use means the token was copied: the whole session ends, for whoever holds it.
+    assert_eq!(
+        error_codes(&app.graphql(RENEW, json!({ "token": next_refresh })).await),
+        ["UNAUTHENTICATED"],
+        "the latest refresh token of a session whose old token was replayed"
+    );
+    assert_eq!(
+        error_codes(&app.graphql_as(Some(&access), ME, json!({})).await),
+        ["UNAUTHENTICATED"],
+        "the access tokens of the revoked session"
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use justice_counts::auth::tokens::TokenKeys;
 use justice_counts::catalogue::{Catalogue, sync};
 use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use justice_counts::db::{self, Pool, StatementCounter, quote_identifier};
+use justice_counts::limits::Limits;
 use justice_counts::{graphql, http, seed};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -218,19 +219,55 @@ impl TestApp {
         Self::spawn_with(db, AuthConfig::new(TokenKeys::generate())).await
     }
 
-    /// Serves the API over `db` with these token settings.
+    /// Serves the API over `db` with these token settings, and the default limits except
+    /// the general rate limit (the tests send requests as fast as loopback carries them; the
+    /// tests of that limit turn it on).
     pub async fn spawn_with(db: &TestDb, auth: AuthConfig) -> Self {
+        let limits = Limits {
+            rate_limit_burst: 0,
+            ..Limits::default()
+        };
+        Self::serve(db, db.pool.clone(), auth, limits).await
+    }
+
+    /// Serves the API over `db` with these limits.
+    pub async fn spawn_with_limits(db: &TestDb, limits: Limits) -> Self {
+        let auth = AuthConfig::with_limits(TokenKeys::generate(), &limits);
+        Self::serve(db, db.pool.clone(), auth, limits).await
+    }
+
+    /// Serves the API over `pool` (a pool of `db`) with these settings.
+    pub async fn serve(db: &TestDb, pool: Pool, auth: AuthConfig, limits: Limits) -> Self {
         let auth = Arc::new(auth);
+        let limits = Arc::new(limits);
         let events = justice_counts::events::EventBus::new();
         events.listen(db.url.clone()).await.expect("event listener");
-        let schema =
-            graphql::build_schema(db.pool.clone(), db.catalogue.clone(), auth.clone(), events);
-        let router = http::router(schema, db.pool.clone(), auth.clone());
+        let schema = graphql::build_schema(graphql::SchemaData {
+            pool: pool.clone(),
+            catalogue: db.catalogue.clone(),
+            auth: auth.clone(),
+            events: events.clone(),
+            limits: limits.clone(),
+        });
+        let router = http::router(http::Services {
+            schema,
+            pool,
+            auth: auth.clone(),
+            limits,
+            events,
+        })
+        .expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+        });
         Self {
             base_url: format!("http://{address}"),
             client: reqwest::Client::new(),

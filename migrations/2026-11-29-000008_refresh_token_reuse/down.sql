@@ -1,0 +1,1 @@
+DROP TABLE spent_refresh_tokens;

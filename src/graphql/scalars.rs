@@ -1,0 +1,88 @@
+//! Custom scalars. `Date` is bounded where it is parsed: a date outside
+//! [`MIN_DATE`]..[`MAX_DATE`] never reaches a resolver, date arithmetic or the database.
+
+use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use chrono::NaiveDate;
+
+use crate::limits::{MAX_DATE, MIN_DATE};
+
+/// A calendar date without a time zone, written `YYYY-MM-DD` (RFC 3339 `full-date`), between
+/// 1900-01-01 and 2200-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(pub NaiveDate);
+
+/// A calendar date without a time zone, written `YYYY-MM-DD` (RFC 3339 `full-date`), between
+/// 1900-01-01 and 2200-01-01.
+#[Scalar(
+    name = "Date",
+    specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339#section-5.6"
+)]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let Value::String(text) = &value else {
+            return Err(InputValueError::expected_type(value));
+        };
+        Self::parse_text(text).map_err(InputValueError::custom)
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(text) if Self::parse_text(text).is_ok())
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+impl Date {
+    /// Parses `YYYY-MM-DD` inside the accepted range.
+    pub fn parse_text(text: &str) -> Result<Self, String> {
+        let well_formed = text.len() == 10
+            && text.bytes().enumerate().all(|(i, byte)| match i {
+                4 | 7 => byte == b'-',
+                _ => byte.is_ascii_digit(),
+            });
+        let date = well_formed
+            .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+            .flatten()
+            .ok_or_else(|| format!("{text:?} is not a date written YYYY-MM-DD"))?;
+        if !(MIN_DATE..=MAX_DATE).contains(&date) {
+            return Err(format!(
+                "{text} is outside the dates this API accepts ({MIN_DATE} to {MAX_DATE})"
+            ));
+        }
+        Ok(Self(date))
+    }
+}
+
+impl From<NaiveDate> for Date {
+    fn from(date: NaiveDate) -> Self {
+        Self(date)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_bounded_and_strictly_written() {
+        assert_eq!(
+            Date::parse_text("2024-02-29").map(|d| d.0),
+            Ok(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap())
+        );
+        for bad in [
+            "2023-02-29",
+            "+262143-01-01",
+            "9999-12-31",
+            "1899-12-31",
+            "2024-1-01",
+            "2024-01-01T00:00:00",
+            "",
+        ] {
+            assert!(Date::parse_text(bad).is_err(), "{bad}");
+        }
+        assert!(Date::parse_text("1900-01-01").is_ok());
+        assert!(Date::parse_text("2200-01-01").is_ok());
+    }
+}

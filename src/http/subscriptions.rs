@@ -1,0 +1,276 @@
+//! Subscriptions over WebSocket (graphql-transport-ws, and the older graphql-ws). The token
+//! travels in the connection's init payload: `{"Authorization": "Bearer <token>"}`.
+//!
+//! A connection lives no longer than its credentials: when the access token expires, or its
+//! session or the token is revoked (sign-out, refresh-token reuse), the server closes the
+//! connection with code 4401 and a reason saying why. One user (or, before sign-in, one
+//! client address) holds a bounded number of connections, and one connection a bounded
+//! number of subscriptions.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::Data;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt, future};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+use crate::auth::throttle::ClientAddress;
+use crate::auth::{self, Viewer};
+use crate::error::{AppError, AppResult};
+use crate::events::Revocation;
+use crate::limits::log_refusal;
+use crate::models::ids::UserId;
+
+/// Close code for credentials that stopped working.
+const CLOSE_UNAUTHORIZED: u16 = 4401;
+
+/// Whose connections are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Holder {
+    User(UserId),
+    Address(Option<IpAddr>),
+}
+
+/// Open connections per holder.
+#[derive(Debug, Default)]
+pub struct OpenSockets(Mutex<HashMap<Holder, usize>>);
+
+/// One open connection, counted until dropped.
+struct SocketSlot {
+    sockets: Arc<OpenSockets>,
+    holder: Holder,
+}
+
+impl OpenSockets {
+    fn take(self: &Arc<Self>, holder: Holder, max: usize) -> AppResult<SocketSlot> {
+        let mut open = self
+            .0
+            .lock()
+            .map_err(|_| AppError::internal(anyhow::anyhow!("socket count poisoned")))?;
+        let count = open.entry(holder).or_default();
+        if *count >= max {
+            log_refusal("max_connections_per_user", "");
+            return Err(AppError::RateLimited {
+                message: format!("at most {max} subscription connections may be open at once"),
+                retry_after: 1,
+            });
+        }
+        *count += 1;
+        Ok(SocketSlot {
+            sockets: self.clone(),
+            holder,
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.sockets.0.lock()
+            && let Some(count) = open.get_mut(&self.holder)
+        {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.holder);
+            }
+        }
+    }
+}
+
+/// The subscriptions of one connection, bounded; the resolvers of subscriptions take a slot
+/// for as long as their stream lives.
+#[derive(Debug, Clone)]
+pub struct SubscriptionSlots {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// A subscription's place on its connection, given back when dropped.
+#[derive(Debug)]
+pub struct SubscriptionSlot(Arc<AtomicUsize>);
+
+impl SubscriptionSlots {
+    /// A slot, or RATE_LIMITED when the connection holds the most subscriptions it may.
+    pub fn take(&self) -> AppResult<SubscriptionSlot> {
+        let taken = self
+            .open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
+                (open < self.max).then_some(open + 1)
+            });
+        match taken {
+            Ok(_) => Ok(SubscriptionSlot(self.open.clone())),
+            Err(_) => {
+                log_refusal("max_subscriptions_per_connection", "");
+                Err(AppError::RateLimited {
+                    message: format!(
+                        "a connection may hold at most {} subscriptions",
+                        self.max
+                    ),
+                    retry_after: 1,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What the connection's credentials are, once the client sent them.
+#[derive(Default)]
+struct Credentials {
+    expires_at: Option<tokio::time::Instant>,
+    session_id: Option<i64>,
+    revocation_ids: Vec<String>,
+    _slot: Option<SocketSlot>,
+}
+
+impl Credentials {
+    fn revoked_by(&self, revocation: &Revocation) -> bool {
+        (self.session_id.is_some() && revocation.session_id == self.session_id)
+            || revocation
+                .revocation_ids
+                .iter()
+                .any(|id| self.revocation_ids.contains(id))
+    }
+}
+
+/// `GET /graphql/ws`.
+pub(super) async fn upgrade(
+    State(state): State<AppState>,
+    super::Client(address): super::Client,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let protocol = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|protocols| {
+            protocols
+                .split(',')
+                .find_map(|protocol| protocol.trim().parse::<WebSocketProtocols>().ok())
+        });
+    let Some(protocol) = protocol else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "name graphql-transport-ws or graphql-ws in Sec-WebSocket-Protocol",
+        )
+            .into_response();
+    };
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(state.limits.max_body_bytes)
+        .on_upgrade(move |socket| serve(state, protocol, socket, address))
+}
+
+async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket, address: ClientAddress) {
+    let credentials = Arc::new(Mutex::new(Credentials::default()));
+    let (mut sink, input) = socket.split();
+    let input = input
+        .take_while(|message| future::ready(message.is_ok()))
+        .filter_map(|message| {
+            future::ready(match message {
+                Ok(message @ (Message::Text(_) | Message::Binary(_))) => Some(message.into_data()),
+                _ => None,
+            })
+        });
+    let init_state = state.clone();
+    let init_credentials = credentials.clone();
+    let mut output = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
+        .on_connection_init(move |payload| {
+            let state = init_state.clone();
+            let credentials = init_credentials.clone();
+            async move {
+                let header = payload
+                    .get("Authorization")
+                    .or_else(|| payload.get("authorization"))
+                    .and_then(|value| value.as_str())
+                    .map(str::to_owned);
+                let viewer = {
+                    let mut conn = state.pool.get().await.map_err(|error| AppError::from(error).into_gql())?;
+                    auth::authenticate(&mut conn, &state.auth, header.as_deref())
+                        .await
+                        .map_err(AppError::into_gql)?
+                };
+                let holder = match &viewer {
+                    Viewer::User(user) => Holder::User(user.user_id),
+                    Viewer::Anonymous => Holder::Address(address.0),
+                };
+                let slot = state
+                    .sockets
+                    .take(holder, state.limits.max_connections_per_user)
+                    .map_err(AppError::into_gql)?;
+                if let Ok(mut credentials) = credentials.lock() {
+                    credentials._slot = Some(slot);
+                    if let Viewer::User(user) = &viewer {
+                        let left = (user.token.expires_at - chrono::Utc::now())
+                            .to_std()
+                            .unwrap_or_default();
+                        credentials.expires_at = Some(tokio::time::Instant::now() + left);
+                        credentials.session_id = user.token.session_id;
+                        credentials.revocation_ids.clone_from(&user.token.revocation_ids);
+                    }
+                }
+                let mut data = Data::default();
+                data.insert(viewer);
+                data.insert(address);
+                data.insert(SubscriptionSlots {
+                    open: Arc::new(AtomicUsize::new(0)),
+                    max: state.limits.max_subscriptions_per_connection,
+                });
+                Ok(data)
+            }
+        })
+        .map(|message| match message {
+            WsMessage::Text(text) => Message::Text(text.into()),
+            WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })),
+        });
+    let mut revocations = state.events.revocations();
+    loop {
+        let expires_at = credentials.lock().ok().and_then(|c| c.expires_at);
+        let expiry = async {
+            match expires_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => future::pending().await,
+            }
+        };
+        let closing = tokio::select! {
+            message = output.next() => match message {
+                Some(message) => {
+                    if sink.send(message).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                None => return,
+            },
+            () = expiry => "the access token expired; renew it and reconnect",
+            revocation = revocations.recv() => match revocation {
+                Ok(revocation) if credentials.lock().is_ok_and(|c| c.revoked_by(&revocation)) => {
+                    "the session was signed out or revoked"
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
+        };
+        let close = Message::Close(Some(CloseFrame {
+            code: CLOSE_UNAUTHORIZED,
+            reason: closing.into(),
+        }));
+        drop(sink.send(close).await);
+        return;
+    }
+}

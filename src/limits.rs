@@ -1,0 +1,247 @@
+//! Every limit the server puts on what comes from outside, in one place: each is a setting
+//! (a flag and an environment variable) with a safe default, documented in the README's
+//! security section. The GraphQL layer enforces the limits on documents and arguments
+//! ([`crate::graphql::cost`]), the HTTP layer those on requests, connections and rates
+//! ([`crate::http`]), and sign-in its throttles ([`crate::auth::throttle`]).
+//!
+//! Refusals are logged at `warn` with the target `justice_counts::limits` and the limit's
+//! name, so that they can be counted.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use clap::{Args, ValueEnum};
+
+/// The log target of refusals.
+pub const LOG_TARGET: &str = "justice_counts::limits";
+
+/// Earliest date the API accepts or returns.
+pub const MIN_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(date) => date,
+    None => panic!("a valid date"),
+};
+
+/// Latest date the API accepts or returns (the day after a period may reach it).
+pub const MAX_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2200, 1, 1) {
+    Some(date) => date,
+    None => panic!("a valid date"),
+};
+
+/// Sign-in and session renewal mutations allowed in one request.
+pub const SIGN_INS_PER_REQUEST: usize = 1;
+
+/// Seconds a client is told to wait (`Retry-After`) when the database is unavailable or a
+/// request ran out of time.
+pub const RETRY_AFTER_UNAVAILABLE: u64 = 5;
+
+/// Who may run introspection queries (`__schema`, `__type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Introspection {
+    /// Everyone, as for local development and internal tools.
+    #[default]
+    On,
+    /// Signed-in users only.
+    Authenticated,
+    /// Nobody.
+    Off,
+}
+
+/// The limits, as configured.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes (HTTP 413 beyond it).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Most lexical tokens in a GraphQL document, counted before it is parsed.
+    #[arg(long, env = "MAX_QUERY_TOKENS", default_value_t = 5_000)]
+    pub max_query_tokens: usize,
+
+    /// Deepest nesting of selection sets (fragments expanded). Brackets in the text may nest
+    /// twice as deep, plus eight.
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 16)]
+    pub max_query_depth: usize,
+
+    /// Most fields selected, fragments expanded, `__typename` and introspection included.
+    #[arg(long, env = "MAX_QUERY_FIELDS", default_value_t = 1_500)]
+    pub max_query_fields: usize,
+
+    /// Most aliased fields in a document, fragments expanded.
+    #[arg(long, env = "MAX_QUERY_ALIASES", default_value_t = 30)]
+    pub max_query_aliases: usize,
+
+    /// Most root fields in one operation, fragments expanded.
+    #[arg(long, env = "MAX_ROOT_FIELDS", default_value_t = 20)]
+    pub max_root_fields: usize,
+
+    /// Most directives on one field, fragment or operation.
+    #[arg(long, env = "MAX_DIRECTIVES_PER_LOCATION", default_value_t = 4)]
+    pub max_directives_per_location: usize,
+
+    /// Highest estimated cost of an operation: each field costs one, and a list's selection
+    /// counts once per item expected (`first`/`last`, the default page size, or
+    /// `LIST_SIZE_ESTIMATE`).
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
+    pub max_query_complexity: u64,
+
+    /// Items assumed in a list that is not paged, for the cost estimate.
+    #[arg(long, env = "LIST_SIZE_ESTIMATE", default_value_t = 10)]
+    pub list_size_estimate: u64,
+
+    /// Most items in one list given as an argument or variable.
+    #[arg(long, env = "MAX_LIST_LENGTH", default_value_t = 2_000)]
+    pub max_list_length: usize,
+
+    /// Longest string given as an argument or variable, in characters.
+    #[arg(long, env = "MAX_STRING_LENGTH", default_value_t = 10_000)]
+    pub max_string_length: usize,
+
+    /// Longest time series, in years (months and reporting years alike).
+    #[arg(long, env = "MAX_SERIES_YEARS", default_value_t = 30)]
+    pub max_series_years: u32,
+
+    /// Who may introspect the schema: `on`, `authenticated` or `off` (advised in production).
+    #[arg(long, env = "INTROSPECTION", value_enum, default_value_t = Introspection::On)]
+    pub introspection: Introspection,
+
+    /// Longest a request may run before it is answered with 503 (90s, 30s, 500ms).
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest one SQL statement may run (PostgreSQL's `statement_timeout`).
+    #[arg(long, env = "STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub statement_timeout: Duration,
+
+    /// Longest a request waits for a database connection before it is answered with 503.
+    #[arg(long, env = "DATABASE_POOL_WAIT", default_value = "2s", value_parser = parse_duration)]
+    pub pool_wait: Duration,
+
+    /// Requests a client address may make in a burst (0: no general rate limit).
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 300)]
+    pub rate_limit_burst: u32,
+
+    /// Requests per second a client address, and a signed-in user, may sustain.
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 100)]
+    pub rate_limit_per_second: u32,
+
+    /// Sign-in attempts one account may take in a burst.
+    #[arg(long, env = "SIGN_IN_ACCOUNT_BURST", default_value_t = 5)]
+    pub sign_in_account_burst: u32,
+
+    /// Sign-in attempts per minute one account regains after a burst.
+    #[arg(long, env = "SIGN_IN_ACCOUNT_PER_MINUTE", default_value_t = 2)]
+    pub sign_in_account_per_minute: u32,
+
+    /// Sign-in and renewal attempts one client address may make in a burst.
+    #[arg(long, env = "SIGN_IN_ADDRESS_BURST", default_value_t = 20)]
+    pub sign_in_address_burst: u32,
+
+    /// Sign-in and renewal attempts per minute one client address regains after a burst.
+    #[arg(long, env = "SIGN_IN_ADDRESS_PER_MINUTE", default_value_t = 10)]
+    pub sign_in_address_per_minute: u32,
+
+    /// Passwords hashed at once (0: one per CPU core); more sign-ins wait their turn.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY", default_value_t = 0)]
+    pub password_hash_concurrency: usize,
+
+    /// Subscriptions one WebSocket connection may hold open.
+    #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 10)]
+    pub max_subscriptions_per_connection: usize,
+
+    /// WebSocket connections one user (or, before sign-in, one client address) may hold open.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
+    pub max_connections_per_user: usize,
+
+    /// Header that carries the client address set by a trusted reverse proxy, such as
+    /// `X-Forwarded-For`. Unset: the address of the TCP peer.
+    #[arg(long, env = "CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+
+    /// Reverse proxies in front of the server that append to `CLIENT_IP_HEADER`: the client
+    /// address is the entry this many places from the right.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 1)]
+    pub trusted_proxy_hops: usize,
+
+    /// A JSON manifest of allowed operations (`{"<sha256 hex>": "<document>"}`): when set,
+    /// only these documents run.
+    #[arg(long, env = "TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<std::path::PathBuf>,
+
+    /// Documents remembered for automatic persisted queries (0: turned off).
+    #[arg(long, env = "PERSISTED_QUERIES_CACHE", default_value_t = 1_000)]
+    pub persisted_queries_cache: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            max_query_tokens: 5_000,
+            max_query_depth: 16,
+            max_query_fields: 1_500,
+            max_query_aliases: 30,
+            max_root_fields: 20,
+            max_directives_per_location: 4,
+            max_query_complexity: 50_000,
+            list_size_estimate: 10,
+            max_list_length: 2_000,
+            max_string_length: 10_000,
+            max_series_years: 30,
+            introspection: Introspection::On,
+            request_timeout: Duration::from_secs(30),
+            statement_timeout: Duration::from_secs(10),
+            pool_wait: Duration::from_secs(2),
+            rate_limit_burst: 300,
+            rate_limit_per_second: 100,
+            sign_in_account_burst: 5,
+            sign_in_account_per_minute: 2,
+            sign_in_address_burst: 20,
+            sign_in_address_per_minute: 10,
+            password_hash_concurrency: 0,
+            max_subscriptions_per_connection: 10,
+            max_connections_per_user: 8,
+            client_ip_header: None,
+            trusted_proxy_hops: 1,
+            trusted_documents: None,
+            persisted_queries_cache: 1_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits so high that nothing is refused: the baseline of the benchmark that measures
+    /// what the limits cost.
+    pub fn unlimited() -> Self {
+        Self {
+            max_body_bytes: usize::MAX,
+            max_query_tokens: usize::MAX,
+            max_query_depth: usize::MAX / 4,
+            max_query_fields: usize::MAX,
+            max_query_aliases: usize::MAX,
+            max_root_fields: usize::MAX,
+            max_directives_per_location: usize::MAX,
+            max_query_complexity: u64::MAX,
+            max_list_length: usize::MAX,
+            max_string_length: usize::MAX,
+            rate_limit_burst: 0,
+            ..Self::default()
+        }
+    }
+
+    /// Passwords hashed at once: the setting, or the number of cores.
+    pub fn hash_concurrency(&self) -> usize {
+        match self.password_hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::auth::tokens::parse_duration(text)
+}
+
+/// Logs a refusal by limit name.
+pub fn log_refusal(limit: &str, detail: &str) {
+    tracing::warn!(target: LOG_TARGET, limit, detail, "request refused by a limit");
+}
