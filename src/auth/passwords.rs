@@ -26,6 +26,7 @@ pub struct Hasher {
     permits: Semaphore,
     running: AtomicUsize,
     peak: AtomicUsize,
+    done: AtomicUsize,
 }
 
 impl Hasher {
@@ -35,12 +36,18 @@ impl Hasher {
             permits: Semaphore::new(concurrency.max(1)),
             running: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
         }
     }
 
     /// The most hashes that ever ran at once.
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
+    }
+
+    /// The hashes run so far.
+    pub fn hashes(&self) -> usize {
+        self.done.load(Ordering::SeqCst)
     }
 
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
@@ -53,6 +60,7 @@ impl Hasher {
         self.peak.fetch_max(running, Ordering::SeqCst);
         let result = tokio::task::spawn_blocking(job).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
+        self.done.fetch_add(1, Ordering::SeqCst);
         result.map_err(|error| AppError::internal(anyhow::anyhow!("password task failed: {error}")))
     }
 

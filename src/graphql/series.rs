@@ -491,6 +491,20 @@ mod tests {
     }
 
     #[test]
+    fn stepping_past_the_end_of_the_calendar_is_an_error_not_an_endless_loop() {
+        // Without the limit on the span, a reporting year whose next start lies past the
+        // calendar's last day: adding twelve months used to give the same date, forever.
+        let catalogue = Catalogue::standard().unwrap();
+        let funding = catalogue.metric("LAW_ENFORCEMENT_FUNDING").unwrap();
+        let last_year = NaiveDate::MAX.year() - 1;
+        let mut plan = plan(funding, SeriesGranularity::Annual);
+        plan.max_months = u32::MAX;
+        plan.from = NaiveDate::from_ymd_opt(last_year, 6, 1);
+        plan.to = Some(NaiveDate::MAX);
+        assert!(compute(&plan, &[]).is_err());
+    }
+
+    #[test]
     fn annual_metrics_have_no_monthly_series() {
         let catalogue = Catalogue::standard().unwrap();
         let funding = catalogue.metric("LAW_ENFORCEMENT_FUNDING").unwrap();

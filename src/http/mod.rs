@@ -192,10 +192,14 @@ fn code_of(error: &ServerError) -> Option<&str> {
 /// a size or an unavailable database is an HTTP matter whatever the media type), and how long
 /// to tell the client to wait.
 fn status_of(response: &async_graphql::Response, media: Media) -> (StatusCode, Option<u64>) {
+    let codes: Vec<&str> = response.errors.iter().filter_map(code_of).collect();
+    // An unavailable database spoils the whole answer: a load balancer must see it.
+    if codes.contains(&ErrorCode::ServiceUnavailable.as_str()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER_UNAVAILABLE));
+    }
     if response.errors.is_empty() || response.data != async_graphql::Value::Null {
         return (StatusCode::OK, None);
     }
-    let codes: Vec<&str> = response.errors.iter().filter_map(code_of).collect();
     if codes.contains(&ErrorCode::RateLimited.as_str()) {
         let wait = response
             .errors
@@ -207,9 +211,6 @@ fn status_of(response: &async_graphql::Response, media: Media) -> (StatusCode, O
             .max()
             .unwrap_or(1);
         return (StatusCode::TOO_MANY_REQUESTS, Some(wait));
-    }
-    if codes.contains(&ErrorCode::ServiceUnavailable.as_str()) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER_UNAVAILABLE));
     }
     if codes.contains(&"PAYLOAD_TOO_LARGE") {
         return (StatusCode::PAYLOAD_TOO_LARGE, None);

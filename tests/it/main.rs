@@ -14,6 +14,7 @@ mod migrations;
 mod read_api;
 mod schema_export;
 mod screens;
+mod security;
 mod seed;
 mod server_binary;
 mod sign_in;

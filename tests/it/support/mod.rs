@@ -117,8 +117,10 @@ pub struct TestDb {
     /// Statements sent over `pool`.
     pub statements: StatementCounter,
     pub catalogue: Arc<Catalogue>,
-    name: String,
-    admin_url: String,
+    /// The database's name.
+    pub name: String,
+    /// The maintenance database of the same server.
+    pub admin_url: String,
 }
 
 impl TestDb {
