@@ -146,7 +146,7 @@ async fn serve_on(
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    .await?;
     event_listener.stop();
     tracing::info!("shutting down");
     Ok(())

@@ -86,6 +86,10 @@ pub enum LogFormat {
 
 /// The commands.
 #[derive(Debug, Clone, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing would only obscure the options"
+)]
 pub enum Command {
     /// Serve the GraphQL API and GraphiQL (the default command).
     Serve(ServeArgs),

@@ -50,12 +50,13 @@ impl Hasher {
         self.done.load(Ordering::SeqCst)
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|error| AppError::internal(anyhow::anyhow!("password hasher closed: {error}")))?;
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<T> {
+        let _permit = self.permits.acquire().await.map_err(|error| {
+            AppError::internal(anyhow::anyhow!("password hasher closed: {error}"))
+        })?;
         let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(running, Ordering::SeqCst);
         let result = tokio::task::spawn_blocking(job).await;

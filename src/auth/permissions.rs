@@ -129,7 +129,8 @@ impl Viewer {
             Self::Anonymous => Visibility::PublicOnly,
             // No agency has id 0: a token that allows reading it is not narrowed by agency.
             Self::User(user)
-                if user.is_platform_admin && user.token_allows(Operation::Read, Some(AgencyId(0))) =>
+                if user.is_platform_admin
+                    && user.token_allows(Operation::Read, Some(AgencyId(0))) =>
             {
                 Visibility::All
             }

@@ -104,7 +104,11 @@ pub fn check_text(limits: &Limits, text: &str) -> Result<(), Exceeded> {
             b'"' if bytes[start..].starts_with(b"\"\"\"") => {
                 at = start + 3;
                 while at < bytes.len() && !bytes[at..].starts_with(b"\"\"\"") {
-                    at += if bytes[at..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                    at += if bytes[at..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
                 }
                 at = (at + 3).min(bytes.len());
             }
@@ -321,9 +325,7 @@ fn check_const_value(limits: &Limits, value: &ConstValue) -> Result<(), Exceeded
 fn check_value(limits: &Limits, value: &Value) -> Result<(), Exceeded> {
     match value {
         Value::String(text) if string_too_long(limits, text) => Err(too_long(limits, "string")),
-        Value::List(items) if items.len() > limits.max_list_length => {
-            Err(too_long(limits, "list"))
-        }
+        Value::List(items) if items.len() > limits.max_list_length => Err(too_long(limits, "list")),
         Value::List(items) => items.iter().try_for_each(|item| check_value(limits, item)),
         Value::Object(fields) => fields
             .values()
@@ -492,8 +494,7 @@ impl<'a> Walk<'a> {
                         check_value(self.limits, &value.node)?;
                     }
                     self.count_field(field.alias.is_some())?;
-                    let (multiplier, child_type, child_page) =
-                        self.multiplier(parent, field, page);
+                    let (multiplier, child_type, child_page) = self.multiplier(parent, field, page);
                     let children = if field.selection_set.node.items.is_empty() {
                         0
                     } else {
@@ -596,8 +597,14 @@ mod tests {
             max_root_fields: usize::MAX,
             ..Limits::default()
         };
-        let query = format!("{{ {} }}", "__typename ".repeat(limits.max_query_fields + 1));
-        assert_eq!(check(&limits, &query).unwrap_err().limit, "max_query_fields");
+        let query = format!(
+            "{{ {} }}",
+            "__typename ".repeat(limits.max_query_fields + 1)
+        );
+        assert_eq!(
+            check(&limits, &query).unwrap_err().limit,
+            "max_query_fields"
+        );
     }
 
     #[test]
@@ -608,10 +615,17 @@ mod tests {
         };
         let mut query = String::from("{ ...F0 }\n");
         for i in 0..20 {
-            query.push_str(&format!("fragment F{i} on Query {{ ...F{} ...F{} }}\n", i + 1, i + 1));
+            query.push_str(&format!(
+                "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+                i + 1,
+                i + 1
+            ));
         }
         query.push_str("fragment F20 on Query { __typename }\n");
-        assert_eq!(check(&limits, &query).unwrap_err().limit, "max_query_fields");
+        assert_eq!(
+            check(&limits, &query).unwrap_err().limit,
+            "max_query_fields"
+        );
         assert!(check(&limits, "{ ...A } fragment A on Query { ...A __typename }").is_ok());
     }
 
@@ -624,7 +638,10 @@ mod tests {
             .map(|i| format!("a{i}: __typename "))
             .collect();
         let aliases = format!("{{ viewer {{ {aliases} }} }}");
-        assert_eq!(check(&limits, &aliases).unwrap_err().limit, "max_query_aliases");
+        assert_eq!(
+            check(&limits, &aliases).unwrap_err().limit,
+            "max_query_aliases"
+        );
         let directives = format!(
             "{{ __typename {} }}",
             "@skip(if: false) ".repeat(limits.max_directives_per_location + 1)
@@ -640,9 +657,18 @@ mod tests {
         );
         let sign_ins = "mutation { a: signIn(input: {email: \"a\", password: \"b\"}) { accessToken } \
                         b: signIn(input: {email: \"a\", password: \"c\"}) { accessToken } }";
-        assert_eq!(check(&limits, sign_ins).unwrap_err().limit, "sign_ins_per_request");
-        let long = format!("{{ agency(id: \"{}\") {{ name }} }}", "x".repeat(limits.max_string_length + 1));
-        assert_eq!(check(&limits, &long).unwrap_err().limit, "max_string_length");
+        assert_eq!(
+            check(&limits, sign_ins).unwrap_err().limit,
+            "sign_ins_per_request"
+        );
+        let long = format!(
+            "{{ agency(id: \"{}\") {{ name }} }}",
+            "x".repeat(limits.max_string_length + 1)
+        );
+        assert_eq!(
+            check(&limits, &long).unwrap_err().limit,
+            "max_string_length"
+        );
     }
 
     #[test]
@@ -661,18 +687,27 @@ mod tests {
     fn brackets_nest_no_deeper_than_the_limit() {
         let limits = Limits::default();
         let query = format!("{}{}", "{a".repeat(10_000), "}".repeat(10_000));
-        assert_eq!(check_text(&limits, &query).unwrap_err().limit, "max_query_depth");
+        assert_eq!(
+            check_text(&limits, &query).unwrap_err().limit,
+            "max_query_depth"
+        );
     }
 
     #[test]
     fn tokens_are_counted_before_parsing() {
         let limits = Limits::default();
         let query = format!("{{ {} }}", "a ".repeat(limits.max_query_tokens));
-        assert_eq!(check_text(&limits, &query).unwrap_err().limit, "max_query_tokens");
+        assert_eq!(
+            check_text(&limits, &query).unwrap_err().limit,
+            "max_query_tokens"
+        );
         let strings = format!(
             "{{ a(s: \"{}\", b: \"\"\"x \\\"\"\" y\"\"\") }}",
             "word ".repeat(10_000)
         );
-        assert!(check_text(&limits, &strings).is_ok(), "a string is one token");
+        assert!(
+            check_text(&limits, &strings).is_ok(),
+            "a string is one token"
+        );
     }
 }

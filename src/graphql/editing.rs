@@ -1,9 +1,9 @@
 //! Mutations that create, save, publish and delete reports, and the subscription that tells
 //! clients when a report of an agency changes.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
 use super::scalars::Date;
 use crate::http::subscriptions::SubscriptionSlots;
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 

@@ -10,10 +10,10 @@ use chrono::{DateTime, Datelike, Utc};
 use super::agency::Agency;
 use super::catalogue::MetricDefinition;
 use super::guards::viewer;
-use super::scalars::Date;
 use super::loaders::{
     ChangesOf, ContextsOf, DatapointsOf, DbLoader, EditorsOf, MetricSettingsOf, StatusChangesOf,
 };
+use super::scalars::Date;
 use super::{Gql, catalogue, find_agency, parse_id};
 use crate::auth::permissions::Permission;
 use crate::catalogue::{Catalogue, MetricDefinition as CatalogueMetric};

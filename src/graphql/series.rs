@@ -486,7 +486,12 @@ mod tests {
         // The calendar's end: stepping past it is an error, not the same date again.
         plan.from = Some(NaiveDate::MAX.with_day(1).unwrap());
         plan.to = None;
-        let values = [value(&arrests.key, NaiveDate::MAX.with_day(1).unwrap(), None, 1.0)];
+        let values = [value(
+            &arrests.key,
+            NaiveDate::MAX.with_day(1).unwrap(),
+            None,
+            1.0,
+        )];
         assert!(compute(&plan, &values).is_err());
     }
 

@@ -6,14 +6,14 @@ use chrono::{DateTime, Utc};
 use super::guards::{SignedIn, viewer};
 use super::user::CurrentUser;
 use super::{Gql, auth_config, connection};
+use crate::auth::throttle::ClientAddress;
 use crate::auth::{AuthConfig, secrets};
 use crate::db::PooledConnection;
 use crate::error::{AppError, AppResult};
-use crate::models::session::{self, Rotation, Session};
-use crate::auth::throttle::ClientAddress;
 use crate::events::{self, Revocation};
-use diesel_async::AsyncConnection;
+use crate::models::session::{self, Rotation, Session};
 use crate::models::user::User;
+use diesel_async::AsyncConnection;
 
 /// Prefix of refresh tokens, so that they are recognisable in logs and secret scanners.
 const REFRESH_PREFIX: &str = "jcr_";
@@ -143,12 +143,17 @@ impl SessionMutation {
         let session = match rotation {
             Rotation::Renewed(session) => session,
             Rotation::Reused(session) => {
-                tracing::warn!(session, "a spent refresh token was presented again; session revoked");
+                tracing::warn!(
+                    session,
+                    "a spent refresh token was presented again; session revoked"
+                );
                 let revocation = Revocation {
                     session_id: Some(session),
                     revocation_ids: Vec::new(),
                 };
-                events::notify_revocation(&mut conn, &revocation).await.gql()?;
+                events::notify_revocation(&mut conn, &revocation)
+                    .await
+                    .gql()?;
                 return Err(AppError::Unauthenticated(
                     "this refresh token was already used, so it may have been stolen: the \
                      session is revoked; sign in again"

@@ -52,8 +52,7 @@ impl Documents {
             .transpose()?;
         Ok(Self {
             trusted,
-            remembered: NonZeroUsize::new(cache_size)
-                .map(|size| Mutex::new(LruCache::new(size))),
+            remembered: NonZeroUsize::new(cache_size).map(|size| Mutex::new(LruCache::new(size))),
         })
     }
 
@@ -116,10 +115,7 @@ impl Documents {
         } else if secrets::digest(&request.query) == hash {
             remembered.put(hash, request.query.clone());
         } else {
-            return Err(refusal(
-                "BAD_REQUEST",
-                "provided sha does not match query",
-            ));
+            return Err(refusal("BAD_REQUEST", "provided sha does not match query"));
         }
         Ok(())
     }
@@ -139,7 +135,8 @@ fn persisted_hash(request: &async_graphql::Request) -> Result<Option<String>, Re
     let Value::Object(fields) = persisted else {
         return Err(malformed());
     };
-    let version_one = matches!(fields.get("version"), Some(Value::Number(n)) if n.as_u64() == Some(1));
+    let version_one =
+        matches!(fields.get("version"), Some(Value::Number(n)) if n.as_u64() == Some(1));
     match fields.get("sha256Hash") {
         Some(Value::String(hash))
             if version_one
@@ -183,7 +180,10 @@ mod tests {
         documents.resolve(&mut known).unwrap();
         assert_eq!(known.query, query);
         let mut lying = with_hash("{ other }", &hash);
-        assert_eq!(documents.resolve(&mut lying).unwrap_err().code, "BAD_REQUEST");
+        assert_eq!(
+            documents.resolve(&mut lying).unwrap_err().code,
+            "BAD_REQUEST"
+        );
     }
 
     #[test]

@@ -121,7 +121,10 @@ struct Client(ClientAddress);
 impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Self(client::address(parts, &state.limits)))
     }
 }
@@ -146,15 +149,22 @@ impl Media {
             .any(|item| {
                 let mut params = item.split(';').map(str::trim);
                 let media = params.next().unwrap_or_default();
-                let refused = params.any(|param| matches!(param, "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+                let refused =
+                    params.any(|param| matches!(param, "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
                 media.eq_ignore_ascii_case(Self::GRAPHQL_RESPONSE) && !refused
             });
-        if accepts { Self::GraphqlResponse } else { Self::Json }
+        if accepts {
+            Self::GraphqlResponse
+        } else {
+            Self::Json
+        }
     }
 
     fn content_type(self) -> HeaderValue {
         match self {
-            Self::GraphqlResponse => HeaderValue::from_static("application/graphql-response+json; charset=utf-8"),
+            Self::GraphqlResponse => {
+                HeaderValue::from_static("application/graphql-response+json; charset=utf-8")
+            }
             Self::Json => HeaderValue::from_static("application/json; charset=utf-8"),
         }
     }
@@ -195,7 +205,10 @@ fn status_of(response: &async_graphql::Response, media: Media) -> (StatusCode, O
     let codes: Vec<&str> = response.errors.iter().filter_map(code_of).collect();
     // An unavailable database spoils the whole answer: a load balancer must see it.
     if codes.contains(&ErrorCode::ServiceUnavailable.as_str()) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER_UNAVAILABLE));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(RETRY_AFTER_UNAVAILABLE),
+        );
     }
     if response.errors.is_empty() || response.data != async_graphql::Value::Null {
         return (StatusCode::OK, None);
@@ -204,10 +217,12 @@ fn status_of(response: &async_graphql::Response, media: Media) -> (StatusCode, O
         let wait = response
             .errors
             .iter()
-            .filter_map(|error| match error.extensions.as_ref()?.get("retryAfter")? {
-                async_graphql::Value::Number(n) => n.as_u64(),
-                _ => None,
-            })
+            .filter_map(
+                |error| match error.extensions.as_ref()?.get("retryAfter")? {
+                    async_graphql::Value::Number(n) => n.as_u64(),
+                    _ => None,
+                },
+            )
             .max()
             .unwrap_or(1);
         return (StatusCode::TOO_MANY_REQUESTS, Some(wait));
@@ -263,46 +278,72 @@ fn reply_with(
 }
 
 /// Checks that come before the body is read: CSRF and the client address's rate.
-fn admit(state: &AppState, headers: &HeaderMap, address: ClientAddress) -> Result<(), async_graphql::Response> {
+fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    address: ClientAddress,
+) -> Result<(), Box<async_graphql::Response>> {
     if csrf::is_unsafe(headers) {
         log_refusal("csrf", "");
-        return Err(refusal("BAD_REQUEST", csrf::MESSAGE));
+        return Err(Box::new(refusal("BAD_REQUEST", csrf::MESSAGE)));
     }
-    state.rates.from_address(address).map_err(rate_limited)
+    state
+        .rates
+        .from_address(address)
+        .map_err(|wait| Box::new(rate_limited(wait)))
 }
 
 /// `POST /graphql` with a JSON body.
-async fn graphql_post(State(state): State<AppState>, Client(address): Client, request: Request) -> Response {
+async fn graphql_post(
+    State(state): State<AppState>,
+    Client(address): Client,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let media = Media::negotiate(&parts.headers);
     if let Err(refused) = admit(&state, &parts.headers, address) {
-        return reply(refused, media);
+        return reply(*refused, media);
     }
     let body = match read_body(body, &parts.headers, state.limits.max_body_bytes).await {
         Ok(body) => body,
-        Err(refused) => return reply(refused, media),
+        Err(refused) => return reply(*refused, media),
     };
     let request = match serde_json::from_slice::<async_graphql::Request>(&body) {
         Ok(request) => request,
         Err(error) => {
             return reply(
-                refusal("BAD_REQUEST", &format!("the body is not a GraphQL request in JSON: {error}")),
+                refusal(
+                    "BAD_REQUEST",
+                    &format!("the body is not a GraphQL request in JSON: {error}"),
+                ),
                 media,
             );
         }
     };
-    execute(&state, &parts.headers, address, request, media, Method::POST).await
+    execute(
+        &state,
+        &parts.headers,
+        address,
+        request,
+        media,
+        Method::POST,
+    )
+    .await
 }
 
 /// Reads at most `limit` bytes of body; PAYLOAD_TOO_LARGE beyond, told by `Content-Length`
 /// before anything is read when the client declares it.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, async_graphql::Response> {
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, Box<async_graphql::Response>> {
     let too_large = || {
         log_refusal("max_body_bytes", "");
-        refusal(
+        Box::new(refusal(
             "PAYLOAD_TOO_LARGE",
             &format!("the request body may hold at most {limit} bytes"),
-        )
+        ))
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -317,7 +358,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
         if is_length {
             too_large()
         } else {
-            refusal("BAD_REQUEST", "the request body could not be read")
+            Box::new(refusal("BAD_REQUEST", "the request body could not be read"))
         }
     })
 }
@@ -334,31 +375,50 @@ struct GetParams {
 
 /// `GET /graphql?query=…`: queries only (a mutation is refused with 405); without a query,
 /// GraphiQL.
-async fn graphql_get(State(state): State<AppState>, Client(address): Client, parts: Parts) -> Response {
-    let params = axum::extract::Query::<GetParams>::try_from_uri(&parts.uri).ok().map(|query| query.0);
-    let Some(params) = params.filter(|params| params.query.is_some() || params.extensions.is_some()) else {
+async fn graphql_get(
+    State(state): State<AppState>,
+    Client(address): Client,
+    parts: Parts,
+) -> Response {
+    let params = axum::extract::Query::<GetParams>::try_from_uri(&parts.uri)
+        .ok()
+        .map(|query| query.0);
+    let Some(params) =
+        params.filter(|params| params.query.is_some() || params.extensions.is_some())
+    else {
         return graphiql().await.into_response();
     };
     let media = Media::negotiate(&parts.headers);
     if let Err(refused) = admit(&state, &parts.headers, address) {
-        return reply(refused, media);
+        return reply(*refused, media);
     }
     let mut request = async_graphql::Request::new(params.query.unwrap_or_default());
     request.operation_name = params.operation_name;
-    for (name, text) in [("variables", &params.variables), ("extensions", &params.extensions)] {
+    for (name, text) in [
+        ("variables", &params.variables),
+        ("extensions", &params.extensions),
+    ] {
         let Some(text) = text else { continue };
         let parsed = serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|json| async_graphql::Value::from_json(json).ok());
         match (name, parsed) {
-            ("variables", Some(value)) => request.variables = async_graphql::Variables::from_value(value),
+            ("variables", Some(value)) => {
+                request.variables = async_graphql::Variables::from_value(value)
+            }
             ("extensions", Some(async_graphql::Value::Object(fields))) => {
                 request.extensions = async_graphql::Extensions(
-                    fields.into_iter().map(|(key, value)| (key.to_string(), value)).collect(),
+                    fields
+                        .into_iter()
+                        .map(|(key, value)| (key.to_string(), value))
+                        .collect(),
                 );
             }
             _ => {
-                return reply(refusal("BAD_REQUEST", &format!("`{name}` must be a JSON object")), media);
+                return reply(
+                    refusal("BAD_REQUEST", &format!("`{name}` must be a JSON object")),
+                    media,
+                );
             }
         }
     }
@@ -379,7 +439,10 @@ async fn execute(
     }
     if method == Method::GET {
         if let Err(exceeded) = cost::check_text(&state.limits, &request.query) {
-            return reply(async_graphql::Response::from_errors(vec![exceeded.into()]), media);
+            return reply(
+                async_graphql::Response::from_errors(vec![exceeded.into()]),
+                media,
+            );
         }
         let chosen = request.operation_name.clone();
         let mutation = match request.parsed_query() {
@@ -393,10 +456,15 @@ async fn execute(
             let mut response = reply_with(
                 StatusCode::METHOD_NOT_ALLOWED,
                 None,
-                refusal("BAD_REQUEST", "mutations and subscriptions cannot run over GET; use POST"),
+                refusal(
+                    "BAD_REQUEST",
+                    "mutations and subscriptions cannot run over GET; use POST",
+                ),
                 media,
             );
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
     }
@@ -423,7 +491,8 @@ async fn execute(
                 ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            let retry = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
+            let retry =
+                (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
             return reply_with(status, retry, response, media);
         }
     };
@@ -447,7 +516,10 @@ async fn execute(
         Ok(response) => reply(response, media),
         Err(_) => {
             log_refusal("request_timeout", "");
-            reply(refusal(ErrorCode::ServiceUnavailable.as_str(), TOO_SLOW), media)
+            reply(
+                refusal(ErrorCode::ServiceUnavailable.as_str(), TOO_SLOW),
+                media,
+            )
         }
     }
 }

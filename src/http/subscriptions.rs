@@ -31,6 +31,8 @@ use crate::models::ids::UserId;
 
 /// Close code for credentials that stopped working.
 const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// Close code for a refused `connection_init` (graphql-transport-ws).
+const CLOSE_FORBIDDEN: u16 = 4403;
 
 /// Whose connections are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,10 +111,7 @@ impl SubscriptionSlots {
             Err(_) => {
                 log_refusal("max_subscriptions_per_connection", "");
                 Err(AppError::RateLimited {
-                    message: format!(
-                        "a connection may hold at most {} subscriptions",
-                        self.max
-                    ),
+                    message: format!("a connection may hold at most {} subscriptions", self.max),
                     retry_after: 1,
                 })
             }
@@ -132,6 +131,8 @@ struct Credentials {
     expires_at: Option<tokio::time::Instant>,
     session_id: Option<i64>,
     revocation_ids: Vec<String>,
+    /// The init payload was refused (bad token, too many connections).
+    refused: bool,
     _slot: Option<SocketSlot>,
 }
 
@@ -173,7 +174,12 @@ pub(super) async fn upgrade(
         .on_upgrade(move |socket| serve(state, protocol, socket, address))
 }
 
-async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket, address: ClientAddress) {
+async fn serve(
+    state: AppState,
+    protocol: WebSocketProtocols,
+    socket: WebSocket,
+    address: ClientAddress,
+) {
     let credentials = Arc::new(Mutex::new(Credentials::default()));
     let (mut sink, input) = socket.split();
     let input = input
@@ -191,44 +197,13 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket,
             let state = init_state.clone();
             let credentials = init_credentials.clone();
             async move {
-                let header = payload
-                    .get("Authorization")
-                    .or_else(|| payload.get("authorization"))
-                    .and_then(|value| value.as_str())
-                    .map(str::to_owned);
-                let viewer = {
-                    let mut conn = state.pool.get().await.map_err(|error| AppError::from(error).into_gql())?;
-                    auth::authenticate(&mut conn, &state.auth, header.as_deref())
-                        .await
-                        .map_err(AppError::into_gql)?
-                };
-                let holder = match &viewer {
-                    Viewer::User(user) => Holder::User(user.user_id),
-                    Viewer::Anonymous => Holder::Address(address.0),
-                };
-                let slot = state
-                    .sockets
-                    .take(holder, state.limits.max_connections_per_user)
-                    .map_err(AppError::into_gql)?;
-                if let Ok(mut credentials) = credentials.lock() {
-                    credentials._slot = Some(slot);
-                    if let Viewer::User(user) = &viewer {
-                        let left = (user.token.expires_at - chrono::Utc::now())
-                            .to_std()
-                            .unwrap_or_default();
-                        credentials.expires_at = Some(tokio::time::Instant::now() + left);
-                        credentials.session_id = user.token.session_id;
-                        credentials.revocation_ids.clone_from(&user.token.revocation_ids);
-                    }
+                let accepted = accept(&state, &credentials, address, &payload).await;
+                if accepted.is_err()
+                    && let Ok(mut credentials) = credentials.lock()
+                {
+                    credentials.refused = true;
                 }
-                let mut data = Data::default();
-                data.insert(viewer);
-                data.insert(address);
-                data.insert(SubscriptionSlots {
-                    open: Arc::new(AtomicUsize::new(0)),
-                    max: state.limits.max_subscriptions_per_connection,
-                });
-                Ok(data)
+                accepted
             }
         })
         .map(|message| match message {
@@ -250,7 +225,7 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket,
         let closing = tokio::select! {
             message = output.next() => match message {
                 Some(message) => {
-                    if sink.send(message).await.is_err() {
+                    if sink.send(forbidden_if_refused(message, &credentials)).await.is_err() {
                         return;
                     }
                     continue;
@@ -273,4 +248,72 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket,
         drop(sink.send(close).await);
         return;
     }
+}
+
+/// The library closes a refused init with 1002; graphql-transport-ws says 4403.
+fn forbidden_if_refused(message: Message, credentials: &Mutex<Credentials>) -> Message {
+    match message {
+        Message::Close(Some(frame))
+            if frame.code == 1002 && credentials.lock().is_ok_and(|c| c.refused) =>
+        {
+            Message::Close(Some(CloseFrame {
+                code: CLOSE_FORBIDDEN,
+                reason: frame.reason,
+            }))
+        }
+        message => message,
+    }
+}
+
+/// Authenticates the init payload and takes a connection slot: the connection's data.
+async fn accept(
+    state: &AppState,
+    credentials: &Mutex<Credentials>,
+    address: ClientAddress,
+    payload: &serde_json::Value,
+) -> async_graphql::Result<Data> {
+    let header = payload
+        .get("Authorization")
+        .or_else(|| payload.get("authorization"))
+        .and_then(|value| value.as_str())
+        .map(str::to_owned);
+    let viewer = {
+        let mut conn = state
+            .pool
+            .get()
+            .await
+            .map_err(|error| AppError::from(error).into_gql())?;
+        auth::authenticate(&mut conn, &state.auth, header.as_deref())
+            .await
+            .map_err(AppError::into_gql)?
+    };
+    let holder = match &viewer {
+        Viewer::User(user) => Holder::User(user.user_id),
+        Viewer::Anonymous => Holder::Address(address.0),
+    };
+    let slot = state
+        .sockets
+        .take(holder, state.limits.max_connections_per_user)
+        .map_err(AppError::into_gql)?;
+    if let Ok(mut credentials) = credentials.lock() {
+        credentials._slot = Some(slot);
+        if let Viewer::User(user) = &viewer {
+            let left = (user.token.expires_at - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            credentials.expires_at = Some(tokio::time::Instant::now() + left);
+            credentials.session_id = user.token.session_id;
+            credentials
+                .revocation_ids
+                .clone_from(&user.token.revocation_ids);
+        }
+    }
+    let mut data = Data::default();
+    data.insert(viewer);
+    data.insert(address);
+    data.insert(SubscriptionSlots {
+        open: Arc::new(AtomicUsize::new(0)),
+        max: state.limits.max_subscriptions_per_connection,
+    });
+    Ok(data)
 }

@@ -539,11 +539,13 @@ async fn variables(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_gets_exactly_what_the_role_table_allows() {
     let db = TestDb::with_demo().await;
-    // Every role signs in as the same account: the sign-in throttle is not under test here.
+    // Every role signs in as the same account, from one address: the sign-in throttles are not
+    // under test here.
     let app = TestApp::spawn_with_limits(
         &db,
         Limits {
             sign_in_account_burst: 100,
+            sign_in_address_burst: 100,
             rate_limit_burst: 0,
             ..Limits::default()
         },

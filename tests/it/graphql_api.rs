@@ -268,6 +268,9 @@ async fn queries_nested_too_deeply_are_refused_before_running() {
         )
         .await;
     assert_eq!(error_codes(&response), ["QUERY_TOO_COMPLEX"], "{response}");
-    assert_eq!(response["errors"][0]["extensions"]["limit"], "max_query_depth");
+    assert_eq!(
+        response["errors"][0]["extensions"]["limit"],
+        "max_query_depth"
+    );
     assert_eq!(response["errors"][0]["extensions"]["max"], 16);
 }

@@ -19,5 +19,6 @@ mod seed;
 mod server_binary;
 mod sign_in;
 mod statements;
+mod subscriptions;
 mod support;
 mod tokens;

@@ -74,10 +74,19 @@ async fn query(app: &TestApp, token: Option<&str>, document: &str, variables: Va
 
 /// The server still answers an ordinary anonymous query.
 async fn assert_healthy(app: &TestApp) {
-    let answer = query(app, None, "{ agencies(first: 1) { totalCount } }", json!({})).await;
+    let answer = query(
+        app,
+        None,
+        "{ agencies(first: 1) { totalCount } }",
+        json!({}),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert!(
-        answer.body["data"]["agencies"]["totalCount"].as_i64().unwrap() > 0,
+        answer.body["data"]["agencies"]["totalCount"]
+            .as_i64()
+            .unwrap()
+            > 0,
         "{}",
         answer.body
     );
@@ -175,7 +184,12 @@ async fn dates_outside_the_accepted_range_never_reach_the_database() {
             json!({ "agency": sheriff, "filter": filter }),
         )
         .await;
-        assert_eq!(answer.codes(), ["BAD_USER_INPUT"], "{filter}: {}", answer.body);
+        assert_eq!(
+            answer.codes(),
+            ["BAD_USER_INPUT"],
+            "{filter}: {}",
+            answer.body
+        );
     }
     let create = "mutation($input: CreateReportInput!) { createReport(input: $input) { id } }";
     let answer = query(
@@ -195,7 +209,9 @@ async fn expensive_documents_are_refused_before_they_run() {
     let app = TestApp::spawn(&db).await;
     let nested = "a: agencies(first: 100) { nodes { reports(first: 100) { nodes { \
                   metrics { breakdowns { members { name } } } } } } }";
-    let aliases: String = (0..5).map(|i| nested.replacen("a:", &format!("a{i}:"), 1)).collect();
+    let aliases: String = (0..5)
+        .map(|i| nested.replacen("a:", &format!("a{i}:"), 1))
+        .collect();
     let cases = [
         (format!("{{ {aliases} }}"), "max_query_complexity"),
         (
@@ -209,7 +225,12 @@ async fn expensive_documents_are_refused_before_they_run() {
             "max_query_tokens",
         ),
         (
-            format!("{{ agencies {{ nodes {{ {} }} }} }}", (0..100).map(|i| format!("a{i}: __typename ")).collect::<String>()),
+            format!(
+                "{{ agencies {{ nodes {{ {} }} }} }}",
+                (0..100)
+                    .map(|i| format!("a{i}: __typename "))
+                    .collect::<String>()
+            ),
             "max_query_aliases",
         ),
         (
@@ -229,14 +250,28 @@ async fn expensive_documents_are_refused_before_they_run() {
             "max_directives_per_location",
         ),
         (
-            format!("{}{}", "{ agencies { nodes { ".repeat(20), "} } }".repeat(20)),
+            format!(
+                "{}{}",
+                "{ agencies { nodes { ".repeat(20),
+                "} } }".repeat(20)
+            ),
             "max_query_depth",
         ),
     ];
     for (document, limit) in cases {
         let answer = query(&app, None, &document, json!({})).await;
-        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{limit}: {}", answer.body);
-        assert_eq!(answer.codes(), ["QUERY_TOO_COMPLEX"], "{limit}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{limit}: {}",
+            answer.body
+        );
+        assert_eq!(
+            answer.codes(),
+            ["QUERY_TOO_COMPLEX"],
+            "{limit}: {}",
+            answer.body
+        );
         assert_eq!(answer.limit(), limit, "{}", answer.body);
         assert!(answer.body["errors"][0]["extensions"]["max"].is_number());
     }
@@ -289,7 +324,13 @@ async fn the_frontend_screens_and_graphiql_introspection_fit_the_default_limits(
         ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";
     let answer = query(&app, None, introspection, json!({})).await;
     assert!(answer.body["errors"].is_null(), "{}", answer.body);
-    assert!(answer.body["data"]["__schema"]["types"].as_array().unwrap().len() > 50);
+    assert!(
+        answer.body["data"]["__schema"]["types"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 50
+    );
     // Every screen's document passes the limits (their results are checked elsewhere).
     for name in [
         "startup",
@@ -304,15 +345,17 @@ async fn the_frontend_screens_and_graphiql_introspection_fit_the_default_limits(
     ] {
         let answer = query(&app, None, &operation(name), json!({})).await;
         assert!(
-            !answer.codes().iter().any(|code| code == "QUERY_TOO_COMPLEX"),
+            !answer
+                .codes()
+                .iter()
+                .any(|code| code == "QUERY_TOO_COMPLEX"),
             "{name}: {}",
             answer.body
         );
     }
 }
 
-const SIGN_IN: &str =
-    "mutation($email: String!, $password: String!) { signIn(input: { email: $email, password: $password }) { accessToken } }";
+const SIGN_IN: &str = "mutation($email: String!, $password: String!) { signIn(input: { email: $email, password: $password }) { accessToken } }";
 
 #[tokio::test]
 async fn one_request_signs_in_once_at_most() {
@@ -359,7 +402,10 @@ async fn guessing_a_password_is_throttled_long_before_the_fiftieth_try() {
         assert_eq!(answer.codes(), ["UNAUTHENTICATED"], "{}", answer.body);
     }
     let first_refusal = first_refusal.expect("throttled");
-    assert!(first_refusal <= 6, "refused only at attempt {first_refusal}");
+    assert!(
+        first_refusal <= 6,
+        "refused only at attempt {first_refusal}"
+    );
     // The right password does not get through the throttle either: it is not even checked.
     let hashes = app.auth.hasher.hashes();
     let right = query(
@@ -413,7 +459,11 @@ async fn unknown_accounts_and_wrong_passwords_get_the_same_answer_and_work() {
         json!({ "email": "nobody@example.com", "password": "whatever it is" }),
     )
     .await;
-    assert_eq!(app.auth.hasher.hashes(), 1, "a decoy hash for the unknown account");
+    assert_eq!(
+        app.auth.hasher.hashes(),
+        1,
+        "a decoy hash for the unknown account"
+    );
     let wrong = query(
         &app,
         None,
@@ -452,7 +502,11 @@ async fn parallel_sign_ins_never_hash_more_passwords_at_once_than_the_bound() {
         }
     });
     let answers = futures_util::future::join_all(attempts).await;
-    assert!(answers.iter().all(|answer| answer.codes() == ["UNAUTHENTICATED"]));
+    assert!(
+        answers
+            .iter()
+            .all(|answer| answer.codes() == ["UNAUTHENTICATED"])
+    );
     assert_eq!(app.auth.hasher.hashes(), 16);
     let peak = app.auth.hasher.peak();
     assert!((1..=2).contains(&peak), "{peak} hashes ran at once");
@@ -485,9 +539,16 @@ async fn introspection_can_be_limited_to_signed_in_users_or_turned_off() {
     let token = signed_in.token_for(&db, "sheriff.reader@example.com").await;
     // Turned off, introspection answers null: nothing of the schema is shown.
     let anonymous = query(&signed_in, None, schema_query, json!({})).await;
-    assert!(anonymous.body["data"]["__schema"].is_null(), "{}", anonymous.body);
+    assert!(
+        anonymous.body["data"]["__schema"].is_null(),
+        "{}",
+        anonymous.body
+    );
     let member = query(&signed_in, Some(&token), schema_query, json!({})).await;
-    assert_eq!(member.body["data"]["__schema"]["queryType"]["name"], "Query");
+    assert_eq!(
+        member.body["data"]["__schema"]["queryType"]["name"],
+        "Query"
+    );
 
     let off = TestApp::spawn_with_limits(
         &db,
@@ -499,8 +560,18 @@ async fn introspection_can_be_limited_to_signed_in_users_or_turned_off() {
     .await;
     let token = off.token_for(&db, "admin@example.com").await;
     let refused = query(&off, Some(&token), schema_query, json!({})).await;
-    assert!(refused.body["data"]["__schema"].is_null(), "{}", refused.body);
-    let by_type = query(&off, Some(&token), "{ __type(name: \"Agency\") { fields { name } } }", json!({})).await;
+    assert!(
+        refused.body["data"]["__schema"].is_null(),
+        "{}",
+        refused.body
+    );
+    let by_type = query(
+        &off,
+        Some(&token),
+        "{ __type(name: \"Agency\") { fields { name } } }",
+        json!({}),
+    )
+    .await;
     assert!(by_type.body["data"]["__type"].is_null(), "{}", by_type.body);
     let typename = query(&off, None, "{ __typename }", json!({})).await;
     assert_eq!(typename.body["data"]["__typename"], "Query");
@@ -533,7 +604,9 @@ async fn a_body_over_the_limit_is_refused_unread() {
         .client
         .post(format!("{}/graphql", app.base_url))
         .header(CONTENT_TYPE, "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await;
     if let Ok(streamed) = streamed {
@@ -569,7 +642,10 @@ async fn a_cross_site_form_cannot_run_an_operation() {
         assert!(message.contains("cross-site request forgery"), "{message}");
     }
     let still_valid = query(&app, Some(&token), "{ me { email } }", json!({})).await;
-    assert_eq!(still_valid.body["data"]["me"]["email"], "admin@example.com", "signOut never ran");
+    assert_eq!(
+        still_valid.body["data"]["me"]["email"], "admin@example.com",
+        "signOut never ran"
+    );
 
     // GET runs queries, never mutations, and needs a preflight header like a simple POST.
     let get = |document: &str, preflight: bool| {
@@ -592,7 +668,10 @@ async fn a_cross_site_form_cannot_run_an_operation() {
     assert_eq!(mutation.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(mutation.headers["allow"], "POST");
     let still_valid = query(&app, Some(&token), "{ me { email } }", json!({})).await;
-    assert_eq!(still_valid.body["data"]["me"]["email"], "admin@example.com", "signOut never ran");
+    assert_eq!(
+        still_valid.body["data"]["me"]["email"], "admin@example.com",
+        "signOut never ran"
+    );
 }
 
 #[tokio::test]
@@ -649,7 +728,11 @@ async fn a_token_narrowed_to_one_agency_counts_what_it_lists() {
     let everything = query(&app, Some(&admin), list, json!({})).await;
     let narrow = query(&app, Some(&narrowed), list, json!({})).await;
     let anonymous = query(&app, None, list, json!({})).await;
-    let count = |answer: &Answer| answer.body["data"]["agencies"]["totalCount"].as_i64().unwrap();
+    let count = |answer: &Answer| {
+        answer.body["data"]["agencies"]["totalCount"]
+            .as_i64()
+            .unwrap()
+    };
     let listed = |answer: &Answer| {
         answer.body["data"]["agencies"]["nodes"]
             .as_array()
@@ -696,18 +779,29 @@ async fn too_many_requests_from_one_address_or_one_user_are_refused() {
     };
     let mut statuses = Vec::new();
     for _ in 0..7 {
-        statuses.push(send("203.0.113.1".into(), None).await.unwrap().status().as_u16());
+        statuses.push(
+            send("203.0.113.1".into(), None)
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
     let refused = answer(send("203.0.113.1".into(), None).await.unwrap()).await;
     assert_eq!(refused.codes(), ["RATE_LIMITED"]);
     assert!(refused.retry_after().is_some());
-    assert_eq!(send("203.0.113.2".into(), None).await.unwrap().status(), 200);
+    assert_eq!(
+        send("203.0.113.2".into(), None).await.unwrap().status(),
+        200
+    );
     // One user from many addresses.
     let token = app.token_for(&db, "sheriff.reader@example.com").await;
     let mut statuses = Vec::new();
     for i in 0..7 {
-        let response = send(format!("198.51.100.{i}"), Some(token.clone())).await.unwrap();
+        let response = send(format!("198.51.100.{i}"), Some(token.clone()))
+            .await
+            .unwrap();
         statuses.push(response.status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
@@ -740,7 +834,10 @@ async fn an_unreachable_database_is_answered_at_once_with_503() {
     let admin = justice_counts::db::connect(&db.admin_url, 1).await.unwrap();
     let mut admin = admin.get().await.unwrap();
     let set = |allow: bool| format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allow}");
-    diesel::sql_query(set(false)).execute(&mut admin).await.unwrap();
+    diesel::sql_query(set(false))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     diesel::sql_query(format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
     ))
@@ -749,19 +846,50 @@ async fn an_unreachable_database_is_answered_at_once_with_503() {
     .unwrap();
     for token in [None, Some(token.as_str())] {
         let started = Instant::now();
-        let mut answer = query(&app, token, "{ agencies(first: 1) { totalCount } }", json!({})).await;
+        let mut answer = query(
+            &app,
+            token,
+            "{ agencies(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
         // The first request may meet a connection the database just closed.
         if answer.status == StatusCode::OK {
-            answer = query(&app, token, "{ agencies(first: 1) { totalCount } }", json!({})).await;
+            answer = query(
+                &app,
+                token,
+                "{ agencies(first: 1) { totalCount } }",
+                json!({}),
+            )
+            .await;
         }
-        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.body);
-        assert!(answer.codes().iter().all(|code| code == "SERVICE_UNAVAILABLE"), "{}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            answer.body
+        );
+        assert!(
+            answer
+                .codes()
+                .iter()
+                .all(|code| code == "SERVICE_UNAVAILABLE"),
+            "{}",
+            answer.body
+        );
         assert!(answer.retry_after().is_some());
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         let text = answer.body.to_string();
         assert!(!text.contains("database \\\""), "no internals: {text}");
     }
-    diesel::sql_query(set(true)).execute(&mut admin).await.unwrap();
+    diesel::sql_query(set(true))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     assert_healthy(&app).await;
 }
 
@@ -785,7 +913,12 @@ async fn a_request_over_its_time_is_stopped_with_503() {
         json!({ "agencyId": sheriff }),
     )
     .await;
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.body);
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
     assert_eq!(answer.codes(), ["SERVICE_UNAVAILABLE"]);
 }
 
@@ -813,11 +946,19 @@ async fn only_trusted_documents_run_when_a_manifest_is_configured() {
     )
     .await;
     assert!(by_hash.body["errors"].is_null(), "{}", by_hash.body);
-    assert_eq!(by_hash.body["data"]["me"]["email"], "sheriff.reader@example.com");
+    assert_eq!(
+        by_hash.body["data"]["me"]["email"],
+        "sheriff.reader@example.com"
+    );
     let in_full = query(&app, Some(&token), &startup, json!({})).await;
     assert!(in_full.body["errors"].is_null(), "{}", in_full.body);
     let other = query(&app, Some(&token), "{ me { email } }", json!({})).await;
-    assert_eq!(other.codes(), ["PERSISTED_QUERY_NOT_IN_LIST"], "{}", other.body);
+    assert_eq!(
+        other.codes(),
+        ["PERSISTED_QUERY_NOT_IN_LIST"],
+        "{}",
+        other.body
+    );
 }
 
 #[tokio::test]
@@ -829,7 +970,12 @@ async fn a_client_may_send_the_hash_of_a_document_it_sent_before() {
     let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
     let miss = post(&app, None, json!({ "extensions": extensions })).await;
     assert_eq!(miss.codes(), ["PERSISTED_QUERY_NOT_FOUND"], "{}", miss.body);
-    let register = post(&app, None, json!({ "query": document, "extensions": extensions })).await;
+    let register = post(
+        &app,
+        None,
+        json!({ "query": document, "extensions": extensions }),
+    )
+    .await;
     assert!(register.body["errors"].is_null(), "{}", register.body);
     let hit = post(&app, None, json!({ "extensions": extensions })).await;
     assert_eq!(hit.body["data"], register.body["data"]);

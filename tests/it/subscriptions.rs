@@ -1,0 +1,179 @@
+//! Subscriptions live no longer than their credentials, and are bounded per connection and
+//! per user.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use justice_counts::auth::AuthConfig;
+use justice_counts::auth::tokens::TokenKeys;
+use justice_counts::limits::Limits;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::support::{TestApp, TestDb, agency_id};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const SIGN_IN: &str = "mutation { signIn(input: {email: \"sheriff.reader@example.com\", password: \"justice-counts-demo\"}) { accessToken } }";
+
+async fn sign_in(app: &TestApp) -> String {
+    let response = app.graphql(SIGN_IN, json!({})).await;
+    response["data"]["signIn"]["accessToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{response}"))
+        .to_owned()
+}
+
+/// Opens a connection and sends `connection_init` with the token; the first answer.
+async fn connect(app: &TestApp, token: &str) -> (Socket, Message) {
+    let mut request = format!("{}/graphql/ws", app.base_url.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    let first = next(&mut socket, Duration::from_secs(5)).await;
+    (socket, first)
+}
+
+async fn next(socket: &mut Socket, within: Duration) -> Message {
+    loop {
+        let message = tokio::time::timeout(within, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .unwrap();
+        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+            return message;
+        }
+    }
+}
+
+fn json_of(message: &Message) -> Value {
+    match message {
+        Message::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+async fn subscribe(socket: &mut Socket, id: &str, agency: &str) {
+    let query = "subscription($a: ID!) { reportChanged(agencyId: $a) { kind } }";
+    let message = json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": { "a": agency } } });
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}
+
+/// Waits for the server to close the connection; its close code and reason.
+async fn closed(socket: &mut Socket, within: Duration) -> (u16, String) {
+    loop {
+        match next(socket, within).await {
+            Message::Close(Some(frame)) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Message::Close(None) => return (u16::from(CloseCode::Normal), String::new()),
+            Message::Text(text) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                assert_ne!(
+                    message["type"], "next",
+                    "an event after the credentials ended"
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_closes_the_sessions_subscriptions() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let sheriff = agency_id(&app, &db, "Sheriff").await;
+    let token = sign_in(&app).await;
+    let (mut socket, ack) = connect(&app, &token).await;
+    assert_eq!(json_of(&ack)["type"], "connection_ack");
+    subscribe(&mut socket, "1", &sheriff).await;
+    let signed_out = app
+        .graphql_as(Some(&token), "mutation { signOut }", json!({}))
+        .await;
+    assert_eq!(signed_out["data"]["signOut"], true, "{signed_out}");
+    let (code, reason) = closed(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(code, 4401);
+    assert!(reason.contains("signed out"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_ends_when_its_access_token_expires() {
+    let db = TestDb::with_demo().await;
+    let mut auth = AuthConfig::new(TokenKeys::generate());
+    auth.access_token_lifetime = chrono::Duration::seconds(2);
+    let app = TestApp::spawn_with(&db, auth).await;
+    let sheriff = agency_id(&app, &db, "Sheriff").await;
+    let token = sign_in(&app).await;
+    let (mut socket, ack) = connect(&app, &token).await;
+    assert_eq!(json_of(&ack)["type"], "connection_ack");
+    subscribe(&mut socket, "1", &sheriff).await;
+    let (code, reason) = closed(&mut socket, Duration::from_secs(6)).await;
+    assert_eq!(code, 4401);
+    assert!(reason.contains("expired"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_and_subscriptions_are_bounded() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            max_connections_per_user: 1,
+            max_subscriptions_per_connection: 1,
+            rate_limit_burst: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let sheriff = agency_id(&app, &db, "Sheriff").await;
+    let token = app.token_for(&db, "sheriff.reader@example.com").await;
+    let (mut first, ack) = connect(&app, &token).await;
+    assert_eq!(json_of(&ack)["type"], "connection_ack");
+    subscribe(&mut first, "1", &sheriff).await;
+    subscribe(&mut first, "2", &sheriff).await;
+    let refused = json_of(&next(&mut first, Duration::from_secs(5)).await);
+    assert_eq!(refused["id"], "2", "{refused}");
+    let error = if refused["type"] == "error" {
+        refused["payload"][0].clone()
+    } else {
+        refused["payload"]["errors"][0].clone()
+    };
+    assert_eq!(error["extensions"]["code"], "RATE_LIMITED", "{refused}");
+
+    let (mut second, answer) = connect(&app, &token).await;
+    match answer {
+        Message::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 4403);
+            assert!(frame.reason.contains("at most 1"), "{}", frame.reason);
+        }
+        other => panic!("a second connection of one user was accepted: {other:?}"),
+    }
+    drop(second.close(None).await);
+    drop(first.close(None).await);
+    // Once the first connection is gone, its place is free again.
+    let mut reopened = None;
+    for _ in 0..50 {
+        let (socket, answer) = connect(&app, &token).await;
+        if let Message::Text(_) = answer {
+            reopened = Some((socket, answer));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, answer) = reopened.expect("a connection once the first closed");
+    assert_eq!(json_of(&answer)["type"], "connection_ack");
+}
