@@ -62,6 +62,12 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 /// [`cost`]), no "did you mean" suggestions in errors (they would describe the schema to
 /// whoever cannot introspect it), and error codes on every error.
 fn builder(limits: &Arc<Limits>) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    unchecked_builder(limits).extension(cost::QueryLimits(limits.clone()))
+}
+
+fn unchecked_builder(
+    limits: &Arc<Limits>,
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
         Query::default(),
         Mutation::default(),
@@ -69,7 +75,6 @@ fn builder(limits: &Arc<Limits>) -> async_graphql::SchemaBuilder<Query, Mutation
     )
     .disable_suggestions()
     .extension(codes::ErrorCodes)
-    .extension(cost::QueryLimits(limits.clone()))
     .data(limits.clone())
 }
 
@@ -90,12 +95,26 @@ pub struct SchemaData {
 
 /// The schema with its shared data.
 pub fn build_schema(data: SchemaData) -> AppSchema {
-    builder(&data.limits)
+    with_data(builder(&data.limits), data)
+}
+
+fn with_data(
+    builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
+    data: SchemaData,
+) -> AppSchema {
+    builder
         .data(data.pool)
         .data(data.catalogue)
         .data(data.auth)
         .data(data.events)
         .finish()
+}
+
+/// The schema without the limits on documents: the baseline of the benchmark that measures
+/// what the limits cost. Never served.
+#[doc(hidden)]
+pub fn build_schema_without_document_limits(data: SchemaData) -> AppSchema {
+    with_data(unchecked_builder(&data.limits), data)
 }
 
 /// The schema without data: enough to introspect it or print it, not to resolve fields.

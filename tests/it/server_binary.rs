@@ -460,3 +460,48 @@ mod live_updates {
         stop(second).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bare_binary_reads_the_options_of_serve_from_the_environment() {
+    let db = TestDb::with_demo().await;
+    let dir = data_dir();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut command = command(dir.path());
+    let mut child = command
+        .env("DATABASE_URL", &db.url)
+        .env("LISTEN_ADDR", &listen)
+        .env("MAX_QUERY_ALIASES", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the server starts in time")
+        .unwrap()
+        .expect("the server prints where GraphiQL is");
+    assert!(
+        line.contains(&format!("http://{listen}/graphiql")),
+        "{line}"
+    );
+    let response: Value = reqwest::Client::new()
+        .post(format!("http://{listen}/graphql"))
+        .json(&json!({ "query": "{ a: __typename b: __typename }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        response["errors"][0]["extensions"]["limit"], "max_query_aliases",
+        "{response}"
+    );
+    assert_eq!(response["errors"][0]["extensions"]["max"], 1, "{response}");
+    stop(child).await;
+}
