@@ -15,8 +15,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use justice_counts::auth::AuthConfig;
 use justice_counts::auth::tokens::TokenKeys;
-use justice_counts::catalogue::{Catalogue, sync};
-use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
+use justice_counts::catalogue::Catalogue;
 use justice_counts::db::schema::agencies;
 use justice_counts::db::{self, PoolSettings};
 use justice_counts::events::EventBus;
@@ -26,6 +25,9 @@ use justice_counts::models::ids::AgencyId;
 use justice_counts::models::user::User;
 use justice_counts::{http, seed};
 use serde_json::json;
+use support::{BenchDb, operation};
+
+mod support;
 
 const CLIENTS: usize = 8;
 const REQUESTS_PER_ROUND: usize = 1_500;
@@ -135,28 +137,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path().to_owned();
-    let (cluster, _) = tokio::task::spawn_blocking(move || {
-        let binaries = PgBinaries::locate(&BinarySearch::system(None))?;
-        Cluster::start(
-            binaries,
-            &ClusterOptions {
-                root,
-                durable: false,
-            },
-        )
-    })
-    .await??;
-    db::create_database_if_missing(&cluster.url("postgres"), "bench").await?;
-    let url = cluster.url("bench");
-    db::run_migrations(&url).await?;
-    let catalogue = Arc::new(Catalogue::standard()?);
-    {
-        let mut conn = AsyncPgConnection::establish(&url).await?;
-        sync::sync(&mut conn, &catalogue).await?;
-        seed::demo::seed(&mut conn, &catalogue).await?;
-    }
+    let bench = BenchDb::with_demo().await?;
+    let (url, catalogue) = (bench.url.clone(), bench.catalogue.clone());
     let pool = db::connect(&url, 4).await?;
     eprintln!("generating 100 agencies ...");
     seed::scale::seed(&pool, &catalogue, 100, false).await?;
@@ -167,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         .first(&mut conn)
         .await?;
     let body = json!({
-        "query": std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/operations/records.graphql"))?,
+        "query": operation("records"),
         "variables": { "agencyId": agency.to_string(), "first": 20 },
     });
 
@@ -215,6 +197,6 @@ async fn main() -> anyhow::Result<()> {
         (1.0 - median(ratios)) * 100.0
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    drop(cluster);
+    drop(bench);
     Ok(())
 }

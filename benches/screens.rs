@@ -16,8 +16,6 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use justice_counts::auth::tokens::TokenKeys;
 use justice_counts::auth::{self, AuthConfig};
-use justice_counts::catalogue::{Catalogue, sync};
-use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use justice_counts::db::schema::{agencies, reports};
 use justice_counts::db::{self, StatementCounter};
 use justice_counts::graphql::loaders::{Db, new_loader};
@@ -25,6 +23,9 @@ use justice_counts::graphql::{self, AppSchema};
 use justice_counts::models::ids::{AgencyId, ReportId};
 use justice_counts::seed;
 use serde_json::json;
+use support::{BenchDb, operation};
+
+mod support;
 
 const WARMUP: usize = 3;
 const RUNS: usize = 25;
@@ -48,14 +49,6 @@ struct Screen {
     name: &'static str,
     operation: String,
     variables: serde_json::Value,
-}
-
-fn operation(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/operations/{name}.graphql",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
 }
 
 async fn execute(
@@ -101,30 +94,10 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path().to_owned();
-    let (cluster, _) = tokio::task::spawn_blocking(move || {
-        let binaries = PgBinaries::locate(&BinarySearch::system(None))?;
-        Cluster::start(
-            binaries,
-            &ClusterOptions {
-                root,
-                durable: false,
-            },
-        )
-    })
-    .await??;
-    db::create_database_if_missing(&cluster.url("postgres"), "bench").await?;
-    let url = cluster.url("bench");
-    db::run_migrations(&url).await?;
-    let catalogue = Arc::new(Catalogue::standard()?);
+    let bench = BenchDb::with_demo().await?;
+    let (url, catalogue) = (bench.url.clone(), bench.catalogue.clone());
     let counter = StatementCounter::default();
     let pool = db::connect_counting(&url, 8, Some(counter.clone())).await?;
-    {
-        let mut conn = AsyncPgConnection::establish(&url).await?;
-        sync::sync(&mut conn, &catalogue).await?;
-        seed::demo::seed(&mut conn, &catalogue).await?;
-    }
     eprintln!("generating 500 agencies ...");
     seed::scale::seed(&pool, &catalogue, 500, false).await?;
 
@@ -228,6 +201,6 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    drop(cluster);
+    drop(bench);
     Ok(())
 }

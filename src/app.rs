@@ -119,20 +119,13 @@ async fn serve_on(
     let auth = Arc::new(auth);
     let events = EventBus::new();
     let event_listener = events.listen(database.url.clone()).await?;
-    let schema = graphql::build_schema(graphql::SchemaData {
-        pool: pool.clone(),
-        catalogue,
-        auth: auth.clone(),
-        events: events.clone(),
-        limits: limits.clone(),
-    });
-    let router = http::router(http::Services {
-        schema,
+    let router = http::router(http::Services::over(graphql::SchemaData {
         pool,
+        catalogue,
         auth,
-        limits,
         events,
-    })?;
+        limits,
+    }))?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

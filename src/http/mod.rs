@@ -49,6 +49,19 @@ pub struct Services {
     pub events: EventBus,
 }
 
+impl Services {
+    /// The schema built over `data`, and the same services for the router.
+    pub fn over(data: crate::graphql::SchemaData) -> Self {
+        Self {
+            pool: data.pool.clone(),
+            auth: data.auth.clone(),
+            limits: data.limits.clone(),
+            events: data.events.clone(),
+            schema: crate::graphql::build_schema(data),
+        }
+    }
+}
+
 /// Shared state of the handlers.
 #[derive(Clone)]
 struct AppState {

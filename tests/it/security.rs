@@ -987,3 +987,34 @@ async fn a_client_may_send_the_hash_of_a_document_it_sent_before() {
     .await;
     assert_eq!(mismatch.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_statement_over_its_time_is_cancelled_by_the_database() {
+    use diesel_async::RunQueryDsl;
+    use justice_counts::error::{AppError, ErrorCode};
+
+    let db = TestDb::new().await;
+    let pool = justice_counts::db::connect_with(
+        &db.url,
+        justice_counts::db::PoolSettings {
+            statement_timeout: Some(Duration::from_millis(50)),
+            ..justice_counts::db::PoolSettings::new(1)
+        },
+    )
+    .await
+    .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let started = Instant::now();
+    let error = diesel::sql_query("SELECT pg_sleep(5)")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let error = AppError::from(error);
+    assert_eq!(error.code(), ErrorCode::ServiceUnavailable, "{error}");
+    // The connection is still good for the next statement.
+    diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}

@@ -241,23 +241,15 @@ impl TestApp {
     /// Serves the API over `pool` (a pool of `db`) with these settings.
     pub async fn serve(db: &TestDb, pool: Pool, auth: AuthConfig, limits: Limits) -> Self {
         let auth = Arc::new(auth);
-        let limits = Arc::new(limits);
         let events = justice_counts::events::EventBus::new();
         events.listen(db.url.clone()).await.expect("event listener");
-        let schema = graphql::build_schema(graphql::SchemaData {
-            pool: pool.clone(),
+        let router = http::router(http::Services::over(graphql::SchemaData {
+            pool,
             catalogue: db.catalogue.clone(),
             auth: auth.clone(),
-            events: events.clone(),
-            limits: limits.clone(),
-        });
-        let router = http::router(http::Services {
-            schema,
-            pool,
-            auth: auth.clone(),
-            limits,
             events,
-        })
+            limits: Arc::new(limits),
+        }))
         .expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

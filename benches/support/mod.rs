@@ -1,0 +1,58 @@
+//! What the benchmarks share: a private PostgreSQL cluster holding the demo data, and the
+//! screens' documents.
+
+use std::sync::Arc;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use justice_counts::catalogue::{Catalogue, sync};
+use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
+use justice_counts::{db, seed};
+
+/// A database of its own for a benchmark run; the cluster stops when this is dropped.
+pub struct BenchDb {
+    /// Connection URL.
+    pub url: String,
+    /// The metric catalogue.
+    pub catalogue: Arc<Catalogue>,
+    _cluster: Cluster,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchDb {
+    /// A cluster in a temporary directory, a migrated database with the catalogue and the
+    /// demo data.
+    pub async fn with_demo() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().to_owned();
+        let (cluster, _) = tokio::task::spawn_blocking(move || {
+            let binaries = PgBinaries::locate(&BinarySearch::system(None))?;
+            Cluster::start(
+                binaries,
+                &ClusterOptions {
+                    root,
+                    durable: false,
+                },
+            )
+        })
+        .await??;
+        db::create_database_if_missing(&cluster.url("postgres"), "bench").await?;
+        let url = cluster.url("bench");
+        db::run_migrations(&url).await?;
+        let catalogue = Arc::new(Catalogue::standard()?);
+        let mut conn = AsyncPgConnection::establish(&url).await?;
+        sync::sync(&mut conn, &catalogue).await?;
+        seed::demo::seed(&mut conn, &catalogue).await?;
+        Ok(Self {
+            url,
+            catalogue,
+            _cluster: cluster,
+            _dir: dir,
+        })
+    }
+}
+
+/// The document of a screen (`operations/<name>.graphql`).
+pub fn operation(name: &str) -> String {
+    let path = format!("{}/operations/{name}.graphql", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path} is missing"))
+}
