@@ -119,13 +119,16 @@ async fn serve_on(
     let auth = Arc::new(auth);
     let events = EventBus::new();
     let event_listener = events.listen(database.url.clone()).await?;
-    let router = http::router(http::Services::over(graphql::SchemaData {
-        pool,
-        catalogue,
-        auth,
-        events,
-        limits,
-    }))?;
+    let router = http::router(http::Services {
+        cors: args.cors.clone(),
+        ..http::Services::over(graphql::SchemaData {
+            pool,
+            catalogue,
+            auth,
+            events,
+            limits,
+        })
+    })?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::http::cors::CorsSettings;
 use crate::limits::Limits;
 
 /// GraphQL server for criminal-justice agencies' metric reporting and public dashboards.
@@ -161,6 +162,10 @@ pub struct ServeArgs {
     /// Limits on requests, documents, rates and connections.
     #[command(flatten)]
     pub limits: Limits,
+
+    /// Which web origins may call the API from a browser.
+    #[command(flatten)]
+    pub cors: CorsSettings,
 }
 
 impl Default for ServeArgs {
@@ -170,6 +175,7 @@ impl Default for ServeArgs {
             access_token_lifetime: Duration::from_secs(15 * 60),
             session_lifetime: Duration::from_secs(30 * 86_400),
             limits: Limits::default(),
+            cors: CorsSettings::default(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`http`]: the axum router.
 //! - [`seed`]: demo and benchmark data.
 //! - [`limits`]: every limit on what comes from outside, with its default.
+//! - [`metrics`]: the process's Prometheus metrics.
 //! - [`error`]: the API's error type and codes.
 
 pub mod app;
@@ -25,6 +26,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod models;
 pub mod reports;
 pub mod seed;

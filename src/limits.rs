@@ -241,7 +241,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::auth::tokens::parse_duration(text)
 }
 
-/// Logs a refusal by limit name.
+/// Logs a refusal by limit name, and counts it in the metrics.
 pub fn log_refusal(limit: &str, detail: &str) {
     tracing::warn!(target: LOG_TARGET, limit, detail, "request refused by a limit");
+    let metrics = crate::metrics::metrics();
+    crate::metrics::Metrics::count(&metrics.refusals, limit);
 }

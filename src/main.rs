@@ -1,5 +1,7 @@
 //! The `justice-counts` command line: a thin layer over the library.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use justice_counts::app;
 use justice_counts::config::{Cli, Command, LogFormat};
@@ -8,8 +10,10 @@ use tracing_subscriber::EnvFilter;
 fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter)
         .map_err(|error| anyhow::anyhow!("LOG_LEVEL {filter:?} is not a valid filter: {error}"))?;
+    // Colours only for a person at a terminal, never in a file or a log collector.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

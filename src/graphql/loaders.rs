@@ -127,7 +127,19 @@ impl Wake for SelfWake {
 }
 
 impl Db {
-    async fn connection(&self) -> async_graphql::Result<PooledConnection<'_>> {
+    /// A connection for one batch of `keys` keys of type `K`, counted in the metrics.
+    async fn connection<K>(&self, keys: usize) -> async_graphql::Result<PooledConnection<'_>> {
+        let loader = std::any::type_name::<K>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("loader");
+        crate::metrics::metrics()
+            .loader_batch_size
+            .get_or_create(&crate::metrics::Label {
+                name: loader.to_owned(),
+            })
+            .observe(keys as f64);
+        tracing::debug!(loader, keys, "dataloader batch");
         self.pool.get().await.gql()
     }
 }
@@ -156,7 +168,7 @@ impl Loader<AgencyId> for Db {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection::<AgencyId>(keys.len()).await?;
         let agencies = Agency::by_ids(&mut conn, keys).await.gql()?;
         Ok(agencies
             .into_iter()
@@ -181,7 +193,7 @@ impl Loader<ChildrenOf> for Db {
             return Ok(HashMap::new());
         }
         let parents: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection::<ChildrenOf>(keys.len()).await?;
         let children = Agency::children_of(&mut conn, &parents).await.gql()?;
         Ok(group(keys, children, |child| {
             child.super_agency_id.map(ChildrenOf)
@@ -197,7 +209,7 @@ impl Loader<UserId> for Db {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection::<UserId>(keys.len()).await?;
         let users = User::by_ids(&mut conn, keys).await.gql()?;
         Ok(users.into_iter().map(|user| (user.id, user)).collect())
     }
@@ -219,7 +231,7 @@ impl Loader<MembershipsOf> for Db {
             return Ok(HashMap::new());
         }
         let users: Vec<UserId> = keys.iter().map(|key| key.0).collect();
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection::<MembershipsOf>(keys.len()).await?;
         let memberships = Membership::of_users(&mut conn, &users).await.gql()?;
         Ok(group(keys, memberships, |membership| {
             Some(MembershipsOf(membership.user_id))
@@ -243,7 +255,7 @@ impl Loader<TeamOf> for Db {
             return Ok(HashMap::new());
         }
         let agencies: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection::<TeamOf>(keys.len()).await?;
         let members = Membership::of_agencies(&mut conn, &agencies).await.gql()?;
         Ok(group(keys, members, |(membership, _)| {
             Some(TeamOf(membership.agency_id))
@@ -259,7 +271,7 @@ impl Loader<ReportId> for Db {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection::<ReportId>(keys.len()).await?;
         let reports = Report::by_ids(&mut conn, keys).await.gql()?;
         Ok(reports
             .into_iter()
@@ -285,7 +297,7 @@ macro_rules! grouped_loader {
                     return Ok(HashMap::new());
                 }
                 let $ids: Vec<$id> = keys.iter().map(|key| key.0).collect();
-                let mut connection = self.connection().await?;
+                let mut connection = self.connection::<$key>(keys.len()).await?;
                 let $conn = &mut *connection;
                 let rows: Vec<$value> = $fetch.await.gql()?;
                 Ok(group(keys, rows, |$row| Some($key($group))))
@@ -372,7 +384,7 @@ impl Loader<MetricSettingsOf> for Db {
             return Ok(HashMap::new());
         }
         let ids: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection::<MetricSettingsOf>(keys.len()).await?;
         let settings = AgencyMetricSettings::of_agencies(&mut conn, &ids)
             .await
             .gql()?;
@@ -420,7 +432,7 @@ impl Loader<SeriesOf> for Db {
                 to: None,
                 published_only,
             };
-            let mut conn = self.connection().await?;
+            let mut conn = self.connection::<SeriesOf>(batch.len()).await?;
             for value in SeriesValue::load(&mut conn, &query).await.gql()? {
                 let key = SeriesOf {
                     agency: value.agency_id,

@@ -9,6 +9,7 @@ pub mod editing;
 pub mod guards;
 pub mod loaders;
 pub mod metric;
+pub mod operation;
 pub mod pagination;
 pub mod report;
 pub mod scalars;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, MergedObject, MergedSubscription, SDLExportOptions, Schema};
 
+pub use self::operation::OperationName;
 use crate::auth::AuthConfig;
 use crate::auth::permissions::agency_not_found;
 use crate::catalogue::Catalogue;
@@ -75,6 +77,7 @@ fn unchecked_builder(
     )
     .disable_suggestions()
     .extension(codes::ErrorCodes)
+    .extension(operation::RecordOperationName)
     .data(limits.clone())
 }
 

@@ -27,6 +27,7 @@ use crate::auth::{self, Viewer};
 use crate::error::{AppError, AppResult};
 use crate::events::Revocation;
 use crate::limits::log_refusal;
+use crate::metrics::metrics;
 use crate::models::ids::UserId;
 
 /// Close code for credentials that stopped working.
@@ -66,6 +67,7 @@ impl OpenSockets {
             });
         }
         *count += 1;
+        metrics().websocket_connections.inc();
         Ok(SocketSlot {
             sockets: self.clone(),
             holder,
@@ -75,6 +77,7 @@ impl OpenSockets {
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
+        metrics().websocket_connections.dec();
         if let Ok(mut open) = self.sockets.0.lock()
             && let Some(count) = open.get_mut(&self.holder)
         {
@@ -107,7 +110,10 @@ impl SubscriptionSlots {
                 (open < self.max).then_some(open + 1)
             });
         match taken {
-            Ok(_) => Ok(SubscriptionSlot(self.open.clone())),
+            Ok(_) => {
+                metrics().subscriptions_active.inc();
+                Ok(SubscriptionSlot(self.open.clone()))
+            }
             Err(_) => {
                 log_refusal("max_subscriptions_per_connection", "");
                 Err(AppError::RateLimited {
@@ -121,6 +127,7 @@ impl SubscriptionSlots {
 
 impl Drop for SubscriptionSlot {
     fn drop(&mut self) {
+        metrics().subscriptions_active.dec();
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
