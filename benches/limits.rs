@@ -87,6 +87,7 @@ async fn serve(
         auth,
         limits,
         events,
+        cors: http::cors::CorsSettings::default(),
     })?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
