@@ -244,6 +244,5 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Logs a refusal by limit name, and counts it in the metrics.
 pub fn log_refusal(limit: &str, detail: &str) {
     tracing::warn!(target: LOG_TARGET, limit, detail, "request refused by a limit");
-    let metrics = crate::metrics::metrics();
-    crate::metrics::Metrics::count(&metrics.refusals, limit);
+    crate::metrics::metrics().refused(limit);
 }

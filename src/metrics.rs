@@ -39,11 +39,39 @@ pub struct HttpLabels {
     pub http_response_status_code: u16,
 }
 
-/// A label set of one label.
+/// Label of an operation's duration.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Label {
-    /// Its value.
-    pub name: String,
+pub struct OperationLabel {
+    /// The operation's name.
+    pub operation: String,
+}
+
+/// Label of an error code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// `extensions.code`.
+    pub code: String,
+}
+
+/// Label of a dataloader.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoaderLabel {
+    /// The loader's key type.
+    pub loader: String,
+}
+
+/// Label of a throttle's scope.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabel {
+    /// `account` or `address`.
+    pub scope: &'static str,
+}
+
+/// Label of a limit.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    /// The limit's setting.
+    pub limit: String,
 }
 
 /// Every metric of the process.
@@ -52,21 +80,21 @@ pub struct Metrics {
     /// GraphQL requests by operation and outcome.
     pub graphql_requests: Family<OperationLabels, Counter>,
     /// GraphQL request durations by operation.
-    pub graphql_duration: Family<Label, Histogram, fn() -> Histogram>,
+    pub graphql_duration: Family<OperationLabel, Histogram, fn() -> Histogram>,
     /// Errors answered, by `extensions.code`.
-    pub graphql_errors: Family<Label, Counter>,
+    pub graphql_errors: Family<CodeLabel, Counter>,
     /// HTTP request durations.
     pub http_duration: Family<HttpLabels, Histogram, fn() -> Histogram>,
     /// Keys per dataloader batch, by loader.
-    pub loader_batch_size: Family<Label, Histogram, fn() -> Histogram>,
+    pub loader_batch_size: Family<LoaderLabel, Histogram, fn() -> Histogram>,
     /// Subscriptions open now.
     pub subscriptions_active: Gauge,
     /// WebSocket connections open now.
     pub websocket_connections: Gauge,
     /// Sign-in attempts refused by a throttle (`account` or `address`).
-    pub sign_in_throttled: Family<Label, Counter>,
+    pub sign_in_throttled: Family<ScopeLabel, Counter>,
     /// Requests refused by a limit, by the limit's name.
-    pub refusals: Family<Label, Counter>,
+    pub refusals: Family<LimitLabel, Counter>,
     operation_names: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
@@ -87,7 +115,7 @@ impl Metrics {
             "GraphQL requests by operation name and outcome",
             graphql_requests.clone(),
         );
-        let graphql_duration: Family<Label, Histogram, fn() -> Histogram> =
+        let graphql_duration: Family<OperationLabel, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
             "graphql_request_duration",
@@ -95,7 +123,7 @@ impl Metrics {
             Unit::Seconds,
             graphql_duration.clone(),
         );
-        let graphql_errors = Family::<Label, Counter>::default();
+        let graphql_errors = Family::<CodeLabel, Counter>::default();
         registry.register(
             "graphql_errors",
             "GraphQL errors answered, by extensions.code",
@@ -109,7 +137,7 @@ impl Metrics {
             Unit::Seconds,
             http_duration.clone(),
         );
-        let loader_batch_size: Family<Label, Histogram, fn() -> Histogram> =
+        let loader_batch_size: Family<LoaderLabel, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(batch_histogram);
         registry.register(
             "graphql_dataloader_batch_size",
@@ -128,13 +156,13 @@ impl Metrics {
             "WebSocket connections for subscriptions open now",
             websocket_connections.clone(),
         );
-        let sign_in_throttled = Family::<Label, Counter>::default();
+        let sign_in_throttled = Family::<ScopeLabel, Counter>::default();
         registry.register(
             "auth_sign_in_throttled",
             "Sign-in attempts refused by a throttle, per account or per client address",
             sign_in_throttled.clone(),
         );
-        let refusals = Family::<Label, Counter>::default();
+        let refusals = Family::<LimitLabel, Counter>::default();
         registry.register(
             "limits_refused",
             "Requests refused by a limit, by the limit's setting",
@@ -188,25 +216,32 @@ impl Metrics {
             })
             .inc();
         self.graphql_duration
-            .get_or_create(&Label {
-                name: operation.to_owned(),
+            .get_or_create(&OperationLabel {
+                operation: operation.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
         for code in codes {
             self.graphql_errors
-                .get_or_create(&Label {
-                    name: (*code).to_owned(),
+                .get_or_create(&CodeLabel {
+                    code: (*code).to_owned(),
                 })
                 .inc();
         }
     }
 
-    /// Counts a name in a family of one label.
-    pub fn count(family: &Family<Label, Counter>, name: &str) {
-        family
-            .get_or_create(&Label {
-                name: name.to_owned(),
+    /// Counts a request refused by `limit`.
+    pub fn refused(&self, limit: &str) {
+        self.refusals
+            .get_or_create(&LimitLabel {
+                limit: limit.to_owned(),
             })
+            .inc();
+    }
+
+    /// Counts a sign-in attempt refused by the throttle of `scope`.
+    pub fn throttled(&self, scope: &'static str) {
+        self.sign_in_throttled
+            .get_or_create(&ScopeLabel { scope })
             .inc();
     }
 

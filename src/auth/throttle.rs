@@ -11,7 +11,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::error::{AppError, AppResult};
 use crate::limits::{Limits, log_refusal};
-use crate::metrics::{Metrics, metrics};
+use crate::metrics::metrics;
 
 /// The address of the client making a request, as the HTTP layer determined it (the TCP
 /// peer, or a trusted proxy's header). Absent for requests that did not come over HTTP.
@@ -101,7 +101,7 @@ impl SignInThrottle {
         };
         self.addresses.check(&address).map_err(|retry_after| {
             log_refusal("sign_in_address", &address.to_string());
-            Metrics::count(&metrics().sign_in_throttled, "address");
+            metrics().throttled("address");
             AppError::RateLimited {
                 message: format!(
                     "too many sign-in attempts from this address; retry in {retry_after} s"
@@ -116,7 +116,7 @@ impl SignInThrottle {
         let key = email.trim().to_lowercase();
         self.accounts.check(&key).map_err(|retry_after| {
             log_refusal("sign_in_account", "");
-            Metrics::count(&metrics().sign_in_throttled, "account");
+            metrics().throttled("account");
             AppError::RateLimited {
                 message: format!(
                     "too many sign-in attempts for this account; retry in {retry_after} s"

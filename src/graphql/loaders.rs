@@ -135,8 +135,8 @@ impl Db {
             .unwrap_or("loader");
         crate::metrics::metrics()
             .loader_batch_size
-            .get_or_create(&crate::metrics::Label {
-                name: loader.to_owned(),
+            .get_or_create(&crate::metrics::LoaderLabel {
+                loader: loader.to_owned(),
             })
             .observe(keys as f64);
         tracing::debug!(loader, keys, "dataloader batch");

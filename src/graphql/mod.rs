@@ -10,6 +10,7 @@ pub mod guards;
 pub mod loaders;
 pub mod metric;
 pub mod operation;
+pub mod order;
 pub mod pagination;
 pub mod report;
 pub mod scalars;
@@ -78,6 +79,7 @@ fn unchecked_builder(
     .disable_suggestions()
     .extension(codes::ErrorCodes)
     .extension(operation::RecordOperationName)
+    .extension(order::SelectionOrder)
     .data(limits.clone())
 }
 

@@ -296,6 +296,13 @@ pub(super) async fn post(
         Ok(body) => body,
         Err(refused) => return exchange.reply(*refused),
     };
+    // One request, a JSON object: batches are not supported.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return exchange.reply(refusal(
+            "BAD_REQUEST",
+            "the body must be one GraphQL request: a JSON object with `query`",
+        ));
+    }
     let request = match serde_json::from_slice::<async_graphql::Request>(&body) {
         Ok(request) => request,
         Err(error) => {

@@ -10,6 +10,7 @@ mod cluster;
 mod constraints;
 mod editing;
 mod graphql_api;
+mod http_conventions;
 mod migrations;
 mod read_api;
 mod schema_export;

@@ -480,7 +480,10 @@ async fn unknown_accounts_and_wrong_passwords_get_the_same_answer_and_work() {
             .remove("requestId");
         body
     };
-    assert_eq!(without_request_id(unknown.body), without_request_id(wrong.body));
+    assert_eq!(
+        without_request_id(unknown.body),
+        without_request_id(wrong.body)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -238,18 +238,41 @@ impl TestApp {
         Self::serve(db, db.pool.clone(), auth, limits).await
     }
 
+    /// Serves the API over `db` with these settings and CORS settings.
+    pub async fn serve_with_cors(
+        db: &TestDb,
+        auth: AuthConfig,
+        limits: Limits,
+        cors: justice_counts::http::cors::CorsSettings,
+    ) -> Self {
+        Self::serve_all(db, db.pool.clone(), auth, limits, cors).await
+    }
+
     /// Serves the API over `pool` (a pool of `db`) with these settings.
     pub async fn serve(db: &TestDb, pool: Pool, auth: AuthConfig, limits: Limits) -> Self {
+        Self::serve_all(db, pool, auth, limits, Default::default()).await
+    }
+
+    async fn serve_all(
+        db: &TestDb,
+        pool: Pool,
+        auth: AuthConfig,
+        limits: Limits,
+        cors: justice_counts::http::cors::CorsSettings,
+    ) -> Self {
         let auth = Arc::new(auth);
         let events = justice_counts::events::EventBus::new();
         events.listen(db.url.clone()).await.expect("event listener");
-        let router = http::router(http::Services::over(graphql::SchemaData {
-            pool,
-            catalogue: db.catalogue.clone(),
-            auth: auth.clone(),
-            events,
-            limits: Arc::new(limits),
-        }))
+        let router = http::router(http::Services {
+            cors,
+            ..http::Services::over(graphql::SchemaData {
+                pool,
+                catalogue: db.catalogue.clone(),
+                auth: auth.clone(),
+                events,
+                limits: Arc::new(limits),
+            })
+        })
         .expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
