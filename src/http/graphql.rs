@@ -380,7 +380,7 @@ pub(super) async fn get(
     let Some(params) =
         params.filter(|params| params.query.is_some() || params.extensions.is_some())
     else {
-        return super::graphiql(State(state)).await.into_response();
+        return super::graphiql::page();
     };
     let mut exchange = Exchange::new(&parts.headers);
     if let Err(refused) = admit(&state, &parts.headers, address) {

@@ -5,19 +5,19 @@ pub mod client;
 pub mod cors;
 pub mod csrf;
 pub mod documents;
+pub mod graphiql;
 pub mod graphql;
 pub mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use axum::Router;
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -112,7 +112,8 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
     let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(subscriptions::upgrade))
-        .route("/graphiql", get(graphiql))
+        .route("/graphiql", get(async || graphiql::page()))
+        .route("/graphiql/assets/{file}", get(graphiql::asset))
         .route("/health", get(ready))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
@@ -209,16 +210,6 @@ impl FromRequestParts<AppState> for Client {
     ) -> Result<Self, Self::Rejection> {
         Ok(Self(client::address(parts, &state.limits)))
     }
-}
-
-async fn graphiql(State(_state): State<AppState>) -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("Justice Counts GraphQL")
-            .finish(),
-    )
 }
 
 /// Alive: the process answers.

@@ -5,6 +5,7 @@
 
 mod administration;
 mod authorization;
+mod browser;
 mod catalogue;
 mod cluster;
 mod constraints;
