@@ -30,7 +30,8 @@ pub struct Database {
 }
 
 impl Database {
-    /// The configured database, or the private cluster in the data directory.
+    /// The configured database, or the private cluster in the data directory (started here,
+    /// or, when a running server holds it, used through its socket).
     pub async fn open(options: &GlobalOptions) -> anyhow::Result<Self> {
         if let Some(url) = &options.database_url {
             return Ok(Self {
@@ -39,9 +40,18 @@ impl Database {
                 cluster: None,
             });
         }
+        let root = options.data_dir.join("postgres");
+        if let Some(url) = Cluster::held_elsewhere(&root, EMBEDDED_DATABASE) {
+            tracing::info!(dir = %root.display(), "using the private cluster of the running server");
+            return Ok(Self {
+                url,
+                created: false,
+                cluster: None,
+            });
+        }
         let search = BinarySearch::system(options.pg_bin_dir.clone());
         let cluster_options = ClusterOptions {
-            root: options.data_dir.join("postgres"),
+            root,
             durable: true,
         };
         let (cluster, _) = tokio::task::spawn_blocking(move || {

@@ -213,6 +213,14 @@ fn check_reachable(dir: &Path, uid: Uid, gid: Gid) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A URL for database `database` as the superuser of the cluster in `root`, over its socket.
+fn socket_url(root: &Path, database: &str) -> String {
+    format!(
+        "postgres:///{database}?host={}&user=postgres",
+        percent_encode(&root.to_string_lossy())
+    )
+}
+
 /// Longest unix socket path the kernel accepts, less the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -285,10 +293,24 @@ impl Cluster {
 
     /// A URL for database `database` as the cluster's superuser, over the unix socket.
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres:///{database}?host={}&user=postgres",
-            percent_encode(&self.root.to_string_lossy())
-        )
+        socket_url(&self.root, database)
+    }
+
+    /// The URL of database `database` of the cluster in `root` when another process (a
+    /// running server) holds that cluster and it is up: commands then use it through its
+    /// socket instead of starting it. None when the cluster is free or not running.
+    pub fn held_elsewhere(root: &Path, database: &str) -> Option<String> {
+        let root = root.canonicalize().ok()?;
+        let lock_file = OpenOptions::new()
+            .write(true)
+            .open(root.join("server.lock"))
+            .ok()?;
+        if Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).is_ok() {
+            return None;
+        }
+        root.join(".s.PGSQL.5432")
+            .exists()
+            .then(|| socket_url(&root, database))
     }
 
     fn command(&self, program: &str) -> Command {

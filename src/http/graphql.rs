@@ -314,6 +314,12 @@ pub(super) async fn post(
             return exchange.reply(refusal("BAD_REQUEST", &message));
         }
     };
+    if request.query.is_empty() && !request.extensions.contains_key("persistedQuery") {
+        return exchange.reply(refusal(
+            "BAD_REQUEST",
+            "the request has no `query` (nor a persisted query's hash)",
+        ));
+    }
     execute(
         &state,
         &parts.headers,

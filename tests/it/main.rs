@@ -11,6 +11,7 @@ mod cluster;
 mod constraints;
 mod editing;
 mod graphql_api;
+mod graphql_http_audit;
 mod http_conventions;
 mod migrations;
 mod read_api;

@@ -502,3 +502,82 @@ async fn the_bare_binary_reads_the_options_of_serve_from_the_environment() {
     assert_eq!(response["errors"][0]["extensions"]["max"], 1, "{response}");
     stop(child).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_use_the_private_cluster_of_a_running_server() {
+    let dir = data_dir();
+    let (child, base_url) = serve(dir.path()).await;
+    let output = command(dir.path())
+        .args(["token", "issue", "--email", "sheriff.reader@example.com"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let me: Value = reqwest::Client::new()
+        .post(format!("{base_url}/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": "{ me { email } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["data"]["me"]["email"], "sheriff.reader@example.com",
+        "{me}"
+    );
+    // The command left the server's cluster running.
+    assert_eq!(agency_names(&base_url).await.len(), 9);
+    stop(child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_gets_an_access_log_line_without_terminal_colours() {
+    use tokio::io::AsyncReadExt;
+
+    let db = TestDb::with_demo().await;
+    let dir = data_dir();
+    let mut child = command(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .env("LOG_LEVEL", "info")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.unwrap();
+        text
+    });
+    let base_url = base_url(&mut child).await;
+    let response = reqwest::Client::new()
+        .post(format!("{base_url}/graphql"))
+        .header("x-request-id", "access-log-probe")
+        .json(&json!({ "query": "query Probe { __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    stop(child).await;
+    let log = log.await.unwrap();
+    assert!(!log.contains('\u{1b}'), "no ANSI escape codes: {log}");
+    let line = log
+        .lines()
+        .find(|line| {
+            line.contains("access-log-probe") && line.contains("finished processing request")
+        })
+        .unwrap_or_else(|| panic!("no access log line in {log}"));
+    assert!(line.contains("INFO"), "{line}");
+    assert!(line.contains("status=200"), "{line}");
+    assert!(line.contains("operation=\"Probe\""), "{line}");
+}
