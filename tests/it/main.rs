@@ -9,6 +9,7 @@ mod browser;
 mod catalogue;
 mod cluster;
 mod constraints;
+mod docker;
 mod editing;
 mod graphql_api;
 mod graphql_http_audit;
