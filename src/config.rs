@@ -74,6 +74,11 @@ pub struct GlobalOptions {
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// OpenTelemetry collector to export traces to over OTLP/HTTP (`http://collector:4318`).
+    /// Unset: no traces are exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// How log lines are written.

@@ -14,6 +14,7 @@
 //! - [`seed`]: demo and benchmark data.
 //! - [`limits`]: every limit on what comes from outside, with its default.
 //! - [`metrics`]: the process's Prometheus metrics.
+//! - [`telemetry`]: logs, and traces over OTLP.
 //! - [`error`]: the API's error type and codes.
 
 pub mod app;
@@ -30,3 +31,4 @@ pub mod metrics;
 pub mod models;
 pub mod reports;
 pub mod seed;
+pub mod telemetry;

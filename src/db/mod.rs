@@ -41,12 +41,35 @@ impl StatementCounter {
     }
 }
 
-struct Counting(Arc<AtomicUsize>);
+/// What a pooled connection reports of its statements: a span each (for traces), and a count
+/// when asked.
+struct Observed {
+    counter: Option<Arc<AtomicUsize>>,
+    statement: Option<tracing::Span>,
+}
 
-impl Instrumentation for Counting {
+impl Instrumentation for Observed {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { .. } = event {
-            self.0.fetch_add(1, Ordering::SeqCst);
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => {
+                if let Some(counter) = &self.counter {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                let span = tracing::debug_span!(
+                    "sql",
+                    db.system = "postgresql",
+                    db.query.text = tracing::field::Empty
+                );
+                if !span.is_disabled() {
+                    // The statement without its bound values, which may be personal data.
+                    let text = query.to_string();
+                    let statement = text.split(" -- binds:").next().unwrap_or_default();
+                    span.record("db.query.text", statement);
+                }
+                self.statement = Some(span);
+            }
+            InstrumentationEvent::FinishQuery { .. } => self.statement = None,
+            _ => {}
         }
     }
 }
@@ -118,9 +141,10 @@ pub async fn connect_with(url: &str, settings: PoolSettings) -> anyhow::Result<P
                 .await
                 .map_err(|error| diesel::ConnectionError::BadConnection(error.to_string()))?;
             }
-            if let Some(counter) = counter {
-                conn.set_instrumentation(Counting(counter));
-            }
+            conn.set_instrumentation(Observed {
+                counter,
+                statement: None,
+            });
             Ok(conn)
         })
     });

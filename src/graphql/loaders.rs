@@ -58,8 +58,15 @@ pub struct LoaderTasks(UnboundedReceiver<BoxFuture<'static, ()>>);
 pub fn new_loader(pool: Pool) -> (DbLoader, LoaderTasks) {
     let (sender, receiver) = mpsc::unbounded();
     let spawner = move |task: BoxFuture<'static, ()>| {
+        // A span per batch, a child of the request's; the batch names its loader in it.
+        let span = tracing::debug_span!(
+            "dataloader batch",
+            loader = tracing::field::Empty,
+            keys = tracing::field::Empty
+        );
         // The receiver lives as long as the request; a fetch started after it ended has no
         // one waiting for it.
+        let task: BoxFuture<'static, ()> = Box::pin(tracing::Instrument::instrument(task, span));
         let _ = sender.unbounded_send(task);
     };
     (
@@ -139,7 +146,9 @@ impl Db {
                 loader: loader.to_owned(),
             })
             .observe(keys as f64);
-        tracing::debug!(loader, keys, "dataloader batch");
+        let span = tracing::Span::current();
+        span.record("loader", loader);
+        span.record("keys", keys);
         self.pool.get().await.gql()
     }
 }

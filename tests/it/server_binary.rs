@@ -581,3 +581,90 @@ async fn every_request_gets_an_access_log_line_without_terminal_colours() {
     assert!(line.contains("status=200"), "{line}");
     assert!(line.contains("operation=\"Probe\""), "{line}");
 }
+
+/// Starts `serve` over `db` with these extra environment variables; the child and base URL.
+async fn serve_over(db: &TestDb, dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = command(dir)
+        .env("DATABASE_URL", &db.url)
+        .envs(env.iter().copied())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = base_url(&mut child).await;
+    (child, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_collector_with_spans_for_batches_and_statements() {
+    use std::sync::{Arc, Mutex};
+
+    // A collector that keeps what it is sent.
+    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let kept = received.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().extend_from_slice(&body);
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let db = TestDb::with_demo().await;
+    let dir = data_dir();
+    let (child, base_url) = serve_over(
+        &db,
+        dir.path(),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)],
+    )
+    .await;
+    let response: Value = reqwest::Client::new()
+        .post(format!("{base_url}/graphql"))
+        .json(&json!({ "query": "query Traced { agencies(first: 3) { nodes { name publishedMetrics { metric { key } } } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(response["errors"].is_null(), "{response}");
+    // Stopping flushes what is buffered.
+    stop(child).await;
+    let received = received.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&received);
+    for expected in [
+        "justice-counts",
+        "request",
+        "dataloader batch",
+        "MetricSettingsOf",
+        "sql",
+        "SELECT",
+    ] {
+        assert!(text.contains(expected), "{expected} not exported");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_collector_costs_no_request() {
+    let db = TestDb::with_demo().await;
+    let dir = data_dir();
+    let (child, base_url) = serve_over(
+        &db,
+        dir.path(),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")],
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(agency_names(&base_url).await.len(), 9);
+    }
+    stop(child).await;
+}
