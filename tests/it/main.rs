@@ -16,6 +16,7 @@ mod graphql_http_audit;
 mod http_conventions;
 mod migrations;
 mod read_api;
+mod readme;
 mod schema_export;
 mod screens;
 mod security;
