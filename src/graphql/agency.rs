@@ -1,7 +1,7 @@
 //! Agencies: the `Agency` type and the root fields that find agencies.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate};
 
 use super::catalogue::MetricDefinition;
 use super::guards::SignedIn;
@@ -15,7 +15,7 @@ use super::pagination::{
     AgencyConnection, PageArgs, ReportConnection, TotalCount, UploadConnection, connection_of,
 };
 use super::report::{Person, Report};
-use super::scalars::Date;
+use super::scalars::{Date, Timestamp};
 use super::series::{MetricSeries, SeriesGranularity, SeriesInput, series_of};
 use super::spreadsheet::Upload;
 use super::team::{TeamMember, team_of};
@@ -77,8 +77,8 @@ impl Agency {
     }
 
     /// When the agency was added to the platform.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
 
     /// The superagency this agency belongs to, if any and if the viewer may see it.
@@ -146,7 +146,7 @@ impl Agency {
             .map(|row| AgencySetting {
                 kind: row.kind,
                 value: row.value,
-                updated_at: row.updated_at,
+                updated_at: row.updated_at.into(),
             })
             .collect())
     }
@@ -386,7 +386,7 @@ pub struct AgencySetting {
     /// Its value.
     pub value: String,
     /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
 }
 
 /// A census area and whether the agency's data covers it.
@@ -577,8 +577,8 @@ impl RoleChangeRecord {
     }
 
     /// When.
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.changed_at
+    async fn changed_at(&self) -> Timestamp {
+        Timestamp(self.0.changed_at)
     }
 
     /// Who made the change.

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use super::catalogue::MetricDefinition;
 use super::guards::{SignedIn, viewer};
 use super::loaders::{DbLoader, SettingChangesOf};
 use super::report::Person;
+use super::scalars::{Json, Timestamp};
 use super::{Gql, agency_for, catalogue, connection};
 use crate::auth::permissions::Permission;
 use crate::catalogue::{Catalogue, MetricDefinition as CatalogueMetric};
@@ -218,8 +218,8 @@ pub struct SettingChangeRecord(SettingChange);
 #[Object]
 impl SettingChangeRecord {
     /// When.
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.changed_at
+    async fn changed_at(&self) -> Timestamp {
+        Timestamp(self.0.changed_at)
     }
 
     /// Who made the change (none when the user was deleted).
@@ -229,8 +229,8 @@ impl SettingChangeRecord {
 
     /// What changed, as JSON: each changed field with `old` and `new`; `members` and
     /// `includesExcludes` list the breakdown members and checklist answers set.
-    async fn changes(&self) -> async_graphql::Json<serde_json::Value> {
-        async_graphql::Json(self.0.changes.clone())
+    async fn changes(&self) -> Json {
+        Json(self.0.changes.clone())
     }
 }
 

@@ -129,7 +129,12 @@ pub fn bare_schema() -> AppSchema {
 
 /// The schema in SDL, fields and enum values sorted: the content of `schema.graphql`.
 pub fn sdl() -> String {
-    bare_schema().sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_enum_items())
+    bare_schema().sdl_with_options(
+        SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_enum_items()
+            .include_specified_by(),
+    )
 }
 
 /// A connection from the pool for a resolver's model call.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
-use chrono::{DateTime, Datelike, Utc};
+use chrono::Datelike;
 
 use super::agency::Agency;
 use super::catalogue::MetricDefinition;
@@ -13,7 +13,7 @@ use super::guards::viewer;
 use super::loaders::{
     ChangesOf, ContextsOf, DatapointsOf, DbLoader, EditorsOf, MetricSettingsOf, StatusChangesOf,
 };
-use super::scalars::Date;
+use super::scalars::{Date, Timestamp};
 use super::{Gql, catalogue, find_agency, parse_id};
 use crate::auth::permissions::Permission;
 use crate::catalogue::{Catalogue, MetricDefinition as CatalogueMetric};
@@ -91,18 +91,18 @@ impl Report {
     }
 
     /// When the report was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
     }
 
     /// When the report was last changed.
-    async fn last_modified_at(&self) -> DateTime<Utc> {
-        self.0.last_modified_at
+    async fn last_modified_at(&self) -> Timestamp {
+        Timestamp(self.0.last_modified_at)
     }
 
     /// When the report was last published.
-    async fn published_at(&self) -> Option<DateTime<Utc>> {
-        self.0.published_at
+    async fn published_at(&self) -> Option<Timestamp> {
+        self.0.published_at.map(Timestamp)
     }
 
     /// Who edited the report, most recent first.
@@ -119,7 +119,7 @@ impl Report {
                     id: ID(user.id.to_string()),
                     name: user.name,
                 },
-                last_edited_at,
+                last_edited_at: last_edited_at.into(),
             })
             .collect())
     }
@@ -196,7 +196,7 @@ pub struct ReportEditor {
     /// The editor.
     pub person: Person,
     /// When they last saved the report.
-    pub last_edited_at: DateTime<Utc>,
+    pub last_edited_at: Timestamp,
 }
 
 /// The GraphQL view of a status change.
@@ -216,8 +216,8 @@ impl ReportStatusChange {
     }
 
     /// When.
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.0.changed_at
+    async fn changed_at(&self) -> Timestamp {
+        Timestamp(self.0.changed_at)
     }
 
     /// Who made the change (none when the user was deleted).
@@ -452,8 +452,8 @@ impl ValueChange {
     }
 
     /// When.
-    async fn changed_at(&self) -> DateTime<Utc> {
-        self.change.changed_at
+    async fn changed_at(&self) -> Timestamp {
+        Timestamp(self.change.changed_at)
     }
 
     /// Who made the change (none when the user was deleted).

@@ -86,3 +86,64 @@ mod tests {
         assert!(Date::parse_text("2200-01-01").is_ok());
     }
 }
+
+/// An instant in time, written in RFC 3339 (`2026-11-29T21:00:00.123Z`), always in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub chrono::DateTime<chrono::Utc>);
+
+/// An instant in time, written in RFC 3339 (`2026-11-29T21:00:00.123Z`), always in UTC.
+#[Scalar(
+    name = "DateTime",
+    specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339#section-5.6"
+)]
+impl ScalarType for Timestamp {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let Value::String(text) = &value else {
+            return Err(InputValueError::expected_type(value));
+        };
+        let instant = chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|_| InputValueError::custom(format!("{text:?} is not an RFC 3339 instant")))?
+            .with_timezone(&chrono::Utc);
+        let day = instant.date_naive();
+        if !(MIN_DATE..=MAX_DATE).contains(&day) {
+            return Err(InputValueError::custom(format!(
+                "{text} is outside the dates this API accepts ({MIN_DATE} to {MAX_DATE})"
+            )));
+        }
+        Ok(Self(instant))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    }
+}
+
+impl From<chrono::DateTime<chrono::Utc>> for Timestamp {
+    fn from(instant: chrono::DateTime<chrono::Utc>) -> Self {
+        Self(instant)
+    }
+}
+
+/// A JSON value whose shape the field's description gives; used only where a value is
+/// free-form by nature, such as the record of what a change changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Json(pub serde_json::Value);
+
+/// A JSON value whose shape the field's description gives; used only where a value is
+/// free-form by nature, such as the record of what a change changed.
+#[Scalar(
+    name = "JSON",
+    specified_by_url = "https://datatracker.ietf.org/doc/html/rfc8259"
+)]
+impl ScalarType for Json {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        value
+            .into_json()
+            .map(Self)
+            .map_err(|error| InputValueError::custom(error.to_string()))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::from_json(self.0.clone()).unwrap_or(Value::Null)
+    }
+}

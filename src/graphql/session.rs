@@ -1,9 +1,10 @@
 //! Signing in and out: sessions with short-lived access tokens and one-use refresh tokens.
 
 use async_graphql::{Context, InputObject, Object, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use super::guards::{SignedIn, viewer};
+use super::scalars::Timestamp;
 use super::user::CurrentUser;
 use super::{Gql, auth_config, connection};
 use crate::auth::throttle::ClientAddress;
@@ -25,11 +26,11 @@ pub struct SessionPayload {
     /// offline by appending checks.
     pub access_token: String,
     /// When the access token stops working; renew it before then.
-    pub access_token_expires_at: DateTime<Utc>,
+    pub access_token_expires_at: Timestamp,
     /// Exchange for new tokens with `renewSession`; works once.
     pub refresh_token: String,
     /// When the session ends unless renewed.
-    pub refresh_token_expires_at: DateTime<Utc>,
+    pub refresh_token_expires_at: Timestamp,
     /// The signed-in user.
     pub user: CurrentUser,
 }
@@ -71,9 +72,9 @@ fn payload(
     let access_token = config.keys.issue(user.id, Some(session.id), expires)?;
     Ok(SessionPayload {
         access_token,
-        access_token_expires_at: expires,
+        access_token_expires_at: expires.into(),
         refresh_token,
-        refresh_token_expires_at: session.expires_at,
+        refresh_token_expires_at: session.expires_at.into(),
         user: CurrentUser(user),
     })
 }

@@ -2,10 +2,10 @@
 //! screen).
 
 use async_graphql::{Context, ID, Object, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use super::loaders::{DbLoader, MessagesOf, ReportChangesOf};
 use super::report::{Person, Report};
+use super::scalars::Timestamp;
 use crate::models::enums::{MessageSeverity, ReportChangeKind, SpreadsheetStatus, System};
 use crate::models::spreadsheet::{ReportChange, Spreadsheet};
 
@@ -36,8 +36,8 @@ impl Upload {
     }
 
     /// When the file was uploaded.
-    async fn uploaded_at(&self) -> DateTime<Utc> {
-        self.0.uploaded_at
+    async fn uploaded_at(&self) -> Timestamp {
+        Timestamp(self.0.uploaded_at)
     }
 
     /// Who uploaded it.
@@ -46,8 +46,8 @@ impl Upload {
     }
 
     /// When its values were stored.
-    async fn ingested_at(&self) -> Option<DateTime<Utc>> {
-        self.0.ingested_at
+    async fn ingested_at(&self) -> Option<Timestamp> {
+        self.0.ingested_at.map(Timestamp)
     }
 
     /// How many values the ingest created.

@@ -1,10 +1,10 @@
 //! An agency's team: members with their roles, and invitations.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use super::guards::{Can, SignedIn, viewer};
 use super::loaders::{DbLoader, TeamOf};
+use super::scalars::Timestamp;
 use super::session::{SessionPayload, open_session};
 use super::{Gql, agency_for, auth_config, connection, parse_id};
 use crate::auth::permissions::{AgencyScope, Permission};
@@ -67,13 +67,13 @@ impl TeamMember {
     }
 
     /// When the member last used the agency.
-    async fn last_visit_at(&self) -> Option<DateTime<Utc>> {
-        self.membership.last_visit_at
+    async fn last_visit_at(&self) -> Option<Timestamp> {
+        self.membership.last_visit_at.map(Timestamp)
     }
 
     /// When the member was invited.
-    async fn invited_at(&self) -> DateTime<Utc> {
-        self.membership.created_at
+    async fn invited_at(&self) -> Timestamp {
+        Timestamp(self.membership.created_at)
     }
 }
 

@@ -1,12 +1,12 @@
 //! Users: the signed-in user (`me`) with their memberships.
 
 use async_graphql::{Context, Object};
-use chrono::{DateTime, Utc};
 
 use super::Gql;
 use super::agency::Agency;
 use super::guards::{SignedIn, viewer};
 use super::loaders::{DbLoader, MembershipsOf};
+use super::scalars::Timestamp;
 use crate::auth::permissions::Operation;
 use crate::error::AppError;
 use crate::models::enums::{AgencyRole, InvitationStatus};
@@ -88,8 +88,8 @@ impl AgencyMembership {
     }
 
     /// When the user last used the agency.
-    async fn last_visit_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_visit_at
+    async fn last_visit_at(&self) -> Option<Timestamp> {
+        self.0.last_visit_at.map(Timestamp)
     }
 
     /// Whether the user receives email about the agency.

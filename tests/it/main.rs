@@ -7,6 +7,7 @@ mod administration;
 mod authorization;
 mod browser;
 mod catalogue;
+mod clients;
 mod cluster;
 mod constraints;
 mod docker;
