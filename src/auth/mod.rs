@@ -22,7 +22,6 @@ use crate::error::{AppError, AppResult};
 use crate::limits::Limits;
 use crate::models::enums::AgencyRole;
 use crate::models::ids::{AgencyId, UserId};
-use crate::models::session;
 use crate::models::user::User;
 
 /// Token settings, the password hasher and the sign-in throttles, shared by the sign-in
@@ -138,19 +137,23 @@ pub async fn authenticate(
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or_else(|| AppError::Unauthenticated("use `Authorization: Bearer <token>`".into()))?;
     let verified = config.keys.verify(token)?;
-    if session::is_revoked(conn, &verified.revocation_ids, verified.session_id).await? {
+    let credentials = User::credentials(
+        conn,
+        verified.user_id,
+        &verified.revocation_ids,
+        verified.session_id,
+    )
+    .await?
+    .ok_or_else(|| AppError::Unauthenticated("the access token's user no longer exists".into()))?;
+    if credentials.revoked {
         return Err(AppError::Unauthenticated(
             "the access token was revoked; sign in again".into(),
         ));
     }
-    let user = User::find(conn, verified.user_id).await?.ok_or_else(|| {
-        AppError::Unauthenticated("the access token's user no longer exists".into())
-    })?;
-    let roles = User::effective_roles(conn, user.id).await?;
     Ok(Viewer::User(Arc::new(SignedIn {
-        user_id: user.id,
-        is_platform_admin: user.is_platform_admin,
-        roles,
+        user_id: verified.user_id,
+        is_platform_admin: credentials.is_platform_admin,
+        roles: credentials.roles,
         token: verified,
         decisions: Mutex::new(HashMap::new()),
     })))

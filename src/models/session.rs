@@ -1,7 +1,7 @@
 //! Sign-in sessions and revoked tokens.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::{exists, now, select};
+use diesel::dsl::now;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
@@ -137,22 +137,4 @@ pub async fn revoke_tokens(
         .execute(conn)
         .await
         .map(drop)
-}
-
-/// Whether any of the identifiers is revoked, or the session has ended.
-pub async fn is_revoked(
-    conn: &mut AsyncPgConnection,
-    revocation_ids: &[String],
-    session: Option<i64>,
-) -> QueryResult<bool> {
-    let token_revoked =
-        exists(revoked_tokens::table.filter(revoked_tokens::revocation_id.eq_any(revocation_ids)));
-    let session_ended = exists(
-        sessions::table
-            .filter(sessions::id.nullable().eq(session))
-            .filter(sessions::revoked_at.is_not_null()),
-    );
-    select(token_revoked.or(session_ended))
-        .get_result(conn)
-        .await
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use crate::db::schema::{agencies, membership_changes, memberships, users};
+use crate::db::schema::{membership_changes, memberships, users};
 use crate::error::{AppError, AppResult};
 use crate::models::enums::{AgencyRole, InvitationStatus};
 use crate::models::ids::{AgencyId, UserId};
@@ -69,29 +69,47 @@ impl User {
             .optional()
     }
 
-    /// The user's roles by agency: accepted memberships, each extended from a superagency to
-    /// its child agencies (the higher role wins where both apply).
-    pub async fn effective_roles(
+    /// What authenticating one of the user's tokens needs, in one statement: whether the
+    /// user is platform staff, whether any of the token's revocation ids or its session is
+    /// revoked, and the effective roles. None when the user does not exist.
+    pub async fn credentials(
         conn: &mut AsyncPgConnection,
         user: UserId,
-    ) -> QueryResult<HashMap<AgencyId, AgencyRole>> {
-        let rows: Vec<(AgencyId, AgencyRole)> = memberships::table
-            .inner_join(
-                agencies::table.on(agencies::id
-                    .eq(memberships::agency_id)
-                    .or(agencies::super_agency_id.eq(memberships::agency_id.nullable()))),
-            )
-            .filter(memberships::user_id.eq(user))
-            .filter(memberships::invitation_status.eq(InvitationStatus::Accepted))
-            .select((agencies::id, memberships::role))
-            .load(conn)
-            .await?;
-        let mut roles: HashMap<AgencyId, AgencyRole> = HashMap::new();
-        for (agency, role) in rows {
-            let entry = roles.entry(agency).or_insert(role);
-            *entry = (*entry).max(role);
-        }
-        Ok(roles)
+        revocation_ids: &[String],
+        session: Option<i64>,
+    ) -> QueryResult<Option<Credentials>> {
+        // One join for both arrays, in one order, so that they pair up.
+        const GRANTS: &str = "FROM memberships m JOIN agencies a \
+            ON a.id = m.agency_id OR a.super_agency_id = m.agency_id \
+            WHERE m.user_id = u.id AND m.invitation_status = 'ACCEPTED' \
+            ORDER BY a.id, m.agency_id";
+        let row: Option<CredentialsRow> = diesel::sql_query(format!(
+            "SELECT u.is_platform_admin, \
+               (EXISTS (SELECT 1 FROM revoked_tokens WHERE revocation_id = ANY($2)) \
+                OR EXISTS (SELECT 1 FROM sessions WHERE id = $3 AND revoked_at IS NOT NULL)) \
+                 AS revoked, \
+               ARRAY(SELECT a.id {GRANTS}) AS agencies, \
+               ARRAY(SELECT m.role {GRANTS}) AS roles \
+             FROM users u WHERE u.id = $1"
+        ))
+        .bind::<diesel::sql_types::Int4, _>(user.0)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(revocation_ids)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Int8>, _>(session)
+        .get_result(conn)
+        .await
+        .optional()?;
+        Ok(row.map(|row| {
+            let mut roles: HashMap<AgencyId, AgencyRole> = HashMap::new();
+            for (agency, role) in row.agencies.into_iter().zip(row.roles) {
+                let entry = roles.entry(AgencyId(agency)).or_insert(role);
+                *entry = (*entry).max(role);
+            }
+            Credentials {
+                is_platform_admin: row.is_platform_admin,
+                revoked: row.revoked,
+                roles,
+            }
+        }))
     }
 
     /// Sets the user's password hash.
@@ -106,6 +124,29 @@ impl User {
             .await
             .map(drop)
     }
+}
+
+/// What authenticating a token needs to know of its user (see [`User::credentials`]).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Whether the user is platform staff.
+    pub is_platform_admin: bool,
+    /// Whether the token or its session is revoked.
+    pub revoked: bool,
+    /// Effective roles by agency, superagency roles extended to child agencies.
+    pub roles: HashMap<AgencyId, AgencyRole>,
+}
+
+#[derive(QueryableByName)]
+struct CredentialsRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    is_platform_admin: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    revoked: bool,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Int4>)]
+    agencies: Vec<i32>,
+    #[diesel(sql_type = diesel::sql_types::Array<crate::db::schema::sql_types::AgencyRole>)]
+    roles: Vec<AgencyRole>,
 }
 
 /// A user's membership in an agency.

@@ -260,6 +260,16 @@ async fn screens_send_the_same_number_of_statements_however_much_data_they_show(
     let one_member = statements(&app, &db, &token, "team_and_settings", settings(lone)).await;
     let fifty_members = statements(&app, &db, &token, "team_and_settings", settings(crowd)).await;
 
+    // Authentication: one statement for a token (revocations, user and roles at once), none
+    // without one.
+    let before = db.statements.get();
+    app.graphql_as(Some(&token), "{ __typename }", json!({}))
+        .await;
+    assert_eq!(db.statements.get() - before, 1, "authenticating a token");
+    let before = db.statements.get();
+    app.graphql_as(None, "{ __typename }", json!({})).await;
+    assert_eq!(db.statements.get() - before, 0, "an anonymous request");
+
     println!(
         "statements per request: records {one} / {hundred}, data entry {one_metric} / {thirty_metrics}, \
          team {one_member} / {fifty_members}"
