@@ -103,13 +103,17 @@ impl SessionMutation {
         let config = auth_config(ctx);
         config.throttle.attempt_from(client_address(ctx)).gql()?;
         config.throttle.attempt_on(&input.email).gql()?;
-        let user = {
+        let found = {
             let mut conn = connection(ctx).await.gql()?;
-            User::find_by_email(&mut conn, &input.email).await.gql()?
+            User::signing_in(&mut conn, &input.email).await.gql()?
         };
         // No connection is held while the password is checked: hashes may queue.
-        let hash = user.as_ref().and_then(|user| user.password_hash.as_deref());
-        let matches = config.hasher.verify(&input.password, hash).await.gql()?;
+        let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), hash));
+        let matches = config
+            .hasher
+            .verify(&input.password, hash.as_deref())
+            .await
+            .gql()?;
         let (true, Some(user)) = (matches, user) else {
             return Err(
                 AppError::Unauthenticated("the email or password is wrong".into()).into_gql(),

@@ -21,8 +21,6 @@ pub struct User {
     pub name: String,
     /// Email address, unique ignoring case.
     pub email: String,
-    /// argon2id hash of the password; none until the user chooses one.
-    pub password_hash: Option<String>,
     /// Whether the user is platform staff (JUSTICE_COUNTS_ADMIN).
     pub is_platform_admin: bool,
     /// When the user was created.
@@ -57,13 +55,22 @@ impl User {
         conn: &mut AsyncPgConnection,
         email: &str,
     ) -> QueryResult<Option<Self>> {
+        Ok(Self::signing_in(conn, email).await?.map(|(user, _)| user))
+    }
+
+    /// The user with this email address, ignoring case, with the hash of their password (none
+    /// until they choose one): the one read of password hashes, for signing in.
+    pub async fn signing_in(
+        conn: &mut AsyncPgConnection,
+        email: &str,
+    ) -> QueryResult<Option<(Self, Option<String>)>> {
         users::table
             .filter(
                 diesel::dsl::sql::<diesel::sql_types::Bool>("lower(users.email) = lower(")
                     .bind::<diesel::sql_types::Text, _>(email.trim().to_owned())
                     .sql(")"),
             )
-            .select(Self::as_select())
+            .select((Self::as_select(), users::password_hash))
             .first(conn)
             .await
             .optional()
@@ -281,7 +288,12 @@ pub async fn accept_invitation(
         let user = User::find(conn, membership.user_id)
             .await?
             .ok_or_else(invalid)?;
-        match &user.password_hash {
+        let existing: Option<String> = users::table
+            .find(user.id)
+            .select(users::password_hash)
+            .first(conn)
+            .await?;
+        match &existing {
             Some(existing) => {
                 if !hasher.verify(password, Some(existing)).await? {
                     return Err(AppError::Unauthenticated(
