@@ -190,6 +190,12 @@ impl From<DieselError> for AppError {
                         tracing::warn!(%error, "the database closed a connection");
                         Self::Unavailable(UNAVAILABLE.into())
                     }
+                    // The server is going away (SQLSTATE 57P01, an administrator or a
+                    // failover ended the connection): retry elsewhere or later.
+                    _ if info.message().contains("terminating connection") => {
+                        tracing::warn!(%error, "the database ended a connection");
+                        Self::Unavailable(UNAVAILABLE.into())
+                    }
                     // SQLSTATE 57014: `statement_timeout` cancelled the statement.
                     _ if info.message().contains("statement timeout") => {
                         tracing::warn!(%error, "a statement ran out of time");

@@ -16,29 +16,9 @@ fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
 }
 
-/// Installs the pinned packages of `clients/` once per checkout.
+/// `clients/`, with its pinned packages installed.
 async fn installed() -> PathBuf {
-    static INSTALL: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    let dir = clients_dir();
-    INSTALL
-        .get_or_init(|| async {
-            if dir.join("node_modules/.bin/graphql-codegen").exists() {
-                return;
-            }
-            let output = Command::new("npm")
-                .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
-                .current_dir(&dir)
-                .output()
-                .await
-                .expect("npm is installed (.ci/run installs Node.js)");
-            assert!(
-                output.status.success(),
-                "npm ci: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        })
-        .await;
-    dir
+    crate::support::npm_installed("clients", ".bin/graphql-codegen").await
 }
 
 /// Runs a command in `clients/`; its exit status and output.

@@ -2,28 +2,13 @@
 //! `tests/graphql-http/audit.mjs` with Node) against the server: every MUST, SHOULD and MAY
 //! it checks passes.
 
-use std::path::Path;
-
 use tokio::process::Command;
 
-use crate::support::{TestApp, TestDb};
+use crate::support::{TestApp, TestDb, npm_installed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_graphql_over_http_audit_passes() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/graphql-http");
-    if !dir.join("node_modules/graphql-http").exists() {
-        let installed = Command::new("npm")
-            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .output()
-            .await
-            .expect("npm is installed (.ci/run installs Node.js)");
-        assert!(
-            installed.status.success(),
-            "npm ci: {}",
-            String::from_utf8_lossy(&installed.stderr)
-        );
-    }
+    let dir = npm_installed("tests/graphql-http", "graphql-http").await;
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
     let output = Command::new("node")

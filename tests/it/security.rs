@@ -445,7 +445,11 @@ async fn many_accounts_from_one_address_are_throttled_too() {
         codes.push(answer.codes().join(""));
     }
     let refused = codes.iter().position(|code| code == "RATE_LIMITED");
-    assert_eq!(refused, Some(20), "{codes:?}");
+    // The burst of 20, give or take one attempt regained meanwhile on a slow machine.
+    assert!(
+        refused.is_some_and(|at| (20..=21).contains(&at)),
+        "{codes:?}"
+    );
 }
 
 #[tokio::test]
@@ -797,7 +801,9 @@ async fn too_many_requests_from_one_address_or_one_user_are_refused() {
                 .as_u16(),
         );
     }
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    // The burst, then refusals (one request a second comes back: allow for a slow machine).
+    assert_eq!(statuses[..5], [200; 5], "{statuses:?}");
+    assert!(statuses[5..].contains(&429), "{statuses:?}");
     let refused = answer(send("203.0.113.1".into(), None).await.unwrap()).await;
     assert_eq!(refused.codes(), ["RATE_LIMITED"]);
     assert!(refused.retry_after().is_some());
@@ -814,7 +820,9 @@ async fn too_many_requests_from_one_address_or_one_user_are_refused() {
             .unwrap();
         statuses.push(response.status().as_u16());
     }
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    // The burst, then refusals (one request a second comes back: allow for a slow machine).
+    assert_eq!(statuses[..5], [200; 5], "{statuses:?}");
+    assert!(statuses[5..].contains(&429), "{statuses:?}");
 }
 
 #[tokio::test]
@@ -863,8 +871,12 @@ async fn an_unreachable_database_is_answered_at_once_with_503() {
             json!({}),
         )
         .await;
-        // The first request may meet a connection the database just closed.
-        if answer.status == StatusCode::OK {
+        // Requests may first meet the pooled connections the database just ended: each is
+        // dropped once used.
+        for _ in 0..3 {
+            if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
             answer = query(
                 &app,
                 token,

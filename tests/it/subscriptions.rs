@@ -114,14 +114,14 @@ async fn signing_out_closes_the_sessions_subscriptions() {
 async fn a_subscription_ends_when_its_access_token_expires() {
     let db = TestDb::with_demo().await;
     let mut auth = AuthConfig::new(TokenKeys::generate());
-    auth.access_token_lifetime = chrono::Duration::seconds(2);
+    auth.access_token_lifetime = chrono::Duration::seconds(4);
     let app = TestApp::spawn_with(&db, auth).await;
     let sheriff = agency_id(&app, &db, "Sheriff").await;
     let token = sign_in(&app).await;
     let (mut socket, ack) = connect(&app, &token).await;
     assert_eq!(json_of(&ack)["type"], "connection_ack");
     subscribe(&mut socket, "1", &sheriff).await;
-    let (code, reason) = closed(&mut socket, Duration::from_secs(6)).await;
+    let (code, reason) = closed(&mut socket, Duration::from_secs(10)).await;
     assert_eq!(code, 4401);
     assert!(reason.contains("expired"), "{reason}");
 }

@@ -395,3 +395,27 @@ pub fn redact(value: &mut Value) {
         _ => {}
     }
 }
+
+/// `dir` (a folder of the repository with an npm `package-lock.json`) with its pinned
+/// packages installed: `npm ci` once per checkout, unless `marker` (a path in
+/// `node_modules`) shows they are there. `.ci/run` installs them beforehand.
+pub async fn npm_installed(dir: &str, marker: &str) -> std::path::PathBuf {
+    static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let _one_at_a_time = INSTALLING.lock().await;
+    if !dir.join("node_modules").join(marker).exists() {
+        let output = tokio::process::Command::new("npm")
+            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .output()
+            .await
+            .expect("npm is installed (.ci/run installs Node.js)");
+        assert!(
+            output.status.success(),
+            "npm ci in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    dir
+}
