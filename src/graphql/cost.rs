@@ -3,16 +3,13 @@
 //! per location, sign-ins per request, the sizes of strings and lists in arguments and
 //! variables, and an estimate of the work the operation asks for. Fragments are expanded and
 //! `__typename` and introspection fields count like any other field (async-graphql's own
-//! validation leaves `__typename` out).
+//! validation leaves `__typename` out). Applied by the request [`pipeline`](super::pipeline).
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{
     Directive, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
 use async_graphql::registry::Registry;
-use async_graphql::{ErrorExtensionValues, Name, Positioned, ServerError, ServerResult, Variables};
+use async_graphql::{ErrorExtensionValues, Name, Positioned, ServerError, Variables};
 use async_graphql_value::{ConstValue, Value};
 
 use super::pagination::DEFAULT_PAGE_SIZE;
@@ -23,33 +20,6 @@ pub const CODE: &str = "QUERY_TOO_COMPLEX";
 
 /// The root mutations that check a password or a refresh token.
 const SIGN_IN_FIELDS: [&str; 2] = ["signIn", "renewSession"];
-
-/// Extension factory: registers the limits on a schema.
-pub struct QueryLimits(pub Arc<Limits>);
-
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryLimitsExtension(self.0.clone()))
-    }
-}
-
-struct QueryLimitsExtension(Arc<Limits>);
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for QueryLimitsExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        check_text(&self.0, query)?;
-        let document = next.run(ctx, query, variables).await?;
-        check_document(&self.0, &ctx.schema_env.registry, &document, variables)?;
-        Ok(document)
-    }
-}
 
 /// A limit exceeded: its setting's name, its value, and what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -539,6 +509,14 @@ impl<'a> Walk<'a> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use async_graphql::ServerResult;
+    use async_graphql::extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextParseQuery,
+    };
+    use async_graphql::parser::types::ExecutableDocument;
+
     use super::*;
 
     /// Stops every request once it is parsed and checked: nothing resolves.
@@ -573,7 +551,9 @@ mod tests {
             Subscription::default(),
         )
         .extension(StopAfterChecks)
-        .extension(QueryLimits(Arc::new(limits.clone())))
+        .extension(super::super::pipeline::Pipeline::checked(Arc::new(
+            limits.clone(),
+        )))
         .finish();
         let response = futures_util::FutureExt::now_or_never(schema.execute(query))
             .expect("checks do not wait");

@@ -12,6 +12,7 @@ pub mod metric;
 pub mod operation;
 pub mod order;
 pub mod pagination;
+pub mod pipeline;
 pub mod report;
 pub mod scalars;
 pub mod series;
@@ -61,14 +62,14 @@ pub struct Subscription(editing::ReportSubscription);
 /// The schema served at `/graphql` (and `/graphql/ws` for subscriptions).
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// The schema's settings: the limits on documents (enforced before anything runs, see
-/// [`cost`]), no "did you mean" suggestions in errors (they would describe the schema to
-/// whoever cannot introspect it), and error codes on every error.
+/// The schema's settings: the request [`pipeline`] with the limits on documents (enforced
+/// before anything runs, see [`cost`]), and no "did you mean" suggestions in errors (they
+/// would describe the schema to whoever cannot introspect it).
 fn builder(limits: &Arc<Limits>) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-    unchecked_builder(limits).extension(cost::QueryLimits(limits.clone()))
+    base_builder(limits).extension(pipeline::Pipeline::checked(limits.clone()))
 }
 
-fn unchecked_builder(
+fn base_builder(
     limits: &Arc<Limits>,
 ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
@@ -77,9 +78,6 @@ fn unchecked_builder(
         Subscription::default(),
     )
     .disable_suggestions()
-    .extension(codes::ErrorCodes)
-    .extension(operation::RecordOperationName)
-    .extension(order::SelectionOrder)
     .data(limits.clone())
 }
 
@@ -119,7 +117,10 @@ fn with_data(
 /// what the limits cost. Never served.
 #[doc(hidden)]
 pub fn build_schema_without_document_limits(data: SchemaData) -> AppSchema {
-    with_data(unchecked_builder(&data.limits), data)
+    with_data(
+        base_builder(&data.limits).extension(pipeline::Pipeline::unchecked()),
+        data,
+    )
 }
 
 /// The schema without data: enough to introspect it or print it, not to resolve fields.

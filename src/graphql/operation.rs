@@ -1,11 +1,9 @@
 //! The name of the operation a request runs, for the access log and the metrics: the one the
-//! client named, or the only operation of its document.
+//! client named, or the only operation of its document. Recorded by the request
+//! [`pipeline`](super::pipeline).
 
 use std::sync::{Arc, Mutex};
 
-use async_graphql::ServerResult;
-use async_graphql::Variables;
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 
 /// Where a request's operation name is written once its document is parsed.
@@ -17,35 +15,15 @@ impl OperationName {
     pub fn get(&self) -> Option<String> {
         self.0.lock().ok().and_then(|name| name.clone())
     }
-}
 
-/// Extension factory: fills in the request's [`OperationName`], when it has one.
-pub struct RecordOperationName;
-
-impl ExtensionFactory for RecordOperationName {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RecordOperationName)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for RecordOperationName {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+    /// Writes the name of the document's only operation, if it has one.
+    pub fn record(&self, document: &ExecutableDocument) {
         // An anonymous operation is `Single`; named ones are keyed by name.
         if let DocumentOperations::Multiple(operations) = &document.operations
             && operations.len() == 1
-            && let Some(slot) = ctx.data_opt::<OperationName>()
-            && let Ok(mut name) = slot.0.lock()
+            && let Ok(mut name) = self.0.lock()
         {
             *name = operations.keys().next().map(ToString::to_string);
         }
-        Ok(document)
     }
 }

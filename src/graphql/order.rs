@@ -1,64 +1,26 @@
 //! Response keys in the order of the selection set, as the GraphQL specification requires
 //! ("CollectFields" order). async-graphql resolves the fields of an object concurrently and
 //! keeps them in the order they finish; this puts each object's keys back in the order the
-//! document asked for them, fragments expanded in place.
+//! document asked for them, fragments expanded in place. Applied by the request
+//! [`pipeline`](super::pipeline).
 
-use std::sync::{Arc, Mutex};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Response, ServerResult, Value, Variables};
+use async_graphql::{Response, Value};
 
-/// Extension factory: one instance per request, remembering the request's document.
-pub struct SelectionOrder;
-
-impl ExtensionFactory for SelectionOrder {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(SelectionOrderExtension::default())
-    }
-}
-
-#[derive(Default)]
-struct SelectionOrderExtension {
-    document: Mutex<Option<ExecutableDocument>>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for SelectionOrderExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if let Ok(mut kept) = self.document.lock() {
-            *kept = Some(document.clone());
-        }
-        Ok(document)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        let document = self.document.lock().ok().and_then(|mut kept| kept.take());
-        if let Some(document) = document {
-            let operation = document.operations.iter().find(|(name, _)| {
-                operation_name.is_none() || name.map(|n| n.as_str()) == operation_name
-            });
-            if let Some((_, operation)) = operation {
-                let plan = Plan::of(&document, &[&operation.node.selection_set.node]);
-                plan.apply(&document, &mut response.data);
-            }
-        }
-        response
+/// Puts the keys of every object of `response` in the order `document` selected them, for the
+/// operation named `operation_name` (or the only one).
+pub fn restore(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    response: &mut Response,
+) {
+    let operation = document
+        .operations
+        .iter()
+        .find(|(name, _)| operation_name.is_none() || name.map(|n| n.as_str()) == operation_name);
+    if let Some((_, operation)) = operation {
+        let plan = Plan::of(document, &[&operation.node.selection_set.node]);
+        plan.apply(document, &mut response.data);
     }
 }
 
