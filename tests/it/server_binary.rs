@@ -63,16 +63,19 @@ async fn base_url(child: &mut Child) -> String {
     url.trim_end_matches("/graphiql").to_owned()
 }
 
-async fn agency_names(base_url: &str) -> Vec<String> {
-    let response: Value = reqwest::Client::new()
+/// Posts a GraphQL request to the server at `base_url`, with `token` if any; the response body.
+async fn graphql(base_url: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let mut request = reqwest::Client::new()
         .post(format!("{base_url}/graphql"))
-        .json(&json!({ "query": "{ agencies { nodes { name } } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+async fn agency_names(base_url: &str) -> Vec<String> {
+    let response = graphql(base_url, None, "{ agencies { nodes { name } } }", json!({})).await;
     response["data"]["agencies"]["nodes"]
         .as_array()
         .unwrap()
@@ -348,19 +351,6 @@ mod live_updates {
             .unwrap();
     }
 
-    async fn graphql(base_url: &str, token: &str, query: &str, variables: Value) -> Value {
-        reqwest::Client::new()
-            .post(format!("{base_url}/graphql"))
-            .bearer_auth(token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_subscriber_on_one_server_receives_a_change_made_through_another() {
         use justice_counts::auth::tokens::{KeySource, TokenKeys};
@@ -399,7 +389,7 @@ mod live_updates {
 
         let agencies = graphql(
             &first_url,
-            &reader,
+            Some(&reader),
             "{ me { memberships { agency { id } } } }",
             json!({}),
         )
@@ -410,7 +400,7 @@ mod live_updates {
             .to_owned();
         let reports = graphql(
             &first_url,
-            &reader,
+            Some(&reader),
             "query($a: ID!) { agency(id: $a) { reports(first: 1, filter: {statuses: [DRAFT]}) { nodes { id } } } }",
             json!({ "a": sheriff }),
         )
@@ -438,14 +428,20 @@ mod live_updates {
         for attempt in 0..20 {
             let version = graphql(
                 &second_url,
-                &contributor,
+                Some(&contributor),
                 "query($id: ID!) { report(id: $id) { version } }",
                 json!({ "id": report }),
             )
             .await;
             let version = version["data"]["report"]["version"].as_i64().unwrap();
             let input = json!({ "reportId": report, "version": version, "values": [{ "metricKey": "LAW_ENFORCEMENT_ARRESTS", "value": 1000 + attempt }] });
-            let saved = graphql(&second_url, &contributor, save, json!({ "input": input })).await;
+            let saved = graphql(
+                &second_url,
+                Some(&contributor),
+                save,
+                json!({ "input": input }),
+            )
+            .await;
             assert!(saved["errors"].is_null(), "{saved}");
             if let Ok(Some(Ok(Message::Text(text)))) =
                 tokio::time::timeout(Duration::from_millis(500), socket.next()).await
@@ -486,15 +482,13 @@ async fn the_bare_binary_reads_the_options_of_serve_from_the_environment() {
         .spawn()
         .unwrap();
     assert_eq!(base_url(&mut child).await, format!("http://{listen}"));
-    let response: Value = reqwest::Client::new()
-        .post(format!("http://{listen}/graphql"))
-        .json(&json!({ "query": "{ a: __typename b: __typename }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = graphql(
+        &format!("http://{listen}"),
+        None,
+        "{ a: __typename b: __typename }",
+        json!({}),
+    )
+    .await;
     assert_eq!(
         response["errors"][0]["extensions"]["limit"], "max_query_aliases",
         "{response}"
@@ -520,16 +514,7 @@ async fn commands_use_the_private_cluster_of_a_running_server() {
         String::from_utf8_lossy(&output.stderr)
     );
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-    let me: Value = reqwest::Client::new()
-        .post(format!("{base_url}/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({ "query": "{ me { email } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = graphql(&base_url, Some(&token), "{ me { email } }", json!({})).await;
     assert_eq!(
         me["data"]["me"]["email"], "sheriff.reader@example.com",
         "{me}"
@@ -627,15 +612,13 @@ async fn traces_reach_an_otlp_collector_with_spans_for_batches_and_statements() 
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)],
     )
     .await;
-    let response: Value = reqwest::Client::new()
-        .post(format!("{base_url}/graphql"))
-        .json(&json!({ "query": "query Traced { agencies(first: 3) { nodes { name publishedMetrics { metric { key } } } } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = graphql(
+        &base_url,
+        None,
+        "query Traced { agencies(first: 3) { nodes { name publishedMetrics { metric { key } } } } }",
+        json!({}),
+    )
+    .await;
     assert!(response["errors"].is_null(), "{response}");
     // Stopping flushes what is buffered.
     stop(child).await;
