@@ -9,6 +9,8 @@
 //! - [`db`]: pool, migrations, schema and the private PostgreSQL cluster.
 //! - [`models`]: rows and queries, one file per table family.
 //! - [`catalogue`]: the standard metric catalogue and its sync into the database.
+//! - [`ingest`]: bulk upload of spreadsheets: layout, rules, staging and applying.
+//! - [`jobs`]: background jobs in PostgreSQL, shared by every server process.
 //! - [`graphql`]: the GraphQL schema, one file per domain type, and the dataloaders.
 //! - [`http`]: the axum router.
 //! - [`seed`]: demo and benchmark data.
@@ -26,6 +28,8 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod ingest;
+pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod models;

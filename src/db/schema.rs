@@ -14,6 +14,10 @@ pub mod sql_types {
     pub struct InvitationStatus;
 
     #[derive(diesel::query_builder::QueryId, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "job_state"))]
+    pub struct JobState;
+
+    #[derive(diesel::query_builder::QueryId, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "jurisdiction_kind"))]
     pub struct JurisdictionKind;
 
@@ -48,6 +52,10 @@ pub mod sql_types {
     #[derive(diesel::query_builder::QueryId, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "system"))]
     pub struct System;
+
+    #[derive(diesel::query_builder::QueryId, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "value_outcome"))]
+    pub struct ValueOutcome;
 
     #[derive(diesel::query_builder::QueryId, diesel::sql_types::SqlType)]
     #[diesel(postgres_type(name = "value_source"))]
@@ -362,6 +370,17 @@ diesel::table! {
         row_number -> Nullable<Int4>,
         metric_key -> Nullable<Text>,
         message -> Text,
+        title -> Text,
+        value -> Nullable<Text>,
+        options -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    spreadsheet_file_parts (spreadsheet_id, part) {
+        spreadsheet_id -> Int4,
+        part -> Int4,
+        bytes -> Bytea,
     }
 }
 
@@ -380,7 +399,10 @@ diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::System;
     use super::sql_types::SpreadsheetStatus;
+    use super::sql_types::ValueSource;
 
+    // Also: file_sha256, rows_accepted and the reading position (read_sheet, read_row,
+    // read_done), used through SQL of `ingest` only.
     spreadsheets (id) {
         id -> Int4,
         agency_id -> Int4,
@@ -391,6 +413,34 @@ diesel::table! {
         status -> SpreadsheetStatus,
         ingested_at -> Nullable<Timestamptz>,
         new_datapoint_count -> Int4,
+        dry_run -> Bool,
+        source -> ValueSource,
+        file_size -> Int8,
+        rows_read -> Int8,
+        rows_saved -> Int8,
+        cancel_requested_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::JobState;
+
+    jobs (id) {
+        id -> Int8,
+        kind -> Text,
+        payload -> Jsonb,
+        state -> JobState,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        run_after -> Timestamptz,
+        lease_until -> Nullable<Timestamptz>,
+        worker -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -438,11 +488,13 @@ diesel::joinable!(spreadsheet_messages -> metric_definitions (metric_key));
 diesel::joinable!(spreadsheet_messages -> spreadsheets (spreadsheet_id));
 diesel::joinable!(spreadsheet_report_changes -> reports (report_id));
 diesel::joinable!(spreadsheet_report_changes -> spreadsheets (spreadsheet_id));
+diesel::joinable!(spreadsheet_file_parts -> spreadsheets (spreadsheet_id));
 diesel::joinable!(spreadsheets -> agencies (agency_id));
 diesel::joinable!(spreadsheets -> users (uploaded_by));
 
 diesel::allow_tables_to_appear_in_same_query!(
     agencies,
+    jobs,
     agency_jurisdictions,
     agency_settings,
     breakdown_members,
@@ -465,6 +517,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_tokens,
     sessions,
     spent_refresh_tokens,
+    spreadsheet_file_parts,
     spreadsheet_messages,
     spreadsheet_report_changes,
     spreadsheets,

@@ -51,6 +51,27 @@ pub enum System {
 }
 
 impl System {
+    /// Every system, in catalogue order.
+    pub const ALL: [System; 12] = [
+        System::LawEnforcement,
+        System::Prosecution,
+        System::Defense,
+        System::CourtsAndPretrial,
+        System::Jails,
+        System::Prisons,
+        System::Supervision,
+        System::Parole,
+        System::Probation,
+        System::PretrialSupervision,
+        System::OtherSupervision,
+        System::Superagency,
+    ];
+
+    /// The system whose [`key`](Self::key) is `key`.
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|system| system.key() == key)
+    }
+
     /// The supervision subsystems, whose metrics copy the SUPERVISION ones.
     pub const SUPERVISION_SUBSYSTEMS: [System; 4] = [
         System::Parole,
@@ -142,6 +163,16 @@ pub enum ReportFrequency {
     Annual,
 }
 
+impl ReportFrequency {
+    /// The name PostgreSQL and files use: `MONTHLY` or `ANNUAL`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Monthly => "MONTHLY",
+            Self::Annual => "ANNUAL",
+        }
+    }
+}
+
 /// Where a report stands in its life.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum, Serialize, Deserialize,
@@ -226,12 +257,31 @@ pub enum ValueSource {
 #[ExistingTypePath = "crate::db::schema::sql_types::SpreadsheetStatus"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
 pub enum SpreadsheetStatus {
-    /// Received, not yet read.
+    /// Received and queued, not yet read.
     Uploaded,
-    /// Read, and its values stored.
+    /// Being read and applied.
+    Ingesting,
+    /// Read, and its values stored (for a dry run: compared); warnings allowed.
     Ingested,
-    /// Could not be read; see its messages.
+    /// Read with errors (the valid values were stored), or not readable; see its messages.
     Errored,
+    /// Cancelled before it was applied; nothing was stored.
+    Cancelled,
+}
+
+/// What applying one value of an upload did (or, in a dry run, would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum)]
+#[ExistingTypePath = "crate::db::schema::sql_types::ValueOutcome"]
+#[DbValueStyle = "SCREAMING_SNAKE_CASE"]
+pub enum ValueOutcome {
+    /// A value where there was none.
+    New,
+    /// A different value replaced the stored one.
+    Updated,
+    /// The stored value was the same.
+    Unchanged,
+    /// Not stored: a duplicate row, or a value a later row of the upload replaced.
+    Dropped,
 }
 
 /// How serious a spreadsheet message is.

@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::{spreadsheet_messages, spreadsheet_report_changes, spreadsheets};
-use crate::models::enums::{MessageSeverity, ReportChangeKind, SpreadsheetStatus, System};
+use crate::models::enums::{
+    MessageSeverity, ReportChangeKind, SpreadsheetStatus, System, ValueSource,
+};
 use crate::models::ids::{AgencyId, ReportId, SpreadsheetId, UserId};
 use crate::models::page::{Page, Slice};
 
@@ -83,6 +85,20 @@ pub struct Spreadsheet {
     pub ingested_at: Option<DateTime<Utc>>,
     /// How many datapoints the ingest created.
     pub new_datapoint_count: i32,
+    /// Whether the upload only compares, writing nothing.
+    pub dry_run: bool,
+    /// A person's upload or an automated one.
+    pub source: ValueSource,
+    /// The file's size in bytes.
+    pub file_size: i64,
+    /// Rows read so far.
+    pub rows_read: i64,
+    /// Rows whose values were saved (once applied).
+    pub rows_saved: i64,
+    /// When a cancel was asked for.
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// When the ingest ended.
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// A position in the order of an agency's uploads: newest first, then by id.
@@ -135,7 +151,11 @@ impl Spreadsheet {
         } else {
             query.order((spreadsheets::uploaded_at.desc(), spreadsheets::id.desc()))
         };
-        let rows: Vec<Self> = query.limit(slice.limit + 1).load(conn).await?;
+        let rows: Vec<Self> = query
+            .limit(slice.limit + 1)
+            .select(Self::as_select())
+            .load(conn)
+            .await?;
         Ok(Page::from_overfetched(rows, &slice))
     }
 

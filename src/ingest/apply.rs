@@ -1,0 +1,437 @@
+//! Applying a staged upload, set by set: duplicate rows, breakdowns against totals, the
+//! comparison with what is stored, and — unless it is a dry run — the writes: reports
+//! created, values inserted or updated with their history, changed reports back to draft.
+//!
+//! Every step is one SQL statement over all of the upload's staged values, in the caller's
+//! transaction: the upload is applied whole, or not at all.
+
+use chrono::NaiveDate;
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Bool, Date, Double, Integer, Nullable, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::parse::{Message, Output};
+use super::read::format_number;
+use super::stage::Batch;
+use crate::models::enums::{MessageSeverity, ValueSource};
+use crate::models::ids::{SpreadsheetId, UserId};
+
+/// Whose upload is applied, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// The spreadsheet.
+    pub spreadsheet: SpreadsheetId,
+    /// Compare only, write nothing.
+    pub dry_run: bool,
+    /// BULK_UPLOAD (a person) or AUTOMATED_BULK_UPLOAD.
+    pub source: ValueSource,
+    /// The person, for a person's upload.
+    pub user: Option<UserId>,
+}
+
+impl Mode {
+    fn automated(&self) -> bool {
+        self.source == ValueSource::AutomatedBulkUpload
+    }
+
+    fn source_name(&self) -> &'static str {
+        match self.source {
+            ValueSource::ManualEntry => "MANUAL_ENTRY",
+            ValueSource::BulkUpload => "BULK_UPLOAD",
+            ValueSource::AutomatedBulkUpload => "AUTOMATED_BULK_UPLOAD",
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Duplicate {
+    #[diesel(sql_type = Text)]
+    sheet: String,
+    #[diesel(sql_type = Text)]
+    metric_key: String,
+    #[diesel(sql_type = Text)]
+    frequency: String,
+    #[diesel(sql_type = Date)]
+    start: NaiveDate,
+    #[diesel(sql_type = Text)]
+    agency: String,
+    #[diesel(sql_type = Array<BigInt>)]
+    rows: Vec<i64>,
+}
+
+#[derive(QueryableByName)]
+struct Mismatch {
+    #[diesel(sql_type = Text)]
+    sheet: String,
+    #[diesel(sql_type = Text)]
+    metric_key: String,
+    #[diesel(sql_type = Text)]
+    frequency: String,
+    #[diesel(sql_type = Date)]
+    start: NaiveDate,
+    #[diesel(sql_type = Text)]
+    agency: String,
+    #[diesel(sql_type = Double)]
+    sum: f64,
+    #[diesel(sql_type = Double)]
+    total: f64,
+}
+
+/// The counts an applied upload ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct Applied {
+    /// Values read from rows and not dropped.
+    #[diesel(sql_type = BigInt)]
+    pub rows_saved: i64,
+    /// Values stored where there was none.
+    #[diesel(sql_type = BigInt)]
+    pub new_values: i64,
+    /// Values changed.
+    #[diesel(sql_type = BigInt)]
+    pub updated_values: i64,
+    /// Whether any message is an error.
+    #[diesel(sql_type = Bool)]
+    pub has_errors: bool,
+}
+
+fn period_text(frequency: &str, start: NaiveDate) -> String {
+    if frequency == "MONTHLY" {
+        start.format("%B %Y").to_string()
+    } else {
+        format!("the year from {}", start.format("%B %Y"))
+    }
+}
+
+/// Applies the staged upload (inside the caller's transaction).
+pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<Applied> {
+    let id = mode.spreadsheet.0;
+    let mut messages = Batch::default();
+
+    // Duplicate rows: none of the sheet's values of that metric and period are kept.
+    let duplicates: Vec<Duplicate> = diesel::sql_query(
+        "SELECT min(v.sheet) AS sheet, v.metric_key, v.frequency::text AS frequency, \
+             v.date_range_start AS start, min(a.name) AS agency, \
+             array_agg(v.row_number ORDER BY v.row_number) AS rows \
+         FROM spreadsheet_values v JOIN agencies a ON a.id = v.agency_id \
+         WHERE v.spreadsheet_id = $1 AND NOT v.derived \
+         GROUP BY v.sheet_index, v.agency_id, v.metric_key, v.dimension_id, v.member, \
+             v.frequency, v.date_range_start \
+         HAVING count(*) > 1 \
+         ORDER BY min(v.row_number)",
+    )
+    .bind::<Integer, _>(id)
+    .load(conn)
+    .await?;
+    for duplicate in &duplicates {
+        let rows: Vec<String> = duplicate.rows.iter().map(i64::to_string).collect();
+        messages.push(Output::Message(Message {
+            severity: MessageSeverity::Error,
+            title: "Too Many Rows".into(),
+            description: format!(
+                "Rows {} give the same value twice or more for {} ({}): none of this sheet's \
+                 values of the metric for that period were saved. Keep one row per value.",
+                rows.join(", "),
+                period_text(&duplicate.frequency, duplicate.start),
+                duplicate.agency
+            ),
+            sheet: Some(duplicate.sheet.clone()),
+            row: <[i64]>::first(&duplicate.rows).and_then(|&row| u64::try_from(row).ok()),
+            metric_key: Some(duplicate.metric_key.clone()),
+            value: None,
+            options: Vec::new(),
+        }));
+    }
+    diesel::sql_query(
+        "UPDATE spreadsheet_values v SET outcome = 'DROPPED' \
+         FROM (SELECT DISTINCT sheet_index, agency_id, metric_key, frequency, date_range_start \
+               FROM spreadsheet_values WHERE spreadsheet_id = $1 AND NOT derived \
+               GROUP BY sheet_index, agency_id, metric_key, dimension_id, member, frequency, \
+                   date_range_start \
+               HAVING count(*) > 1) d \
+         WHERE v.spreadsheet_id = $1 AND v.sheet_index = d.sheet_index \
+             AND v.agency_id = d.agency_id AND v.metric_key = d.metric_key \
+             AND v.frequency = d.frequency AND v.date_range_start = d.date_range_start",
+    )
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await?;
+    // A value given again by a later sheet replaces the earlier one.
+    diesel::sql_query(
+        "UPDATE spreadsheet_values v SET outcome = 'DROPPED' \
+         FROM (SELECT id, row_number() OVER (PARTITION BY agency_id, metric_key, dimension_id, \
+                   member, frequency, date_range_start \
+                   ORDER BY sheet_index DESC, row_number DESC) AS rank \
+               FROM spreadsheet_values WHERE spreadsheet_id = $1 AND outcome IS NULL) r \
+         WHERE v.id = r.id AND r.rank > 1",
+    )
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await?;
+
+    // Breakdowns against totals given in the same upload.
+    let mismatches: Vec<Mismatch> = diesel::sql_query(
+        "WITH sums AS ( \
+             SELECT sheet_index, min(sheet) AS sheet, agency_id, metric_key, frequency, \
+                 date_range_start, sum(value) AS sum \
+             FROM spreadsheet_values \
+             WHERE spreadsheet_id = $1 AND dimension_id IS NOT NULL AND NOT derived \
+                 AND outcome IS NULL \
+             GROUP BY sheet_index, agency_id, metric_key, frequency, date_range_start) \
+         SELECT s.sheet, s.metric_key, s.frequency::text AS frequency, \
+             s.date_range_start AS start, a.name AS agency, s.sum, t.value AS total \
+         FROM sums s \
+         JOIN spreadsheet_values t ON t.spreadsheet_id = $1 AND t.dimension_id IS NULL \
+             AND NOT t.derived AND t.outcome IS NULL AND t.agency_id = s.agency_id \
+             AND t.metric_key = s.metric_key AND t.frequency = s.frequency \
+             AND t.date_range_start = s.date_range_start \
+         JOIN agencies a ON a.id = s.agency_id \
+         WHERE abs(s.sum - t.value) > 1 \
+         ORDER BY s.sheet_index, s.metric_key, s.date_range_start",
+    )
+    .bind::<Integer, _>(id)
+    .load(conn)
+    .await?;
+    for mismatch in &mismatches {
+        messages.push(Output::Message(Message {
+            severity: MessageSeverity::Warning,
+            title: "Breakdown Total Warning".into(),
+            description: format!(
+                "The values of sheet {} add up to {} for {} ({}), but the total given is {}. \
+                 Both were saved; check that the breakdown is complete.",
+                mismatch.sheet,
+                format_number(mismatch.sum),
+                period_text(&mismatch.frequency, mismatch.start),
+                mismatch.agency,
+                format_number(mismatch.total)
+            ),
+            sheet: None,
+            row: None,
+            metric_key: Some(mismatch.metric_key.clone()),
+            value: Some(format_number(mismatch.sum)),
+            options: Vec::new(),
+        }));
+    }
+    // Without a total, a breakdown's sum becomes the total — unless one is already stored.
+    diesel::sql_query(
+        "INSERT INTO spreadsheet_values (spreadsheet_id, sheet_index, sheet, agency_id, \
+             metric_key, frequency, date_range_start, value, derived) \
+         SELECT DISTINCT ON (s.agency_id, s.metric_key, s.frequency, s.date_range_start) \
+             $1, s.sheet_index, s.sheet, s.agency_id, s.metric_key, s.frequency, \
+             s.date_range_start, round(s.sum::numeric, 2)::float8, true \
+         FROM (SELECT sheet_index, min(sheet) AS sheet, agency_id, metric_key, frequency, \
+                   date_range_start, sum(value) AS sum \
+               FROM spreadsheet_values \
+               WHERE spreadsheet_id = $1 AND dimension_id IS NOT NULL AND NOT derived \
+                   AND outcome IS NULL \
+               GROUP BY sheet_index, agency_id, metric_key, frequency, date_range_start) s \
+         WHERE NOT EXISTS ( \
+                 SELECT 1 FROM spreadsheet_values t \
+                 WHERE t.spreadsheet_id = $1 AND t.dimension_id IS NULL AND NOT t.derived \
+                     AND t.outcome IS NULL AND t.agency_id = s.agency_id \
+                     AND t.metric_key = s.metric_key AND t.frequency = s.frequency \
+                     AND t.date_range_start = s.date_range_start) \
+             AND NOT EXISTS ( \
+                 SELECT 1 FROM reports r \
+                 JOIN datapoints d ON d.report_id = r.id AND d.metric_key = s.metric_key \
+                     AND d.dimension_id IS NULL AND d.sub_category IS NULL \
+                     AND d.value IS NOT NULL \
+                 WHERE r.agency_id = s.agency_id AND r.frequency = s.frequency \
+                     AND r.date_range_start = s.date_range_start) \
+         ORDER BY s.agency_id, s.metric_key, s.frequency, s.date_range_start, s.sheet_index",
+    )
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await?;
+    // An automated upload's breakdown is the whole breakdown: members it leaves out are
+    // cleared.
+    if mode.automated() {
+        diesel::sql_query(
+            "INSERT INTO spreadsheet_values (spreadsheet_id, sheet_index, sheet, agency_id, \
+                 metric_key, dimension_id, member, frequency, date_range_start, value, derived) \
+             SELECT $1, p.sheet_index, p.sheet, p.agency_id, p.metric_key, d.dimension_id, \
+                 d.member, p.frequency, p.date_range_start, NULL, true \
+             FROM (SELECT min(sheet_index) AS sheet_index, min(sheet) AS sheet, agency_id, \
+                       metric_key, dimension_id, frequency, date_range_start \
+                   FROM spreadsheet_values \
+                   WHERE spreadsheet_id = $1 AND dimension_id IS NOT NULL AND NOT derived \
+                       AND outcome IS NULL \
+                   GROUP BY agency_id, metric_key, dimension_id, frequency, date_range_start) p \
+             JOIN reports r ON r.agency_id = p.agency_id AND r.frequency = p.frequency \
+                 AND r.date_range_start = p.date_range_start \
+             JOIN datapoints d ON d.report_id = r.id AND d.metric_key = p.metric_key \
+                 AND d.dimension_id = p.dimension_id AND d.sub_category IS NULL \
+                 AND d.value IS NOT NULL \
+             WHERE NOT EXISTS ( \
+                 SELECT 1 FROM spreadsheet_values v \
+                 WHERE v.spreadsheet_id = $1 AND v.outcome IS NULL \
+                     AND v.agency_id = p.agency_id AND v.metric_key = p.metric_key \
+                     AND v.dimension_id = d.dimension_id AND v.member = d.member \
+                     AND v.frequency = p.frequency AND v.date_range_start = p.date_range_start)",
+        )
+        .bind::<Integer, _>(id)
+        .execute(conn)
+        .await?;
+    }
+
+    // Compare with what is stored.
+    find_reports(conn, id).await?;
+    diesel::sql_query(
+        "UPDATE spreadsheet_values SET report_created = (report_id IS NULL) \
+         WHERE spreadsheet_id = $1 AND outcome IS NULL",
+    )
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "UPDATE spreadsheet_values v SET datapoint_id = d.id, old_value = d.value \
+         FROM datapoints d \
+         WHERE v.spreadsheet_id = $1 AND v.outcome IS NULL AND v.report_id IS NOT NULL \
+             AND d.report_id = v.report_id AND d.metric_key = v.metric_key \
+             AND coalesce(d.dimension_id, '') = coalesce(v.dimension_id, '') \
+             AND coalesce(d.member, '') = coalesce(v.member, '') AND d.sub_category IS NULL",
+    )
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "UPDATE spreadsheet_values SET outcome = CASE \
+             WHEN value IS NOT DISTINCT FROM old_value THEN 'UNCHANGED' \
+             WHEN old_value IS NULL THEN 'NEW' \
+             ELSE 'UPDATED' END::value_outcome \
+         WHERE spreadsheet_id = $1 AND outcome IS NULL",
+    )
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await?;
+
+    if !mode.dry_run {
+        write(conn, mode).await?;
+    }
+    messages.write(conn, mode.spreadsheet).await?;
+
+    diesel::sql_query(
+        "SELECT \
+             count(*) FILTER (WHERE NOT derived AND outcome <> 'DROPPED') AS rows_saved, \
+             count(*) FILTER (WHERE outcome = 'NEW') AS new_values, \
+             count(*) FILTER (WHERE outcome = 'UPDATED') AS updated_values, \
+             EXISTS (SELECT 1 FROM spreadsheet_messages \
+                     WHERE spreadsheet_id = $1 AND severity = 'ERROR') AS has_errors \
+         FROM spreadsheet_values WHERE spreadsheet_id = $1",
+    )
+    .bind::<Integer, _>(id)
+    .get_result(conn)
+    .await
+}
+
+/// Fills in the report of each staged value whose report exists.
+async fn find_reports(conn: &mut AsyncPgConnection, id: i32) -> diesel::QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE spreadsheet_values v SET report_id = r.id \
+         FROM reports r \
+         WHERE v.spreadsheet_id = $1 AND v.report_id IS NULL \
+             AND (v.outcome IS NULL OR v.outcome <> 'DROPPED') \
+             AND r.agency_id = v.agency_id AND r.frequency = v.frequency \
+             AND r.date_range_start = v.date_range_start",
+    )
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await
+}
+
+/// The writes of an upload that is not a dry run.
+async fn write(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<()> {
+    let id = mode.spreadsheet.0;
+    let user = mode.user.map(|user| user.0);
+    // Reports for periods that get values.
+    diesel::sql_query(
+        "INSERT INTO reports (agency_id, frequency, date_range_start, date_range_end, status) \
+         SELECT DISTINCT agency_id, frequency, date_range_start, \
+             (date_range_start + CASE frequency WHEN 'MONTHLY' THEN interval '1 month' \
+                                                ELSE interval '1 year' END)::date, \
+             'NOT_STARTED'::report_status \
+         FROM spreadsheet_values \
+         WHERE spreadsheet_id = $1 AND report_id IS NULL AND outcome IN ('NEW', 'UPDATED') \
+         ON CONFLICT (agency_id, frequency, date_range_start) DO NOTHING",
+    )
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await?;
+    find_reports(conn, id).await?;
+    // The values, and each value's row.
+    diesel::sql_query(
+        "WITH stored AS ( \
+             INSERT INTO datapoints (report_id, metric_key, dimension_id, member, value, \
+                 source, updated_by) \
+             SELECT report_id, metric_key, dimension_id, member, value, $2::value_source, $3 \
+             FROM spreadsheet_values \
+             WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED') \
+             ON CONFLICT ON CONSTRAINT datapoints_one_per_cell DO UPDATE SET \
+                 value = excluded.value, source = excluded.source, \
+                 updated_by = excluded.updated_by, updated_at = now() \
+             RETURNING id, report_id, metric_key, dimension_id, member) \
+         UPDATE spreadsheet_values v SET datapoint_id = s.id \
+         FROM stored s \
+         WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED') \
+             AND v.report_id = s.report_id AND v.metric_key = s.metric_key \
+             AND coalesce(v.dimension_id, '') = coalesce(s.dimension_id, '') \
+             AND coalesce(v.member, '') = coalesce(s.member, '')",
+    )
+    .bind::<Integer, _>(id)
+    .bind::<Text, _>(mode.source_name())
+    .bind::<Nullable<Integer>, _>(user)
+    .execute(conn)
+    .await?;
+    // Changed reports: a new version, back to draft for a person's upload (a new report
+    // becomes a draft either way), history, editors, and one event each.
+    diesel::sql_query(
+        "WITH changed AS ( \
+             SELECT r.id, r.status AS old_status FROM reports r \
+             WHERE r.id IN (SELECT report_id FROM spreadsheet_values \
+                            WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED')) \
+             ORDER BY r.id FOR UPDATE OF r), \
+         bumped AS ( \
+             UPDATE reports r SET version = r.version + 1, last_modified_at = now(), \
+                 status = CASE WHEN $4 OR r.status = 'NOT_STARTED' THEN 'DRAFT'::report_status \
+                               ELSE r.status END \
+             FROM changed c WHERE r.id = c.id \
+             RETURNING r.id, r.agency_id, r.version, r.status, c.old_status), \
+         statuses AS ( \
+             INSERT INTO report_status_changes (report_id, old_status, new_status, changed_by) \
+             SELECT id, old_status, status, $3 FROM bumped WHERE old_status <> status), \
+         history AS ( \
+             INSERT INTO datapoint_changes (datapoint_id, changed_by, old_value, new_value, \
+                 source, report_version) \
+             SELECT v.datapoint_id, $3, v.old_value, v.value, $2::value_source, b.version \
+             FROM spreadsheet_values v JOIN bumped b ON b.id = v.report_id \
+             WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED')), \
+         editors AS ( \
+             INSERT INTO report_editors (report_id, user_id) \
+             SELECT id, $3 FROM bumped WHERE $3 IS NOT NULL \
+             ON CONFLICT (report_id, user_id) DO UPDATE SET last_edited_at = now()) \
+         SELECT count(pg_notify('report_events', json_build_object( \
+             'agency_id', agency_id, 'report_id', id, 'kind', 'SAVED', \
+             'version', version, 'status', status)::text)) AS notified \
+         FROM bumped",
+    )
+    .bind::<Integer, _>(id)
+    .bind::<Text, _>(mode.source_name())
+    .bind::<Nullable<Integer>, _>(user)
+    .bind::<Bool, _>(!mode.automated())
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "INSERT INTO spreadsheet_report_changes (spreadsheet_id, report_id, change) \
+         SELECT $1, report_id, CASE \
+             WHEN bool_or(report_created) THEN 'NEW' \
+             WHEN bool_or(outcome IN ('NEW', 'UPDATED')) THEN 'UPDATED' \
+             ELSE 'UNCHANGED' END::report_change_kind \
+         FROM spreadsheet_values \
+         WHERE spreadsheet_id = $1 AND report_id IS NOT NULL AND outcome <> 'DROPPED' \
+         GROUP BY report_id \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
