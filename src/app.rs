@@ -1,6 +1,7 @@
 //! What each command does: opening the database (configured or private), preparing it, and
 //! serving.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -9,13 +10,17 @@ use tokio::net::TcpListener;
 use crate::auth::AuthConfig;
 use crate::auth::tokens::{self, KeySource, Restrictions, TokenKeys};
 use crate::catalogue::{Catalogue, sync};
-use crate::config::{GlobalOptions, SeedArgs, ServeArgs, TokenCommand};
+use crate::config::{
+    BackgroundArgs, GlobalOptions, IngestArgs, SeedArgs, ServeArgs, TokenCommand,
+};
+use crate::ingest::job::{DropDirectory, IngestHandler};
+use crate::ingest::{self, IngestSettings};
 use crate::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use crate::db::{self, Pool, PoolSettings};
 use crate::events::EventBus;
 use crate::models::ids::AgencyId;
 use crate::models::user::User;
-use crate::{graphql, http, seed};
+use crate::{graphql, http, jobs, seed};
 
 /// Name of the database inside the private cluster.
 pub const EMBEDDED_DATABASE: &str = "justice_counts";
@@ -129,6 +134,7 @@ async fn serve_on(
     let auth = Arc::new(auth);
     let events = EventBus::new();
     let event_listener = events.listen(database.url.clone()).await?;
+    let background = Background::start(&pool, &catalogue, &events, &args.background);
     let router = http::router(http::Services {
         cors: args.cors.clone(),
         ..http::Services::over(graphql::SchemaData {
@@ -153,9 +159,67 @@ async fn serve_on(
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    background.stop();
     event_listener.stop();
     tracing::info!("shutting down");
     Ok(())
+}
+
+/// The work a server process does besides answering requests: the job workers and the drop
+/// directory's watcher.
+pub struct Background {
+    workers: jobs::Workers,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts the workers (and the watcher, when a drop directory is set).
+    pub fn start(
+        pool: &Pool,
+        catalogue: &Arc<Catalogue>,
+        events: &EventBus,
+        args: &BackgroundArgs,
+    ) -> Self {
+        let settings = IngestSettings {
+            batch_rows: args.ingest_batch_rows as usize,
+            statement_timeout: args.ingest_statement_timeout,
+        };
+        let mut handlers: HashMap<String, Arc<dyn jobs::Handler>> = HashMap::new();
+        handlers.insert(
+            ingest::JOB_KIND.into(),
+            Arc::new(IngestHandler::new(pool.clone(), catalogue.clone(), settings)),
+        );
+        let workers = jobs::Workers::start(
+            pool.clone(),
+            handlers,
+            jobs::WorkerSettings {
+                workers: args.job_workers,
+                lease: args.job_lease,
+                ..jobs::WorkerSettings::default()
+            },
+            events.job_queued(),
+        );
+        let watcher = args.ingest_dir.clone().map(|dir| {
+            tracing::info!(dir = %dir.display(), "watching the drop directory");
+            tokio::spawn(
+                DropDirectory {
+                    dir,
+                    poll: args.ingest_dir_poll,
+                    pool: pool.clone(),
+                }
+                .watch(),
+            )
+        });
+        Self { workers, watcher }
+    }
+
+    /// Stops the workers and the watcher; jobs they held are taken up again later.
+    pub fn stop(self) {
+        self.workers.stop();
+        if let Some(watcher) = self.watcher {
+            watcher.abort();
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -212,6 +276,70 @@ async fn seed_on(
         }
     }
     Ok(())
+}
+
+/// `ingest FILE`: an automated upload, run here and now; prints its result. Fails (exit
+/// status 1) when the file had errors.
+pub async fn ingest(options: &GlobalOptions, args: &IngestArgs) -> anyhow::Result<()> {
+    let system = crate::models::enums::System::from_key(&args.system.to_uppercase())
+        .with_context(|| format!("{} is not a system", args.system))?;
+    let file_name = args
+        .file
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .with_context(|| format!("{} is not a file", args.file.display()))?;
+    let file = tokio::fs::File::open(&args.file)
+        .await
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let database = Database::open(options).await?;
+    let result = async {
+        let (pool, catalogue) = prepare(&database.url, PoolSettings::new(3)).await?;
+        let upload = ingest::NewUpload {
+            agency: AgencyId(args.agency),
+            system,
+            file_name,
+            user: None,
+            source: crate::models::enums::ValueSource::AutomatedBulkUpload,
+            dry_run: args.dry_run,
+        };
+        let mut conn = pool.get().await?;
+        let id = ingest::create(&mut conn, &upload, file, ingest::Queue::Caller)
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        drop(conn);
+        let bar = progress_bar();
+        let observer = BarObserver(bar.clone());
+        ingest::run(&pool, &catalogue, id, &IngestSettings::default(), &observer).await?;
+        bar.finish_and_clear();
+        ingest::job::summary(&pool, id).await
+    }
+    .await;
+    database.close().await?;
+    let summary = result?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if summary["status"] != "INGESTED" {
+        anyhow::bail!("the file was not ingested cleanly: see its messages");
+    }
+    Ok(())
+}
+
+/// A spinner counting rows on a terminal (hidden otherwise).
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} rows read ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
+struct BarObserver(indicatif::ProgressBar);
+
+impl ingest::Observer for BarObserver {
+    fn batch_stored(&self, rows_read: i64) -> futures_util::future::BoxFuture<'_, ()> {
+        self.0.set_position(u64::try_from(rows_read).unwrap_or(0));
+        Box::pin(async {})
+    }
 }
 
 /// The token root key from configuration or the data directory.

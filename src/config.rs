@@ -108,6 +108,25 @@ pub enum Command {
     /// Issue, narrow and inspect access tokens (for internal tools).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Ingest a spreadsheet for an agency as an automated upload, and print the result as
+    /// JSON (exit status 1 when the file has errors).
+    Ingest(IngestArgs),
+}
+
+/// Options of `ingest`.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// The CSV, XLSX or XLS file.
+    pub file: PathBuf,
+    /// The agency's id.
+    #[arg(long)]
+    pub agency: i32,
+    /// The system the file reports for (LAW_ENFORCEMENT, JAILS, ...).
+    #[arg(long)]
+    pub system: String,
+    /// Compare with the stored data and report what would change, writing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The `token` subcommands.
@@ -171,6 +190,54 @@ pub struct ServeArgs {
     /// Which web origins may call the API from a browser.
     #[command(flatten)]
     pub cors: CorsSettings,
+
+    /// Background jobs and automated uploads.
+    #[command(flatten)]
+    pub background: BackgroundArgs,
+}
+
+/// Background jobs (spreadsheet ingests) and the drop directory of automated uploads.
+#[derive(Debug, Clone, Args)]
+pub struct BackgroundArgs {
+    /// Jobs this process runs at once (0: it runs none, other processes on the database do).
+    #[arg(long, env = "JOB_WORKERS", default_value_t = 2)]
+    pub job_workers: usize,
+
+    /// How long a running job stays claimed without a sign of life from its worker; after
+    /// that another worker takes it up.
+    #[arg(long, env = "JOB_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub job_lease: Duration,
+
+    /// Spreadsheet rows read per batch (one transaction each).
+    #[arg(long, env = "INGEST_BATCH_ROWS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ingest_batch_rows: u32,
+
+    /// Longest one SQL statement of an ingest may run.
+    #[arg(long, env = "INGEST_STATEMENT_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub ingest_statement_timeout: Duration,
+
+    /// Drop directory of automated uploads: files put in `<dir>/<agency id>/<system>/` are
+    /// ingested, then moved to `done/` or `failed/` beside their result.
+    #[arg(long, env = "INGEST_DIR")]
+    pub ingest_dir: Option<PathBuf>,
+
+    /// How often the drop directory is scanned.
+    #[arg(long, env = "INGEST_DIR_POLL", default_value = "5s", value_parser = parse_duration)]
+    pub ingest_dir_poll: Duration,
+}
+
+impl Default for BackgroundArgs {
+    fn default() -> Self {
+        Self {
+            job_workers: 2,
+            job_lease: Duration::from_secs(60),
+            ingest_batch_rows: 10_000,
+            ingest_statement_timeout: Duration::from_secs(600),
+            ingest_dir: None,
+            ingest_dir_poll: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Default for ServeArgs {
@@ -181,6 +248,7 @@ impl Default for ServeArgs {
             session_lifetime: Duration::from_secs(30 * 86_400),
             limits: Limits::default(),
             cors: CorsSettings::default(),
+            background: BackgroundArgs::default(),
         }
     }
 }

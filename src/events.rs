@@ -111,11 +111,56 @@ async fn send(
         .map(drop)
 }
 
+/// The notification channel of upload (ingest) progress.
+pub const UPLOADS: &str = "upload_progress";
+
+/// The notification channel announcing queued jobs.
+pub const JOBS: &str = "jobs_queued";
+
+/// Where an upload's ingest stands, as delivered to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, diesel::QueryableByName)]
+pub struct UploadProgress {
+    /// The spreadsheet.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub spreadsheet_id: i32,
+    /// Its agency.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub agency_id: i32,
+    /// Its status.
+    #[diesel(sql_type = crate::db::schema::sql_types::SpreadsheetStatus)]
+    pub status: crate::models::enums::SpreadsheetStatus,
+    /// Rows read so far.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub rows_read: i64,
+    /// Rows whose value was accepted so far.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub rows_accepted: i64,
+    /// Rows saved (once applied).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub rows_saved: i64,
+    /// Messages so far.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub messages: i64,
+    /// Whether a cancel was asked for.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub cancel_requested: bool,
+}
+
+/// Announces an upload's progress when the current transaction commits.
+pub async fn notify_upload(
+    conn: &mut AsyncPgConnection,
+    progress: &UploadProgress,
+) -> diesel::QueryResult<()> {
+    send(conn, UPLOADS, progress).await
+}
+
 /// This process's subscribers' side of the channel.
 #[derive(Debug, Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<ReportEvent>,
     revocations: broadcast::Sender<Revocation>,
+    uploads: broadcast::Sender<UploadProgress>,
+    jobs: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Default for EventBus {
@@ -129,10 +174,23 @@ impl EventBus {
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(1024);
         let (revocations, _) = broadcast::channel(256);
+        let (uploads, _) = broadcast::channel(1024);
         Self {
             sender,
             revocations,
+            uploads,
+            jobs: std::sync::Arc::default(),
         }
+    }
+
+    /// Receives upload progress from now on.
+    pub fn uploads(&self) -> broadcast::Receiver<UploadProgress> {
+        self.uploads.subscribe()
+    }
+
+    /// Notified whenever a job is queued (by any process on the database).
+    pub fn job_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.jobs.clone()
     }
 
     /// Receives the events from now on.
@@ -184,7 +242,7 @@ impl Listener {
 
 async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(url).await?;
-    for channel in [CHANNEL, REVOCATIONS] {
+    for channel in [CHANNEL, REVOCATIONS, UPLOADS, JOBS] {
         diesel::sql_query(format!("LISTEN {channel}"))
             .execute(&mut conn)
             .await?;
@@ -203,6 +261,11 @@ impl EventBus {
                 CHANNEL => serde_json::from_str(payload).map(|event| drop(self.sender.send(event))),
                 REVOCATIONS => {
                     serde_json::from_str(payload).map(|event| drop(self.revocations.send(event)))
+                }
+                UPLOADS => serde_json::from_str(payload).map(|event| drop(self.uploads.send(event))),
+                JOBS => {
+                    self.jobs.notify_waiters();
+                    Ok(())
                 }
                 _ => Ok(()),
             };

@@ -53,6 +53,10 @@ pub struct Limits {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
 
+    /// Largest spreadsheet upload accepted (a multipart request), in bytes (HTTP 413 beyond).
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 100 << 20)]
+    pub max_upload_bytes: usize,
+
     /// Most lexical tokens in a GraphQL document, counted before it is parsed.
     #[arg(long, env = "MAX_QUERY_TOKENS", default_value_t = 5_000)]
     pub max_query_tokens: usize,
@@ -176,6 +180,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 1 << 20,
+            max_upload_bytes: 100 << 20,
             max_query_tokens: 5_000,
             max_query_depth: 16,
             max_query_fields: 1_500,

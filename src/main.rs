@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => app::migrate(&global).await,
         Command::Seed(args) => app::seed(&global, &args).await,
         Command::Token(command) => app::token(&global, &command).await,
+        Command::Ingest(args) => app::ingest(&global, &args).await,
         Command::Schema => {
             app::print_schema();
             Ok(())

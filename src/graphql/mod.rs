@@ -19,6 +19,7 @@ pub mod series;
 pub mod session;
 pub mod spreadsheet;
 pub mod team;
+pub mod upload;
 pub mod user;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub struct Query(
     agency::AgencyQuery,
     catalogue::CatalogueQuery,
     report::ReportQuery,
+    upload::UploadQuery,
     user::UserQuery,
 );
 
@@ -53,11 +55,12 @@ pub struct Mutation(
     editing::ReportMutation,
     metric::MetricSettingsMutation,
     agency::AgencyMutation,
+    upload::UploadMutation,
 );
 
 /// The root subscription type.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(editing::ReportSubscription);
+pub struct Subscription(editing::ReportSubscription, upload::UploadSubscription);
 
 /// The schema served at `/graphql` (and `/graphql/ws` for subscriptions).
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -59,7 +59,8 @@ pub fn cursor<K: CursorKey>(key: &K) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}|{text}", check_value(&text)))
 }
 
-fn decode_cursor<K: CursorKey>(cursor: &str) -> AppResult<K> {
+/// The position a cursor names; BAD_USER_INPUT for a cursor of another list or an edited one.
+pub fn decode_cursor<K: CursorKey>(cursor: &str) -> AppResult<K> {
     let invalid =
         || AppError::BadUserInput(format!("{cursor:?} is not a valid cursor for this list"));
     let bytes = URL_SAFE_NO_PAD

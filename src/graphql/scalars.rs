@@ -147,3 +147,55 @@ impl ScalarType for Json {
         Value::from_json(self.0.clone()).unwrap_or(Value::Null)
     }
 }
+
+/// How many files the request carried (a GraphQL multipart request); none for JSON requests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileCount(pub usize);
+
+/// A file sent with the request in a GraphQL multipart request (the operation's variable is
+/// `null` in `operations`, and `map` names the file part that fills it). The conventional
+/// name `Upload` is that of the uploaded spreadsheet's type here.
+#[derive(Debug, Clone, Copy)]
+pub struct File(usize);
+
+/// What a multipart request puts in a variable in place of its file.
+const FILE_PLACEHOLDER: &str = "#__graphql_file__:";
+
+#[Scalar(
+    name = "File",
+    specified_by_url = "https://github.com/jaydenseric/graphql-multipart-request-spec"
+)]
+impl ScalarType for File {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let index = match &value {
+            Value::String(text) => text
+                .strip_prefix(FILE_PLACEHOLDER)
+                .and_then(|index| index.parse::<usize>().ok()),
+            _ => None,
+        };
+        index.map(File).ok_or_else(|| {
+            InputValueError::custom("a file is sent as a part of a GraphQL multipart request")
+        })
+    }
+
+    fn to_value(&self) -> Value {
+        Value::Null
+    }
+}
+
+impl File {
+    /// The file's name and content; BAD_USER_INPUT when the request carried no such file.
+    pub fn value(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<async_graphql::UploadValue> {
+        let count = ctx.data_opt::<FileCount>().map_or(0, |count| count.0);
+        if self.0 >= count {
+            return Err(crate::error::AppError::BadUserInput(
+                "send the file as a part of a GraphQL multipart request".into(),
+            )
+            .into());
+        }
+        Ok(async_graphql::Upload(self.0).value(ctx)?)
+    }
+}

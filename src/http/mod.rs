@@ -5,6 +5,7 @@ pub mod client;
 pub mod cors;
 pub mod csrf;
 pub mod documents;
+pub mod files;
 pub mod graphiql;
 pub mod graphql;
 pub mod subscriptions;
@@ -51,6 +52,8 @@ pub struct Services {
     pub events: EventBus,
     /// Which web origins may call the API.
     pub cors: CorsSettings,
+    /// The metric catalogue (templates).
+    pub catalogue: Arc<crate::catalogue::Catalogue>,
 }
 
 impl Services {
@@ -61,6 +64,7 @@ impl Services {
             auth: data.auth.clone(),
             limits: data.limits.clone(),
             events: data.events.clone(),
+            catalogue: data.catalogue.clone(),
             schema: crate::graphql::build_schema(data),
             cors: CorsSettings::default(),
         }
@@ -78,6 +82,7 @@ struct AppState {
     documents: Arc<Documents>,
     sockets: Arc<OpenSockets>,
     events: EventBus,
+    catalogue: Arc<crate::catalogue::Catalogue>,
 }
 
 /// The router: `POST /graphql` (and `GET /graphql?query=…`; GraphiQL without a query),
@@ -92,6 +97,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         limits,
         events,
         cors,
+        catalogue,
     } = services;
     let documents = Documents::load(
         limits.trusted_documents.as_deref(),
@@ -106,6 +112,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         auth,
         limits,
         events,
+        catalogue,
     };
     forget_idle_clients(&state);
     let request_id = HeaderName::from_static(REQUEST_ID);
@@ -118,6 +125,8 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics_text))
+        .route("/uploads/{id}/file", get(files::upload_file))
+        .route("/agencies/{id}/templates/{file}", get(files::template))
         .route_layer(axum::middleware::from_fn(observe))
         .layer(
             TraceLayer::new_for_http()

@@ -11,9 +11,11 @@
 
 pub mod apply;
 pub mod fuzzy;
+pub mod job;
 pub mod layout;
 pub mod parse;
 pub mod read;
+pub mod template;
 pub mod stage;
 
 use std::io::Write;
@@ -23,7 +25,9 @@ use std::time::Duration;
 use chrono::{Datelike, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Integer, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{
+    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -32,6 +36,7 @@ use crate::catalogue::Catalogue;
 use crate::db::Pool;
 use crate::db::schema::{agencies, spreadsheets};
 use crate::error::{AppError, AppResult};
+use crate::events::{self, UploadProgress};
 use crate::models::agency::Agency;
 use crate::models::enums::{MessageSeverity, SpreadsheetStatus, System, ValueSource};
 use crate::models::ids::{AgencyId, SpreadsheetId, UserId};
@@ -42,9 +47,6 @@ use stage::Batch;
 
 /// The job kind of an ingest.
 pub const JOB_KIND: &str = "ingest";
-
-/// The notification channel of ingest progress.
-pub const PROGRESS_CHANNEL: &str = "upload_progress";
 
 /// Size of the parts a file is stored in.
 const PART_BYTES: usize = 1 << 20;
@@ -135,13 +137,25 @@ pub async fn check(
     Ok((agency, children))
 }
 
-/// Stores an upload and queues its ingest, in one transaction; the file is read from
-/// `file`. Returns the new spreadsheet.
+/// How a stored upload gets ingested.
+#[derive(Debug, Clone)]
+pub enum Queue {
+    /// By a job of the server's workers; for a file of the drop directory, with its path.
+    Job {
+        /// Where a dropped file waits for its result.
+        drop_path: Option<String>,
+    },
+    /// By the caller, who runs it at once.
+    Caller,
+}
+
+/// Stores an upload and (unless the caller runs it) queues its ingest, in one transaction;
+/// the file is read from `file`. Returns the new spreadsheet.
 pub async fn create(
     conn: &mut AsyncPgConnection,
     upload: &NewUpload,
     file: impl AsyncRead + Unpin + Send,
-    drop_path: Option<String>,
+    queue: Queue,
 ) -> AppResult<SpreadsheetId> {
     check(conn, upload).await?;
     conn.transaction(async |conn| {
@@ -164,11 +178,13 @@ pub async fn create(
             .bind::<Text, _>(digest)
             .execute(conn)
             .await?;
-        let payload = IngestJob {
-            spreadsheet_id: id.0,
-            drop_path,
-        };
-        crate::jobs::enqueue(conn, JOB_KIND, &payload).await?;
+        if let Queue::Job { drop_path } = queue {
+            let payload = IngestJob {
+                spreadsheet_id: id.0,
+                drop_path,
+            };
+            crate::jobs::enqueue(conn, JOB_KIND, &payload).await?;
+        }
         Ok(id)
     })
     .await
@@ -227,6 +243,23 @@ struct Part {
     bytes: Vec<u8>,
 }
 
+/// One part of a stored file (none past the end).
+pub async fn file_part(
+    conn: &mut AsyncPgConnection,
+    id: SpreadsheetId,
+    part: i32,
+) -> diesel::QueryResult<Option<Vec<u8>>> {
+    let found: Option<Part> = diesel::sql_query(
+        "SELECT bytes FROM spreadsheet_file_parts WHERE spreadsheet_id = $1 AND part = $2",
+    )
+    .bind::<Integer, _>(id.0)
+    .bind::<Integer, _>(part)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(found.map(|found| found.bytes))
+}
+
 /// Reads a stored file part by part into `out`.
 pub async fn read_file(
     conn: &mut AsyncPgConnection,
@@ -235,18 +268,10 @@ pub async fn read_file(
 ) -> AppResult<()> {
     let mut part = 0;
     loop {
-        let found: Option<Part> = diesel::sql_query(
-            "SELECT bytes FROM spreadsheet_file_parts WHERE spreadsheet_id = $1 AND part = $2",
-        )
-        .bind::<Integer, _>(id.0)
-        .bind::<Integer, _>(part)
-        .get_result(conn)
-        .await
-        .optional()?;
-        let Some(found) = found else {
+        let Some(bytes) = file_part(conn, id, part).await? else {
             return Ok(());
         };
-        out(&found.bytes).map_err(|error| AppError::Internal(error.into()))?;
+        out(&bytes).map_err(|error| AppError::Internal(error.into()))?;
         part += 1;
     }
 }
@@ -315,6 +340,42 @@ pub async fn run(
     settings: &IngestSettings,
     observer: &dyn Observer,
 ) -> anyhow::Result<Finished> {
+    // One runner per upload, whatever the job queue believes: the lock belongs to a
+    // transaction left open on a connection of its own while the ingest runs. A runner that
+    // stops half-way leaves the transaction open, so the pool discards the connection and
+    // the lock ends with its session.
+    let mut lock = pool.get().await?;
+    AnsiTransactionManager::begin_transaction(&mut *lock).await?;
+    let locked: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1, $2) AS locked")
+        .bind::<Integer, _>(LOCK_CLASS)
+        .bind::<Integer, _>(id.0)
+        .get_result(&mut *lock)
+        .await?;
+    if !locked.locked {
+        AnsiTransactionManager::rollback_transaction(&mut *lock).await?;
+        anyhow::bail!("upload {id} is being ingested by another worker");
+    }
+    let result = run_locked(pool, catalogue, id, settings, observer).await;
+    AnsiTransactionManager::rollback_transaction(&mut *lock).await?;
+    result
+}
+
+/// The advisory lock class of ingests (the second key is the spreadsheet id).
+const LOCK_CLASS: i32 = 0x1_9e57;
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+async fn run_locked(
+    pool: &Pool,
+    catalogue: &Arc<Catalogue>,
+    id: SpreadsheetId,
+    settings: &IngestSettings,
+    observer: &dyn Observer,
+) -> anyhow::Result<Finished> {
     let mut conn = pool.get().await?;
     let state: JobState = diesel::sql_query(
         "SELECT agency_id, system, file_name, uploaded_by, source, dry_run, status, read_sheet, \
@@ -341,7 +402,9 @@ pub async fn run(
     notify_progress(&mut conn, id).await?;
     drop(conn);
     if !state.read_done {
-        let context = load_context(pool, catalogue, &state).await?;
+        let mut conn = pool.get().await?;
+        let context = context(&mut conn, catalogue, state.agency_id, state.system).await?;
+        drop(conn);
         let cancelled = read_file_into_stage(pool, id, &state, context, settings, observer).await?;
         if cancelled {
             return cancel(pool, id).await;
@@ -350,22 +413,24 @@ pub async fn run(
     apply_staged(pool, id, &state, settings).await
 }
 
-async fn load_context(
-    pool: &Pool,
+/// What reading an agency's files for a system depends on: the agency, its children, and
+/// their settings.
+pub async fn context(
+    conn: &mut AsyncPgConnection,
     catalogue: &Arc<Catalogue>,
-    state: &JobState,
-) -> anyhow::Result<Context> {
-    let mut conn = pool.get().await?;
-    let agency = Agency::by_ids(&mut conn, &[state.agency_id])
+    agency: AgencyId,
+    system: System,
+) -> AppResult<Context> {
+    let agency = Agency::by_ids(conn, &[agency])
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| anyhow::anyhow!("agency {} is gone", state.agency_id))?;
-    let children = Agency::children_of(&mut conn, &[agency.id]).await?;
+        .ok_or_else(|| AppError::NotFound(format!("no agency has id {agency}")))?;
+    let children = Agency::children_of(conn, &[agency.id]).await?;
     let ids: Vec<AgencyId> = std::iter::once(agency.id)
         .chain(children.iter().map(|c| c.id))
         .collect();
-    let mut settings = AgencyMetricSettings::of_agencies(&mut conn, &ids).await?;
+    let mut settings = AgencyMetricSettings::of_agencies(conn, &ids).await?;
     let mut target = |agency: &Agency| Target {
         id: agency.id,
         name: agency.name.clone(),
@@ -373,7 +438,7 @@ async fn load_context(
         settings: settings.remove(&agency.id).unwrap_or_default(),
     };
     Ok(Context {
-        system: state.system,
+        system,
         agency: target(&agency),
         children: children.iter().map(&mut target).collect(),
         catalogue: catalogue.clone(),
@@ -685,42 +750,13 @@ pub async fn request_cancel(conn: &mut AsyncPgConnection, id: SpreadsheetId) -> 
     .await
 }
 
-/// An ingest's progress, as announced on [`PROGRESS_CHANNEL`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, QueryableByName)]
-pub struct Progress {
-    /// The spreadsheet.
-    #[diesel(sql_type = Integer)]
-    pub spreadsheet_id: i32,
-    /// Its agency.
-    #[diesel(sql_type = Integer)]
-    pub agency_id: i32,
-    /// Its status.
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    /// Rows read so far.
-    #[diesel(sql_type = BigInt)]
-    pub rows_read: i64,
-    /// Rows whose value was accepted so far.
-    #[diesel(sql_type = BigInt)]
-    pub rows_accepted: i64,
-    /// Rows saved (once applied).
-    #[diesel(sql_type = BigInt)]
-    pub rows_saved: i64,
-    /// Messages so far.
-    #[diesel(sql_type = BigInt)]
-    pub messages: i64,
-    /// Whether a cancel was asked for.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    pub cancel_requested: bool,
-}
-
 /// The current progress of an ingest.
 pub async fn progress(
     conn: &mut AsyncPgConnection,
     id: SpreadsheetId,
-) -> diesel::QueryResult<Option<Progress>> {
+) -> diesel::QueryResult<Option<UploadProgress>> {
     diesel::sql_query(
-        "SELECT s.id AS spreadsheet_id, s.agency_id, s.status::text AS status, s.rows_read, \
+        "SELECT s.id AS spreadsheet_id, s.agency_id, s.status, s.rows_read, \
              s.rows_accepted, s.rows_saved, \
              (SELECT count(*) FROM spreadsheet_messages m WHERE m.spreadsheet_id = s.id) \
                  AS messages, \
@@ -741,14 +777,7 @@ async fn notify_progress(
     let Some(progress) = progress(conn, id).await? else {
         return Ok(());
     };
-    let payload = serde_json::to_string(&progress)
-        .map_err(|error| diesel::result::Error::SerializationError(Box::new(error)))?;
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(PROGRESS_CHANNEL)
-        .bind::<Text, _>(payload)
-        .execute(conn)
-        .await
-        .map(drop)
+    events::notify_upload(conn, &progress).await
 }
 
 /// Marks an ingest that failed for good (its job gave up) as ERRORED, with the reason.

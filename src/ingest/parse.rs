@@ -71,13 +71,13 @@ pub struct Context {
 
 impl Context {
     /// Whether rows must name a child agency.
-    fn needs_agency(&self) -> bool {
+    pub fn needs_agency(&self) -> bool {
         !self.children.is_empty() && self.system != System::Superagency
     }
 
     /// Whether rows of a layout metric must name a supervision subsystem: the uploading
     /// agency reports SUPERVISION and a subsystem, and splits this metric by subsystem.
-    fn needs_system(&self, layout_metric: &str) -> bool {
+    pub fn needs_system(&self, layout_metric: &str) -> bool {
         self.system == System::Supervision
             && self.agency.systems.contains(&System::Supervision)
             && self
@@ -95,7 +95,7 @@ impl Context {
 
     /// Whether a `month` column is expected for a layout metric: some agency the rows may go
     /// to reports it monthly.
-    fn expects_month(&self, layout_metric: &str) -> bool {
+    pub fn expects_month(&self, layout_metric: &str) -> bool {
         let key = layout::metric_for(layout_metric, self.system);
         let Some(metric) = self.catalogue.metric(&key) else {
             return false;

@@ -20,8 +20,7 @@ use tracing::Instrument;
 
 use crate::db::Pool;
 
-/// The notification channel announcing new jobs.
-pub const CHANNEL: &str = "jobs_queued";
+use crate::events::JOBS as CHANNEL;
 
 /// Queues a job (when the current transaction commits) and wakes the workers.
 pub async fn enqueue(

@@ -253,9 +253,12 @@ pub enum ValueSource {
 }
 
 /// Where an uploaded spreadsheet stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum, Serialize, Deserialize,
+)]
 #[ExistingTypePath = "crate::db::schema::sql_types::SpreadsheetStatus"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SpreadsheetStatus {
     /// Received and queued, not yet read.
     Uploaded,

@@ -28,3 +28,4 @@ mod statements;
 mod subscriptions;
 mod support;
 mod tokens;
+mod uploads;

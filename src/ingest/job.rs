@@ -1,0 +1,284 @@
+//! The ingest as a background job, and the drop directory of automated uploads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::future::BoxFuture;
+use serde_json::json;
+
+use super::{
+    IngestJob, IngestSettings, NewUpload, Observer, Queue, Quiet, create, fail, progress, run,
+};
+use crate::catalogue::Catalogue;
+use crate::db::Pool;
+use crate::jobs::{Handler, Job};
+use crate::models::enums::{SpreadsheetStatus, System, ValueSource};
+use crate::models::ids::{AgencyId, SpreadsheetId};
+
+/// Runs ingest jobs.
+pub struct IngestHandler {
+    /// The database.
+    pub pool: Pool,
+    /// The catalogue.
+    pub catalogue: Arc<Catalogue>,
+    /// How ingests run.
+    pub settings: IngestSettings,
+    /// Told about each stored batch.
+    pub observer: Arc<dyn Observer>,
+}
+
+impl IngestHandler {
+    /// A handler with no observer.
+    pub fn new(pool: Pool, catalogue: Arc<Catalogue>, settings: IngestSettings) -> Self {
+        Self {
+            pool,
+            catalogue,
+            settings,
+            observer: Arc::new(Quiet),
+        }
+    }
+}
+
+impl Handler for IngestHandler {
+    fn run<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let payload: IngestJob = serde_json::from_value(job.payload.clone())?;
+            let id = SpreadsheetId(payload.spreadsheet_id);
+            run(
+                &self.pool,
+                &self.catalogue,
+                id,
+                &self.settings,
+                self.observer.as_ref(),
+            )
+            .await?;
+            if let Some(path) = payload.drop_path {
+                deliver(&self.pool, id, Path::new(&path)).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn give_up<'a>(&'a self, job: &'a Job, error: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let payload: IngestJob = serde_json::from_value(job.payload.clone())?;
+            let id = SpreadsheetId(payload.spreadsheet_id);
+            let mut conn = self.pool.get().await?;
+            fail(&mut conn, id, error)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            drop(conn);
+            if let Some(path) = payload.drop_path {
+                deliver(&self.pool, id, Path::new(&path)).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What an ingest ended with, as written beside a file of the drop directory and printed by
+/// the `ingest` command.
+pub async fn summary(pool: &Pool, id: SpreadsheetId) -> anyhow::Result<serde_json::Value> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    use crate::db::schema::spreadsheet_messages as m;
+    let mut conn = pool.get().await?;
+    let progress = progress(&mut conn, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("upload {id} is gone"))?;
+    type Row = (String, String, String, Option<String>, Option<i32>, Option<String>);
+    let messages: Vec<Row> = m::table
+        .filter(m::spreadsheet_id.eq(id))
+        .order(m::id)
+        .select((
+            diesel::dsl::sql::<diesel::sql_types::Text>("severity::text"),
+            m::title,
+            m::message,
+            m::sheet,
+            m::row_number,
+            m::metric_key,
+        ))
+        .load(&mut *conn)
+        .await?;
+    Ok(json!({
+        "uploadId": id.0,
+        "agencyId": progress.agency_id,
+        "status": progress.status,
+        "rowsRead": progress.rows_read,
+        "rowsSaved": progress.rows_saved,
+        "messages": messages.into_iter().map(|(severity, title, description, sheet, row, metric)| json!({
+            "type": severity,
+            "title": title,
+            "description": description,
+            "sheet": sheet,
+            "row": row,
+            "metricKey": metric,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// Moves a dropped file out of `processing/` to `done/` (ingested) or `failed/`, with its
+/// result beside it as JSON.
+async fn deliver(pool: &Pool, id: SpreadsheetId, path: &Path) -> anyhow::Result<()> {
+    let summary = summary(pool, id).await?;
+    let status: Option<SpreadsheetStatus> = serde_json::from_value(summary["status"].clone()).ok();
+    let folder = if status == Some(SpreadsheetStatus::Ingested) {
+        "done"
+    } else {
+        "failed"
+    };
+    let (Some(processing), Some(name)) = (path.parent(), path.file_name()) else {
+        anyhow::bail!("{} is not a file of the drop directory", path.display());
+    };
+    let Some(system_dir) = processing.parent() else {
+        anyhow::bail!("{} is not a file of the drop directory", path.display());
+    };
+    let target_dir = system_dir.join(folder);
+    tokio::fs::create_dir_all(&target_dir).await?;
+    let target = target_dir.join(format!("{}-{}", id.0, name.to_string_lossy()));
+    if tokio::fs::try_exists(path).await? {
+        tokio::fs::rename(path, &target).await?;
+    }
+    let mut result = target.clone().into_os_string();
+    result.push(".result.json");
+    tokio::fs::write(result, serde_json::to_vec_pretty(&summary)?).await?;
+    Ok(())
+}
+
+/// Watches the drop directory: each file that stopped growing in
+/// `<dir>/<agency id>/<system>/` is moved to `processing/` and becomes an automated upload.
+pub struct DropDirectory {
+    /// The directory.
+    pub dir: PathBuf,
+    /// How often it is scanned.
+    pub poll: Duration,
+    /// The database.
+    pub pool: Pool,
+}
+
+impl DropDirectory {
+    /// Scans until the task is stopped.
+    pub async fn watch(self) {
+        let mut seen: Vec<(PathBuf, u64, Option<SystemTime>)> = Vec::new();
+        loop {
+            match self.scan(&seen).await {
+                Ok(now) => seen = now,
+                Err(error) => {
+                    tracing::warn!(%error, dir = %self.dir.display(), "cannot scan the drop directory")
+                }
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// One scan: files unchanged since the previous scan are taken; the rest are returned to
+    /// be compared next time.
+    async fn scan(
+        &self,
+        previous: &[(PathBuf, u64, Option<SystemTime>)],
+    ) -> anyhow::Result<Vec<(PathBuf, u64, Option<SystemTime>)>> {
+        let mut now = Vec::new();
+        for (agency_dir, agency) in subdirectories(&self.dir).await? {
+            for (system_dir, system) in subdirectories(&agency_dir).await? {
+                let mut entries = tokio::fs::read_dir(&system_dir).await?;
+                while let Some(entry) = entries.next_entry().await? {
+                    let metadata = entry.metadata().await?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if !metadata.is_file() || name.starts_with('.') {
+                        continue;
+                    }
+                    let state = (entry.path(), metadata.len(), metadata.modified().ok());
+                    if previous.contains(&state) {
+                        if let Err(error) = self.take(&system_dir, &name, &agency, &system).await
+                        {
+                            tracing::warn!(%error, file = %state.0.display(), "cannot take a dropped file");
+                        }
+                    } else {
+                        now.push(state);
+                    }
+                }
+            }
+        }
+        Ok(now)
+    }
+
+    async fn take(
+        &self,
+        system_dir: &Path,
+        name: &str,
+        agency: &str,
+        system: &str,
+    ) -> anyhow::Result<()> {
+        let processing = system_dir.join("processing");
+        tokio::fs::create_dir_all(&processing).await?;
+        let path = processing.join(name);
+        // Taking the file is renaming it: of several servers watching, one wins.
+        if tokio::fs::rename(system_dir.join(name), &path).await.is_err() {
+            return Ok(());
+        }
+        let upload = match (agency.parse::<i32>(), System::from_key(system)) {
+            (Ok(agency), Some(system)) => NewUpload {
+                agency: AgencyId(agency),
+                system,
+                file_name: name.to_owned(),
+                user: None,
+                source: ValueSource::AutomatedBulkUpload,
+                dry_run: false,
+            },
+            _ => {
+                return refuse(
+                    system_dir,
+                    &path,
+                    name,
+                    "the folders must be <agency id>/<SYSTEM>/",
+                )
+                .await;
+            }
+        };
+        let mut conn = self.pool.get().await?;
+        let file = tokio::fs::File::open(&path).await?;
+        let queue = Queue::Job {
+            drop_path: Some(path.to_string_lossy().into_owned()),
+        };
+        match create(&mut conn, &upload, file, queue).await {
+            Ok(id) => {
+                tracing::info!(upload = %id, file = %path.display(), "dropped file queued");
+                Ok(())
+            }
+            Err(error) => refuse(system_dir, &path, name, &error.to_string()).await,
+        }
+    }
+}
+
+/// A dropped file that cannot become an upload goes to `failed/` with the reason.
+async fn refuse(system_dir: &Path, path: &Path, name: &str, reason: &str) -> anyhow::Result<()> {
+    let failed = system_dir.join("failed");
+    tokio::fs::create_dir_all(&failed).await?;
+    tokio::fs::rename(path, failed.join(name)).await?;
+    let summary = json!({ "status": "REFUSED", "error": reason });
+    tokio::fs::write(
+        failed.join(format!("{name}.result.json")),
+        serde_json::to_vec_pretty(&summary)?,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn subdirectories(dir: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
+    let mut found = Vec::new();
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(error) => return Err(error),
+    };
+    while let Some(entry) = entries.next_entry().await? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let skip = matches!(name.as_str(), "processing" | "done" | "failed") || name.starts_with('.');
+        if !skip && entry.file_type().await?.is_dir() {
+            found.push((entry.path(), name));
+        }
+    }
+    Ok(found)
+}
