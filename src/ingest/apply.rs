@@ -123,14 +123,15 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
     .load(conn)
     .await?;
     for duplicate in &duplicates {
-        let rows: Vec<String> = duplicate.rows.iter().map(i64::to_string).collect();
+        let first = <[i64]>::first(&duplicate.rows).copied().unwrap_or_default();
+        let again: Vec<String> = duplicate.rows.iter().skip(1).map(i64::to_string).collect();
         messages.push(Output::Message(Message {
             severity: MessageSeverity::Error,
             title: "Too Many Rows".into(),
             description: format!(
-                "Rows {} give the same value twice or more for {} ({}): none of this sheet's \
-                 values of the metric for that period were saved. Keep one row per value.",
-                rows.join(", "),
+                "Row {first}: the same value is given again in row {} for {} ({}): none of this \
+                 sheet's values of the metric for that period were saved. Keep one row per value.",
+                again.join(", "),
                 period_text(&duplicate.frequency, duplicate.start),
                 duplicate.agency
             ),

@@ -423,10 +423,13 @@ impl Parser {
                 )
             });
         }
+        // In the single-sheet layout empty breakdown columns mean totals only.
+        let single = matches!(state.layout, Layout::Single);
         state.filled = required
             .into_iter()
             .chain(allowed.into_iter().filter(|c| c == "month"))
             .filter(|column| state.columns.contains_key(column))
+            .filter(|column| !(single && matches!(column.as_str(), "breakdown_category" | "breakdown")))
             .map(|column| (column, false))
             .collect();
         state.header_messages = messages;

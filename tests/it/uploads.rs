@@ -28,9 +28,35 @@ pub async fn rows(db: &TestDb, query: &str) -> Vec<Value> {
     .await
     .unwrap_or_else(|error| panic!("{query}: {error}"));
     match serde_json::from_str(&result.json).expect("JSON") {
-        Value::Array(rows) => rows,
+        Value::Array(rows) => rows.into_iter().map(floats).collect(),
         _ => Vec::new(),
     }
+}
+
+/// Numbers as floats, whether PostgreSQL wrote them with a decimal point or not.
+fn floats(value: Value) -> Value {
+    match value {
+        Value::Number(number) => json!(number.as_f64()),
+        Value::Array(items) => Value::Array(items.into_iter().map(floats).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.into_iter().map(|(k, v)| (k, floats(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// A whole number of a row.
+pub fn int(value: &Value) -> i64 {
+    value.as_f64().unwrap_or(-1.0) as i64
+}
+
+/// Runs a statement.
+pub async fn execute(db: &TestDb, statement: &str) -> usize {
+    let mut conn = db.connect().await;
+    diesel::sql_query(statement)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|error| panic!("{statement}: {error}"))
 }
 
 /// The id of the demo agency whose name contains `name`.
@@ -40,13 +66,13 @@ pub async fn agency(db: &TestDb, name: &str) -> AgencyId {
         &format!("SELECT id FROM agencies WHERE name LIKE '%{name}%' ORDER BY id LIMIT 1"),
     )
     .await;
-    AgencyId(found[0]["id"].as_i64().expect("agency") as i32)
+    AgencyId(int(&found[0]["id"]) as i32)
 }
 
 /// The id of the demo user with `email`.
 pub async fn user(db: &TestDb, email: &str) -> UserId {
     let found = rows(db, &format!("SELECT id FROM users WHERE email = '{email}'")).await;
-    UserId(found[0]["id"].as_i64().expect("user") as i32)
+    UserId(int(&found[0]["id"]) as i32)
 }
 
 /// Who uploads.
@@ -245,4 +271,480 @@ async fn the_same_file_twice_changes_nothing_the_second_time() {
     .await;
     assert_eq!(changes, [json!({"change": "UNCHANGED"})]);
     let _ = Arc::new(());
+}
+
+/// An XLSX workbook with these sheets of text cells.
+pub fn workbook(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    for (name, rows) in sheets {
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(*name).expect("sheet name");
+        for (r, row) in (0u32..).zip(rows.iter()) {
+            for (c, cell) in (0u16..).zip(row.iter()) {
+                if let Ok(number) = cell.parse::<f64>() {
+                    sheet.write_number(r, c, number).expect("cell");
+                } else if !cell.is_empty() {
+                    sheet.write_string(r, c, *cell).expect("cell");
+                }
+            }
+        }
+    }
+    workbook.save_to_buffer().expect("workbook")
+}
+
+/// One file and the message it must produce.
+struct Case {
+    agency: &'static str,
+    system: System,
+    file: &'static str,
+    bytes: Vec<u8>,
+    title: &'static str,
+    severity: &'static str,
+    row: Option<i64>,
+    value: Option<&'static str>,
+}
+
+fn case(
+    agency: &'static str,
+    system: System,
+    file: &'static str,
+    csv: &str,
+    title: &'static str,
+    severity: &'static str,
+    row: Option<i64>,
+    value: Option<&'static str>,
+) -> Case {
+    Case {
+        agency,
+        system,
+        file,
+        bytes: csv.as_bytes().to_vec(),
+        title,
+        severity,
+        row,
+        value,
+    }
+}
+
+#[tokio::test]
+async fn every_error_and_warning_has_a_file_that_raises_it() {
+    use System::{LawEnforcement as Le, Supervision};
+    let db = TestDb::with_demo().await;
+    // One supervision metric that is not split by subsystem, for a sheet that mixes them.
+    execute(
+        &db,
+        "UPDATE metric_settings SET is_disaggregated_by_subsystem = false \
+         WHERE metric_key = 'SUPERVISION_FUNDING'",
+    )
+    .await;
+    let (e, w) = ("ERROR", "WARNING");
+    let harbor = "Harbor City Police";
+    let council = "Public Safety Council";
+    let corrections = "Community Corrections";
+    let single = "metric,year,month,breakdown_category,breakdown,value\n";
+    let cases = vec![
+        Case {
+            bytes: workbook(&[
+                ("arrests", &[&["year", "month", "value"], &["2022", "1", "5"]]),
+                ("notes", &[&["anything"], &["at all"]]),
+            ]),
+            ..case(harbor, Le, "data.xlsx", "", "Invalid Sheet Name", e, None, Some("notes"))
+        },
+        case(harbor, Le, "arrest_counts.csv", "year,month,value\n2022,1,5\n",
+             "Invalid File Name for CSV", e, None, Some("arrest_counts")),
+        case(harbor, Le, "arrests.csv", "month,value\n1,5\n", "Missing 'year' Column", e, None, None),
+        case(harbor, Le, "arrests.csv", "year,value\n2022,5\n", "Missing 'month' Column", w, None, None),
+        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,\n2022,2,\n",
+             "Empty 'value' Column", e, None, None),
+        case(harbor, Le, "arrests.csv", "year,month,value\n2022,,5\n", "Empty 'month' Column", w, None, None),
+        case(harbor, Le, "arrests.csv", "year,month,value,Notes\n2022,1,5,x\n",
+             "Unexpected 'Notes' Column", e, None, Some("Notes")),
+        case(harbor, Le, "funding.csv", "year,month,value\n2022,3,100\n",
+             "Unexpected 'month' Column", w, None, Some("month")),
+        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,5\n,2,6\n",
+             "Empty 'year' Column Value", e, Some(3), None),
+        case(harbor, Le, "arrests.csv", "year,month,value\nFY2023-2024,1,5\n",
+             "Invalid 'year' Column Value", e, Some(2), Some("FY2023-2024")),
+        case(harbor, Le, "arrests.csv", "year,month,value\n2022,Sept,5\n",
+             "Invalid 'month' Column Value", e, Some(2), Some("Sept")),
+        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,\"1,000\"\n",
+             "Invalid 'value' Column Value", e, Some(2), Some("1,000")),
+        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,5\n2022,2,NA\n",
+             "Empty 'value' Column Value", e, Some(3), None),
+        case(harbor, Le, "arrests_by_type.csv", "year,month,offense_type,value\n2022,1,Person,3\n",
+             "Invalid 'offense_type' Column Value", e, Some(2), Some("Person")),
+        case(harbor, Le, "arrests_by_type.csv",
+             "year,month,offense_type,value\n2022,1,Drug Offenses,3\n2022,1,,3\n",
+             "Empty 'offense_type' Column Value", e, Some(3), None),
+        case(council, Le, "arrests.csv",
+             "year,month,agency,value\n2022,1,Nowhere PD,5\n2022,1,pine county sheriff's office,5\n",
+             "Invalid 'agency' Column Value", e, Some(2), Some("Nowhere PD")),
+        case(council, Le, "arrests.csv",
+             "year,month,agency,value\n2022,1,,5\n2022,2,Pine County Sheriff's Office,5\n",
+             "Empty 'agency' Column Value", e, Some(2), None),
+        case(corrections, Supervision, "population.csv",
+             "year,month,system,value\n2022,1,jail,5\n2022,1,parole,4\n",
+             "Invalid 'system' Column Value", e, Some(2), Some("jail")),
+        case(corrections, Supervision, "population.csv",
+             "year,month,system,value\n2022,1,,5\n2022,1,probation,4\n",
+             "Empty 'system' Column Value", e, Some(2), None),
+        case(corrections, Supervision, "mixed.csv",
+             "metric,year,month,system,value\nfunding,2022,,prison,5\npopulation,2022,1,parole,3\n",
+             "System Not Recognized", e, Some(2), Some("prison")),
+        case(harbor, Le, "mixed.csv", &format!("{single}bogus,2022,1,,,5\n"),
+             "Invalid 'metric' Column Value", e, Some(2), Some("bogus")),
+        case(harbor, Le, "mixed.csv", &format!("{single},2022,1,,,5\narrests,2022,1,,,5\n"),
+             "Empty 'metric' Column Value", e, Some(2), None),
+        case(harbor, Le, "mixed.csv", &format!("{single}arrests,2022,1,call_type,Person Offenses,5\n"),
+             "Invalid 'breakdown_category' Column Value", e, Some(2), Some("call_type")),
+        case(harbor, Le, "mixed.csv",
+             &format!("{single}arrests,2022,1,offense_type,Persons Offensive Stuff,5\n"),
+             "Invalid 'breakdown' Column Value", e, Some(2), Some("Persons Offensive Stuff")),
+        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,5\n2022,01,6\n",
+             "Too Many Rows", e, Some(2), None),
+        case(harbor, Le, "mixed.csv",
+             &format!("{single}arrests,2021,1,,,10\narrests,2021,1,offense_type,Person Offenses,3\n"),
+             "Breakdown Total Warning", w, None, Some("3")),
+        case(harbor, Le, "arrests.xlsx", "this is not a workbook", "Unreadable File", e, None, None),
+    ];
+    for case in cases {
+        let agency = agency(&db, case.agency).await;
+        let ingested = ingest_file(
+            &db,
+            agency,
+            case.system,
+            case.file,
+            &case.bytes,
+            CONTRIBUTOR_OF_ALL,
+            false,
+        )
+        .await;
+        let message = ingested.message(case.title);
+        assert_eq!(message["type"], case.severity, "{}: {message:#}", case.title);
+        assert_eq!(message["row"].as_i64(), case.row, "{}: {message:#}", case.title);
+        let stored = rows(
+            &db,
+            &format!(
+                "SELECT value FROM spreadsheet_messages WHERE spreadsheet_id = {} AND title = $${}$$",
+                ingested.id.0, case.title
+            ),
+        )
+        .await;
+        assert_eq!(
+            stored[0]["value"].as_str(),
+            case.value,
+            "{}: {message:#}",
+            case.title
+        );
+        if case.row.is_some() {
+            let description = message["description"].as_str().unwrap_or_default();
+            assert!(description.starts_with(&format!("Row {}:", case.row.unwrap_or(0))), "{description}");
+        }
+        let errors = ingested.messages().iter().any(|m| m["type"] == "ERROR");
+        assert_eq!(
+            ingested.status(),
+            if errors { "ERRORED" } else { "INGESTED" },
+            "{}",
+            case.title
+        );
+    }
+}
+
+/// Platform staff may upload for every agency.
+const CONTRIBUTOR_OF_ALL: By = By::Person("admin@example.com");
+
+#[tokio::test]
+async fn rows_become_months_years_and_fiscal_years() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    // Arrests are monthly: a blank month is the calendar year. Funding is annual: a month
+    // makes a monthly report.
+    let file = workbook(&[
+        (
+            "arrests",
+            &[&["year", "month", "value"], &["2021", "3", "7"], &["2021", "", "80"]],
+        ),
+        (
+            "funding",
+            &[&["year", "month", "value"], &["2021", "", "1000"], &["2021", "5", "90"]],
+        ),
+    ]);
+    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "harbor.xlsx", &file, CONTRIBUTOR, false).await;
+    assert_eq!(ingested.titles(), ["Unexpected 'month' Column"], "{:#}", ingested.summary);
+    let periods = |values: Vec<Value>| -> Vec<(String, String, f64)> {
+        values
+            .iter()
+            .filter(|v| v["start"].as_str().unwrap_or_default().starts_with("2021"))
+            .map(|v| {
+                (
+                    v["frequency"].as_str().unwrap_or_default().to_owned(),
+                    v["start"].as_str().unwrap_or_default().to_owned(),
+                    v["value"].as_f64().unwrap_or(-1.0),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        periods(values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await),
+        [
+            ("ANNUAL".to_owned(), "2021-01-01".to_owned(), 80.0),
+            ("MONTHLY".to_owned(), "2021-03-01".to_owned(), 7.0)
+        ]
+    );
+    assert_eq!(
+        periods(values(&db, harbor, "LAW_ENFORCEMENT_FUNDING").await),
+        [
+            ("ANNUAL".to_owned(), "2021-01-01".to_owned(), 1000.0),
+            ("MONTHLY".to_owned(), "2021-05-01".to_owned(), 90.0)
+        ]
+    );
+    // The Department of Corrections' year starts in July: the year column is the year the
+    // fiscal year ends.
+    let mesa = agency(&db, "Mesa State Department").await;
+    let ingested = ingest_file(
+        &db,
+        mesa,
+        System::Prisons,
+        "funding.csv",
+        b"year,value\n2022,5000\n2021-2022,4000\n",
+        CONTRIBUTOR_OF_ALL,
+        false,
+    )
+    .await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    let funding = values(&db, mesa, "PRISONS_FUNDING").await;
+    let fiscal: Vec<&Value> = funding.iter().filter(|v| v["start"] == "2021-07-01").collect();
+    assert_eq!(fiscal.len(), 1, "{funding:#?}");
+    assert_eq!(fiscal[0]["value"], 5000.0);
+    assert_eq!(fiscal[0]["frequency"], "ANNUAL");
+    let fiscal: Vec<&Value> = funding.iter().filter(|v| v["start"] == "2020-07-01").collect();
+    assert_eq!(fiscal[0]["value"], 4000.0);
+}
+
+/// A report of the agency with a stored arrests total, and its status.
+async fn report_with_arrests(db: &TestDb, agency: AgencyId, status: &str) -> Value {
+    rows(
+        db,
+        &format!(
+            "SELECT r.id, extract(year FROM r.date_range_start)::int AS year, \
+                 extract(month FROM r.date_range_start)::int AS month, r.version, d.value \
+             FROM reports r JOIN datapoints d ON d.report_id = r.id \
+             WHERE r.agency_id = {} AND r.status = '{status}' AND r.frequency = 'MONTHLY' \
+                 AND d.metric_key = 'LAW_ENFORCEMENT_ARRESTS' AND d.dimension_id IS NULL \
+                 AND d.value IS NOT NULL \
+             ORDER BY r.date_range_start LIMIT 1",
+            agency.0
+        ),
+    )
+    .await
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| panic!("no {status} report with arrests"))
+}
+
+#[tokio::test]
+async fn a_persons_change_takes_a_published_report_back_to_draft_and_keeps_history() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let published = report_with_arrests(&db, harbor, "PUBLISHED").await;
+    let (year, month, old) = (&published["year"], &published["month"], published["value"].as_f64().unwrap_or(0.0));
+    // Unchanged values leave the report published.
+    let same = format!("year,month,value\n{year},{month},{old}\n");
+    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", same.as_bytes(), CONTRIBUTOR, false).await;
+    assert_eq!(ingested.status(), "INGESTED");
+    let report = format!("SELECT status::text AS status, version FROM reports WHERE id = {}", published["id"]);
+    assert_eq!(rows(&db, &report).await[0]["status"], "PUBLISHED");
+    // An automated upload's change leaves it published too.
+    let automated = format!("year,month,value\n{year},{month},{}\n", old + 1.0);
+    ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", automated.as_bytes(), By::Automated, false).await;
+    assert_eq!(rows(&db, &report).await[0]["status"], "PUBLISHED");
+    // A person's change takes it back to draft, with a new version and a history row.
+    let changed = format!("year,month,value\n{year},{month},{}\n", old + 2.0);
+    ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", changed.as_bytes(), CONTRIBUTOR, false).await;
+    let after = &rows(&db, &report).await[0];
+    assert_eq!(after["status"], "DRAFT");
+    assert_eq!(after["version"], (int(&published["version"]) + 2) as f64);
+    let history = rows(
+        &db,
+        &format!(
+            "SELECT c.old_value, c.new_value, c.source::text AS source, \
+                 c.changed_by IS NOT NULL AS by_person \
+             FROM datapoint_changes c JOIN datapoints d ON d.id = c.datapoint_id \
+             WHERE d.report_id = {} AND d.metric_key = 'LAW_ENFORCEMENT_ARRESTS' \
+                 AND d.dimension_id IS NULL ORDER BY c.id",
+            published["id"]
+        ),
+    )
+    .await;
+    let tail: Vec<&Value> = history.iter().rev().take(2).collect();
+    assert_eq!(
+        tail,
+        [
+            &json!({"old_value": old + 1.0, "new_value": old + 2.0, "source": "BULK_UPLOAD", "by_person": true}),
+            &json!({"old_value": old, "new_value": old + 1.0, "source": "AUTOMATED_BULK_UPLOAD", "by_person": false}),
+        ]
+    );
+    let status_changes = rows(
+        &db,
+        &format!(
+            "SELECT old_status::text AS old, new_status::text AS new FROM report_status_changes \
+             WHERE report_id = {} ORDER BY id DESC LIMIT 1",
+            published["id"]
+        ),
+    )
+    .await;
+    assert_eq!(status_changes, [json!({"old": "PUBLISHED", "new": "DRAFT"})]);
+}
+
+#[tokio::test]
+async fn a_dry_run_says_what_would_change_and_writes_nothing() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let draft = report_with_arrests(&db, harbor, "PUBLISHED").await;
+    let counts = "SELECT (SELECT count(*) FROM datapoints) AS datapoints, \
+        (SELECT count(*) FROM reports) AS reports, \
+        (SELECT count(*) FROM datapoint_changes) AS history, \
+        (SELECT sum(version) FROM reports) AS versions, \
+        (SELECT count(*) FROM report_editors) AS editors";
+    let before = rows(&db, counts).await;
+    let csv = format!(
+        "year,month,value\n{},{},{}\n2022,6,12\n",
+        draft["year"],
+        draft["month"],
+        draft["value"].as_f64().unwrap_or(0.0) + 5.0
+    );
+    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", csv.as_bytes(), CONTRIBUTOR, true).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    assert_eq!(rows(&db, counts).await, before);
+    let result = rows(
+        &db,
+        &format!(
+            "SELECT outcome::text AS outcome, old_value, value, report_id IS NOT NULL AS has_report, \
+                 report_created FROM spreadsheet_values WHERE spreadsheet_id = {} ORDER BY row_number",
+            ingested.id.0
+        ),
+    )
+    .await;
+    assert_eq!(
+        result,
+        [
+            json!({"outcome": "UPDATED", "old_value": draft["value"], "value": draft["value"].as_f64().unwrap_or(0.0) + 5.0, "has_report": true, "report_created": false}),
+            json!({"outcome": "NEW", "old_value": null, "value": 12.0, "has_report": false, "report_created": true}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_superagency_uploads_for_its_children_and_supervision_splits_by_subsystem() {
+    let db = TestDb::with_demo().await;
+    let council = agency(&db, "Public Safety Council").await;
+    let sheriff = agency(&db, "Pine County Sheriff").await;
+    let csv = "year,month,agency,value\n2022,1, PINE COUNTY SHERIFF'S OFFICE ,33\n";
+    let ingested = ingest_file(&db, council, System::LawEnforcement, "arrests.csv", csv.as_bytes(), CONTRIBUTOR_OF_ALL, false).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    let stored = values(&db, sheriff, "LAW_ENFORCEMENT_ARRESTS").await;
+    assert!(stored.iter().any(|v| v["start"] == "2022-01-01" && v["value"] == 33.0));
+    assert!(values(&db, council, "LAW_ENFORCEMENT_ARRESTS").await.is_empty());
+    // Its own metrics: no agency column.
+    let ingested = ingest_file(&db, council, System::Superagency, "funding.csv", b"year,value\n2022,900\n", CONTRIBUTOR_OF_ALL, false).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    assert_eq!(values(&db, council, "SUPERAGENCY_FUNDING").await.iter().filter(|v| v["start"] == "2022-01-01").count(), 1);
+
+    // Supervision split by subsystem: the system column routes rows.
+    let corrections = agency(&db, "Community Corrections").await;
+    let csv = "year,month,system,value\n2022,1,Parole,40\n2022,1,probation,60\n";
+    let ingested = ingest_file(&db, corrections, System::Supervision, "population.csv", csv.as_bytes(), CONTRIBUTOR_OF_ALL, false).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    assert!(values(&db, corrections, "PAROLE_POPULATION").await.iter().any(|v| v["start"] == "2022-01-01" && v["value"] == 40.0));
+    assert!(values(&db, corrections, "PROBATION_POPULATION").await.iter().any(|v| v["start"] == "2022-01-01" && v["value"] == 60.0));
+    // An agency of one subsystem uploads with the same sheet names.
+    let pretrial = agency(&db, "Cedar County Pretrial").await;
+    let ingested = ingest_file(&db, pretrial, System::PretrialSupervision, "population.csv", b"year,month,value\n2022,1,12\n", CONTRIBUTOR_OF_ALL, false).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    assert!(values(&db, pretrial, "PRETRIAL_SUPERVISION_POPULATION").await.iter().any(|v| v["start"] == "2022-01-01"));
+}
+
+#[tokio::test]
+async fn a_breakdown_without_a_total_gives_the_total_unless_one_is_stored() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let stored = report_with_arrests(&db, harbor, "PUBLISHED").await;
+    let csv = format!(
+        "year,month,offense_type,value\n2022,1,Person Offenses,3\n2022,1,drug offense,4.5\n{},{},Person Offenses,1\n",
+        stored["year"], stored["month"]
+    );
+    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "arrests_by_type.csv", csv.as_bytes(), CONTRIBUTOR, false).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    let all = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
+    let january: Vec<&Value> = all.iter().filter(|v| v["start"] == "2022-01-01").collect();
+    assert_eq!(january.len(), 3, "{january:#?}");
+    assert_eq!(january[0]["dimension"], Value::Null);
+    assert_eq!(january[0]["value"], 7.5);
+    // The stored total stays.
+    let start = format!("{}-{:02}-01", int(&stored["year"]), int(&stored["month"]));
+    let total: Vec<&Value> = all.iter().filter(|v| v["start"] == start.as_str() && v["dimension"].is_null()).collect();
+    assert_eq!(total[0]["value"], stored["value"]);
+    // An automated upload's breakdown is complete: members it leaves out are cleared.
+    let csv = "year,month,offense_type,value\n2022,1,Person Offenses,3\n";
+    ingest_file(&db, harbor, System::LawEnforcement, "arrests_by_type.csv", csv.as_bytes(), By::Automated, false).await;
+    let january: Vec<Value> = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await.into_iter().filter(|v| v["start"] == "2022-01-01" && v["member"] == "DRUG").collect();
+    assert_eq!(january[0]["value"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_reference_quirks_behave_correctly_here() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    // A capitalised sheet name and a capitalised breakdown category are read, not crashed on.
+    let file = workbook(&[
+        ("Arrests", &[&["Year", "Month", "Value"], &["2020", "1", "10"]]),
+        (
+            "Sheet 1",
+            &[
+                &["metric", "year", "month", "breakdown_category", "breakdown", "value"],
+                &["arrests", "2020", "2", "Offense Type", "Person Offenses", "4"],
+                // Month is read per row's metric, not the first metric of the sheet.
+                &["funding", "2020", "", "", "", "500"],
+            ],
+        ),
+    ]);
+    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "quirks.xlsx", &file, CONTRIBUTOR, false).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    let arrests = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
+    assert!(arrests.iter().any(|v| v["start"] == "2020-01-01" && v["value"] == 10.0));
+    assert!(arrests.iter().any(|v| v["start"] == "2020-02-01" && v["member"] == "PERSON" && v["value"] == 4.0));
+    assert!(values(&db, harbor, "LAW_ENFORCEMENT_FUNDING").await.iter().any(|v| v["start"] == "2020-01-01" && v["value"] == 500.0));
+    // A single-page template holding only totals has empty breakdown columns: it loads.
+    let csv = "metric,year,month,breakdown_category,breakdown,value\narrests,2019,4,,,21\n";
+    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "single.csv", csv.as_bytes(), CONTRIBUTOR, false).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    // A folder prefix is dropped before the 31-character cut of a CSV's name.
+    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "LAW_ENFORCEMENT_UPLOADS_2025/calls_for_service.csv", b"year,month,value\n2019,1,3\n", CONTRIBUTOR, false).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    // Duplicates are not counted into a breakdown's sum (no false warning), and a period
+    // refused for duplicates leaves no empty report behind.
+    let reports = rows(&db, &format!("SELECT count(*) AS n FROM reports WHERE agency_id = {}", harbor.0)).await;
+    let csv = "metric,year,month,breakdown_category,breakdown,value\n\
+        arrests,2018,1,,,10\narrests,2018,1,offense_type,Person Offenses,10\narrests,2018,1,offense_type,Person Offenses,10\n";
+    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "dups.csv", csv.as_bytes(), CONTRIBUTOR, false).await;
+    assert_eq!(ingested.titles(), ["Too Many Rows"], "{:#}", ingested.summary);
+    let csv = "year,month,value\n2017,1,5\n2017,1,6\n";
+    ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", csv.as_bytes(), CONTRIBUTOR, false).await;
+    let after = rows(&db, &format!("SELECT count(*) AS n FROM reports WHERE agency_id = {}", harbor.0)).await;
+    // Neither January 2018 (the duplicates drop the sheet's rows of that metric and period,
+    // its total included) nor January 2017 left a report behind.
+    assert_eq!(int(&after[0]["n"]), int(&reports[0]["n"]));
+    // A superagency's child with capitals, breakdown without total: the sum becomes the total.
+    let council = agency(&db, "Public Safety Council").await;
+    let sheriff = agency(&db, "Pine County Sheriff").await;
+    let csv = "year,month,offense_type,agency,value\n2018,3,Person Offenses,Pine County Sheriff's Office,6\n";
+    let ingested = ingest_file(&db, council, System::LawEnforcement, "arrests_by_type.csv", csv.as_bytes(), CONTRIBUTOR_OF_ALL, false).await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    assert!(values(&db, sheriff, "LAW_ENFORCEMENT_ARRESTS").await.iter().any(|v| v["start"] == "2018-03-01" && v["dimension"].is_null() && v["value"] == 6.0));
+    // The starting month applies without a custom frequency (only a starting month is set).
+    let mesa = agency(&db, "Mesa State Department").await;
+    let set = rows(&db, &format!("SELECT frequency FROM metric_settings WHERE agency_id = {} AND metric_key = 'PRISONS_EXPENSES'", mesa.0)).await;
+    assert_eq!(set, [json!({"frequency": null})]);
+    ingest_file(&db, mesa, System::Prisons, "expenses.csv", b"year,value\n2019,77\n", CONTRIBUTOR_OF_ALL, false).await;
+    assert!(values(&db, mesa, "PRISONS_EXPENSES").await.iter().any(|v| v["start"] == "2018-07-01" && v["value"] == 77.0));
 }
