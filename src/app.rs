@@ -195,7 +195,7 @@ impl Background {
             jobs::WorkerSettings {
                 workers: args.job_workers,
                 lease: args.job_lease,
-                ..jobs::WorkerSettings::default()
+                poll: args.job_poll,
             },
             events.job_queued(),
         );

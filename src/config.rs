@@ -208,6 +208,10 @@ pub struct BackgroundArgs {
     #[arg(long, env = "JOB_LEASE", default_value = "60s", value_parser = parse_duration)]
     pub job_lease: Duration,
 
+    /// How often an idle worker looks for jobs (it is also woken when one is queued).
+    #[arg(long, env = "JOB_POLL", default_value = "5s", value_parser = parse_duration)]
+    pub job_poll: Duration,
+
     /// Spreadsheet rows read per batch (one transaction each).
     #[arg(long, env = "INGEST_BATCH_ROWS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -232,6 +236,7 @@ impl Default for BackgroundArgs {
         Self {
             job_workers: 2,
             job_lease: Duration::from_secs(60),
+            job_poll: Duration::from_secs(5),
             ingest_batch_rows: 10_000,
             ingest_statement_timeout: Duration::from_secs(600),
             ingest_dir: None,

@@ -748,3 +748,188 @@ async fn the_reference_quirks_behave_correctly_here() {
     ingest_file(&db, mesa, System::Prisons, "expenses.csv", b"year,value\n2019,77\n", CONTRIBUTOR_OF_ALL, false).await;
     assert!(values(&db, mesa, "PRISONS_EXPENSES").await.iter().any(|v| v["start"] == "2018-07-01" && v["value"] == 77.0));
 }
+
+/// Waits until the query's first row's `done` is true.
+async fn wait_for(db: &TestDb, query: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let found = rows(db, query).await;
+        if found.iter().next().is_some_and(|row| row["done"] == true) {
+            return found[0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {query}: {found:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Stops for good after `after` batches, like a process that hangs and is then killed.
+struct Stall {
+    batches: Arc<std::sync::atomic::AtomicUsize>,
+    after: usize,
+}
+
+impl ingest::Observer for Stall {
+    fn batch_stored(&self, _: i64) -> futures_util::future::BoxFuture<'_, ()> {
+        let seen = self.batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if seen >= self.after {
+            Box::pin(std::future::pending())
+        } else {
+            Box::pin(async {})
+        }
+    }
+}
+
+fn workers(
+    db: &TestDb,
+    observer: Arc<dyn ingest::Observer>,
+    batch_rows: usize,
+) -> justice_counts::jobs::Workers {
+    use std::collections::HashMap;
+    let mut handlers: HashMap<String, Arc<dyn justice_counts::jobs::Handler>> = HashMap::new();
+    handlers.insert(
+        ingest::JOB_KIND.into(),
+        Arc::new(ingest::job::IngestHandler {
+            pool: db.pool.clone(),
+            catalogue: db.catalogue.clone(),
+            settings: IngestSettings {
+                batch_rows,
+                ..IngestSettings::default()
+            },
+            observer,
+        }),
+    );
+    justice_counts::jobs::Workers::start(
+        db.pool.clone(),
+        handlers,
+        justice_counts::jobs::WorkerSettings {
+            workers: 1,
+            lease: std::time::Duration::from_secs(1),
+            poll: std::time::Duration::from_millis(50),
+        },
+        Arc::default(),
+    )
+}
+
+#[tokio::test]
+async fn an_ingest_interrupted_half_way_resumes_with_nothing_lost_or_doubled() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let members = ["Person Offenses", "Property Offenses", "Drug Offenses", "Public Order Offenses", "Other Offenses"];
+    let mut csv = String::from("year,month,offense_type,value\n");
+    let mut expected = 0.0;
+    for year in [2019, 2020] {
+        for month in 1..=12 {
+            for (index, member) in members.iter().enumerate() {
+                let value = (year - 2000) * 100 + month * 10 + index as i32;
+                expected += f64::from(value);
+                csv.push_str(&format!("{year},{month},{member},{value}\n"));
+            }
+        }
+    }
+    let upload = NewUpload {
+        agency: harbor,
+        system: System::LawEnforcement,
+        file_name: "arrests_by_type.csv".into(),
+        user: Some(user(&db, "harbor.contributor@example.com").await),
+        source: ValueSource::BulkUpload,
+        dry_run: false,
+    };
+    let mut conn = db.pool.get().await.expect("connection");
+    let id = ingest::create(&mut conn, &upload, csv.as_bytes(), Queue::Job { drop_path: None })
+        .await
+        .expect("stored");
+    drop(conn);
+
+    let batches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let first = workers(&db, Arc::new(Stall { batches: batches.clone(), after: 4 }), 10);
+    let progress = format!(
+        "SELECT rows_read >= 40 AS done, rows_read, status::text AS status \
+         FROM spreadsheets WHERE id = {}",
+        id.0
+    );
+    let stalled = wait_for(&db, &progress).await;
+    assert_eq!(stalled["rows_read"], 40.0);
+    assert_eq!(stalled["status"], "INGESTING");
+    let written = format!(
+        "SELECT count(*) AS n FROM datapoints d JOIN reports r ON r.id = d.report_id \
+         WHERE r.agency_id = {} AND r.date_range_start < '2021-01-01' \
+             AND r.date_range_start >= '2019-01-01' AND d.metric_key = 'LAW_ENFORCEMENT_ARRESTS'",
+        harbor.0
+    );
+    assert_eq!(rows(&db, &written).await[0]["n"], 0.0, "nothing is applied before the end");
+    // The process dies; another takes the job up once its lease has run out.
+    first.stop();
+    let second = workers(&db, Arc::new(ingest::Quiet), 10);
+    wait_for(
+        &db,
+        &format!("SELECT status = 'INGESTED' AS done FROM spreadsheets WHERE id = {}", id.0),
+    )
+    .await;
+    second.stop();
+    let sheet = rows(&db, &format!("SELECT rows_read, rows_saved FROM spreadsheets WHERE id = {}", id.0)).await;
+    assert_eq!(sheet[0], json!({"rows_read": 120.0, "rows_saved": 120.0}));
+    let stored = rows(
+        &db,
+        &format!(
+            "SELECT count(*) AS n, sum(d.value) AS total, count(DISTINCT (d.report_id, d.member)) AS cells \
+             FROM datapoints d JOIN reports r ON r.id = d.report_id \
+             WHERE r.agency_id = {} AND r.date_range_start BETWEEN '2019-01-01' AND '2020-12-01' \
+                 AND d.metric_key = 'LAW_ENFORCEMENT_ARRESTS' AND d.dimension_id IS NOT NULL",
+            harbor.0
+        ),
+    )
+    .await;
+    assert_eq!(stored[0], json!({"n": 120.0, "total": expected, "cells": 120.0}));
+    let history = rows(
+        &db,
+        &format!(
+            "SELECT count(*) AS n, count(DISTINCT c.datapoint_id) AS distinct_values \
+             FROM datapoint_changes c JOIN datapoints d ON d.id = c.datapoint_id \
+             JOIN reports r ON r.id = d.report_id \
+             WHERE r.agency_id = {} AND r.date_range_start BETWEEN '2019-01-01' AND '2020-12-01'",
+            harbor.0
+        ),
+    )
+    .await;
+    // 120 members and 24 totals from their sums, each written once.
+    assert_eq!(history[0], json!({"n": 144.0, "distinct_values": 144.0}));
+    let job = rows(&db, "SELECT state::text AS state, attempts FROM jobs").await;
+    assert_eq!(job, [json!({"state": "SUCCEEDED", "attempts": 2.0})]);
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_ends_as_an_unexpected_error() {
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let upload = NewUpload {
+        agency: harbor,
+        system: System::LawEnforcement,
+        file_name: "arrests.csv".into(),
+        user: None,
+        source: ValueSource::AutomatedBulkUpload,
+        dry_run: false,
+    };
+    let mut conn = db.pool.get().await.expect("connection");
+    let id = ingest::create(&mut conn, &upload, &b"year,month,value\n2019,1,5\n"[..], Queue::Job { drop_path: None })
+        .await
+        .expect("stored");
+    drop(conn);
+    execute(&db, "UPDATE jobs SET max_attempts = 1").await;
+    // Something else holds the upload: every attempt fails.
+    let mut holder = db.connect().await;
+    AnsiTransactionManager::begin_transaction(&mut holder).await.expect("begin");
+    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({}, {})", 0x1_9e57, id.0))
+        .execute(&mut holder)
+        .await
+        .expect("lock");
+    let running = workers(&db, Arc::new(ingest::Quiet), 10);
+    wait_for(&db, &format!("SELECT status = 'ERRORED' AS done FROM spreadsheets WHERE id = {}", id.0)).await;
+    running.stop();
+    AnsiTransactionManager::rollback_transaction(&mut holder).await.expect("rollback");
+    let messages = rows(&db, &format!("SELECT title, severity::text AS severity FROM spreadsheet_messages WHERE spreadsheet_id = {}", id.0)).await;
+    assert_eq!(messages, [json!({"title": "Unexpected Error", "severity": "ERROR"})]);
+    let job = rows(&db, "SELECT state::text AS state, last_error FROM jobs").await;
+    assert_eq!(job[0]["state"], "FAILED");
+    assert!(job[0]["last_error"].as_str().unwrap_or_default().contains("another worker"), "{job:?}");
+}
