@@ -8,12 +8,13 @@ use tokio::sync::broadcast::error::RecvError;
 use super::guards::{SignedIn, viewer};
 use super::scalars::File;
 use super::spreadsheet::{Upload, UploadProgress};
-use super::{Gql, agency_for, connection, find_agency, parse_id};
+use super::{Gql, agency_for, connection, parse_id};
 use crate::auth::permissions::Permission;
 use crate::error::AppError;
 use crate::events::EventBus;
 use crate::http::subscriptions::SubscriptionSlots;
 use crate::ingest::{self, NewUpload, Queue};
+use crate::models::agency::Agency;
 use crate::models::enums::{SpreadsheetStatus, System, ValueSource};
 use crate::models::ids::SpreadsheetId;
 use crate::models::spreadsheet::{self, Spreadsheet};
@@ -32,10 +33,13 @@ async fn upload_for(
         .await
         .gql()?
         .ok_or_else(not_found)?;
-    drop(conn);
-    let agency = find_agency(ctx, upload.agency_id)
+    // Read directly, not through the request's loader: subscriptions have none.
+    let agency = Agency::by_ids(&mut conn, &[upload.agency_id])
         .await
-        .map_err(|_| not_found())?;
+        .gql()?
+        .pop()
+        .ok_or_else(not_found)?;
+    drop(conn);
     let viewer = viewer(ctx);
     if !viewer.can(Permission::ReadAgency, agency.scope()) {
         return Err(not_found());
@@ -80,8 +84,8 @@ impl UploadMutation {
         #[graphql(desc = "The uploading agency.")] agency_id: ID,
         #[graphql(desc = "The system the file reports for.")] system: System,
         #[graphql(desc = "The file.")] file: File,
-        #[graphql(desc = "Compare with the stored data only; write nothing.", default = false)]
-        dry_run: bool,
+        #[graphql(desc = "Compare with the stored data only; write nothing (default: false).")]
+        dry_run: Option<bool>,
     ) -> async_graphql::Result<Upload> {
         let agency = agency_for(ctx, &agency_id, Permission::PublishReports).await?;
         let value = file.value(ctx)?;
@@ -91,7 +95,7 @@ impl UploadMutation {
             file_name: value.filename.clone(),
             user: viewer(ctx).user_id(),
             source: ValueSource::BulkUpload,
-            dry_run,
+            dry_run: dry_run.unwrap_or(false),
         };
         let content = tokio::fs::File::from_std(value.content);
         let mut conn = connection(ctx).await.gql()?;

@@ -28,4 +28,5 @@ mod statements;
 mod subscriptions;
 mod support;
 mod tokens;
+mod upload_http;
 mod uploads;

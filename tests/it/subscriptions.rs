@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::support::{TestApp, TestDb, agency_id};
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const SIGN_IN: &str = "mutation { signIn(input: {email: \"sheriff.reader@example.com\", password: \"justice-counts-demo\"}) { accessToken } }";
@@ -28,7 +28,7 @@ async fn sign_in(app: &TestApp) -> String {
 }
 
 /// Opens a connection and sends `connection_init` with the token; the first answer.
-async fn connect(app: &TestApp, token: &str) -> (Socket, Message) {
+pub(crate) async fn connect(app: &TestApp, token: &str) -> (Socket, Message) {
     let mut request = format!("{}/graphql/ws", app.base_url.replacen("http", "ws", 1))
         .into_client_request()
         .unwrap();
@@ -43,7 +43,7 @@ async fn connect(app: &TestApp, token: &str) -> (Socket, Message) {
     (socket, first)
 }
 
-async fn next(socket: &mut Socket, within: Duration) -> Message {
+pub(crate) async fn next(socket: &mut Socket, within: Duration) -> Message {
     loop {
         let message = tokio::time::timeout(within, socket.next())
             .await
@@ -56,7 +56,7 @@ async fn next(socket: &mut Socket, within: Duration) -> Message {
     }
 }
 
-fn json_of(message: &Message) -> Value {
+pub(crate) fn json_of(message: &Message) -> Value {
     match message {
         Message::Text(text) => serde_json::from_str(text).unwrap(),
         other => panic!("not text: {other:?}"),
