@@ -88,6 +88,7 @@ async fn serve(
         limits,
         events,
         cors: http::cors::CorsSettings::default(),
+        catalogue: catalogue.clone(),
     })?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

@@ -25,6 +25,7 @@ const config: CodegenConfig = {
           Date: '../scalars#IsoDate',
           DateTime: '../scalars#DateTimeString',
           JSON: '../scalars#JsonValue',
+          File: '../scalars#UploadFile',
         },
       },
     },

@@ -10,14 +10,12 @@ use tokio::net::TcpListener;
 use crate::auth::AuthConfig;
 use crate::auth::tokens::{self, KeySource, Restrictions, TokenKeys};
 use crate::catalogue::{Catalogue, sync};
-use crate::config::{
-    BackgroundArgs, GlobalOptions, IngestArgs, SeedArgs, ServeArgs, TokenCommand,
-};
-use crate::ingest::job::{DropDirectory, IngestHandler};
-use crate::ingest::{self, IngestSettings};
+use crate::config::{BackgroundArgs, GlobalOptions, IngestArgs, SeedArgs, ServeArgs, TokenCommand};
 use crate::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use crate::db::{self, Pool, PoolSettings};
 use crate::events::EventBus;
+use crate::ingest::job::{DropDirectory, IngestHandler};
+use crate::ingest::{self, IngestSettings};
 use crate::models::ids::AgencyId;
 use crate::models::user::User;
 use crate::{graphql, http, jobs, seed};
@@ -187,7 +185,11 @@ impl Background {
         let mut handlers: HashMap<String, Arc<dyn jobs::Handler>> = HashMap::new();
         handlers.insert(
             ingest::JOB_KIND.into(),
-            Arc::new(IngestHandler::new(pool.clone(), catalogue.clone(), settings)),
+            Arc::new(IngestHandler::new(
+                pool.clone(),
+                catalogue.clone(),
+                settings,
+            )),
         );
         let workers = jobs::Workers::start(
             pool.clone(),

@@ -119,13 +119,13 @@ pub struct IngestArgs {
     /// The CSV, XLSX or XLS file.
     pub file: PathBuf,
     /// The agency's id.
-    #[arg(long)]
+    #[arg(long, env = "INGEST_AGENCY")]
     pub agency: i32,
     /// The system the file reports for (LAW_ENFORCEMENT, JAILS, ...).
-    #[arg(long)]
+    #[arg(long, env = "INGEST_SYSTEM")]
     pub system: String,
     /// Compare with the stored data and report what would change, writing nothing.
-    #[arg(long)]
+    #[arg(long, env = "INGEST_DRY_RUN")]
     pub dry_run: bool,
 }
 

@@ -262,7 +262,9 @@ impl EventBus {
                 REVOCATIONS => {
                     serde_json::from_str(payload).map(|event| drop(self.revocations.send(event)))
                 }
-                UPLOADS => serde_json::from_str(payload).map(|event| drop(self.uploads.send(event))),
+                UPLOADS => {
+                    serde_json::from_str(payload).map(|event| drop(self.uploads.send(event)))
+                }
                 JOBS => {
                     self.jobs.notify_waiters();
                     Ok(())

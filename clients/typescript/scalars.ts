@@ -14,3 +14,13 @@ export type JsonValue =
   | null
   | JsonValue[]
   | { [key: string]: JsonValue };
+
+/**
+ * `File`: a file sent as a part of a GraphQL multipart request (apollo-upload-client and
+ * similar clients send a browser `File` or `Blob`; any object of this shape will do).
+ */
+export interface UploadFile {
+  readonly size: number;
+  readonly type: string;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}

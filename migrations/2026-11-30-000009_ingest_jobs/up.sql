@@ -22,8 +22,8 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_pending_idx ON jobs (run_after, id) WHERE state IN ('QUEUED', 'RUNNING');
 
 -- Uploads become jobs: queued, being read, and cancelled by their uploader.
-ALTER TYPE spreadsheet_status ADD VALUE 'INGESTING' AFTER 'UPLOADED';
-ALTER TYPE spreadsheet_status ADD VALUE 'CANCELLED';
+ALTER TYPE spreadsheet_status ADD VALUE IF NOT EXISTS 'INGESTING' AFTER 'UPLOADED';
+ALTER TYPE spreadsheet_status ADD VALUE IF NOT EXISTS 'CANCELLED';
 
 ALTER TABLE spreadsheets DROP CONSTRAINT spreadsheets_file_name_check;
 ALTER TABLE spreadsheets

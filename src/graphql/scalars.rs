@@ -161,6 +161,8 @@ pub struct File(usize);
 /// What a multipart request puts in a variable in place of its file.
 const FILE_PLACEHOLDER: &str = "#__graphql_file__:";
 
+/// A file sent with the request in a GraphQL multipart request (the operation's variable is
+/// `null` in `operations`, and `map` names the file part that fills it).
 #[Scalar(
     name = "File",
     specified_by_url = "https://github.com/jaydenseric/graphql-multipart-request-spec"

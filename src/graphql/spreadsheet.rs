@@ -93,7 +93,9 @@ impl Upload {
         let progress = crate::ingest::progress(&mut conn, self.0.id)
             .await
             .gql()?
-            .ok_or_else(|| AppError::NotFound(format!("no upload has id {}", self.0.id)).into_gql())?;
+            .ok_or_else(|| {
+                AppError::NotFound(format!("no upload has id {}", self.0.id)).into_gql()
+            })?;
         Ok(UploadProgress(progress))
     }
 
@@ -110,18 +112,20 @@ impl Upload {
     async fn values(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Return the first N values (at most 1000; 100 by default).")] first: Option<i32>,
+        #[graphql(desc = "Return the first N values (at most 1000; 100 by default).")]
+        first: Option<i32>,
         #[graphql(desc = "Return values after this cursor.")] after: Option<String>,
-        #[graphql(desc = "Only values that are new or changed.", default = false)] changed_only: bool,
+        #[graphql(desc = "Only values that are new or changed.", default = false)]
+        changed_only: bool,
     ) -> async_graphql::Result<UploadValuePage> {
         let limit = i64::from(first.unwrap_or(100));
         if !(0..=1000).contains(&limit) {
-            return Err(AppError::BadUserInput("`first` must be between 0 and 1000".into()).into_gql());
+            return Err(
+                AppError::BadUserInput("`first` must be between 0 and 1000".into()).into_gql(),
+            );
         }
         let after = after
-            .map(|cursor| {
-                decode_cursor::<UploadValueKey>(&cursor).map(|key| key.0)
-            })
+            .map(|cursor| decode_cursor::<UploadValueKey>(&cursor).map(|key| key.0))
             .transpose()
             .gql()?;
         let mut conn = connection(ctx).await.gql()?;

@@ -130,7 +130,9 @@ impl UploadMutation {
         let stored = spreadsheet::find(&mut conn, upload.id)
             .await
             .gql()?
-            .ok_or_else(|| AppError::NotFound(format!("no upload has id {}", upload.id)).into_gql())?;
+            .ok_or_else(|| {
+                AppError::NotFound(format!("no upload has id {}", upload.id)).into_gql()
+            })?;
         Ok(Upload(stored))
     }
 }
@@ -160,13 +162,17 @@ impl UploadSubscription {
         let current = ingest::progress(&mut conn, upload.id)
             .await
             .gql()?
-            .ok_or_else(|| AppError::NotFound(format!("no upload has id {}", upload.id)).into_gql())?;
+            .ok_or_else(|| {
+                AppError::NotFound(format!("no upload has id {}", upload.id)).into_gql()
+            })?;
         drop(conn);
         let wanted = upload.id.0;
         let ended = |status: SpreadsheetStatus| {
             matches!(
                 status,
-                SpreadsheetStatus::Ingested | SpreadsheetStatus::Errored | SpreadsheetStatus::Cancelled
+                SpreadsheetStatus::Ingested
+                    | SpreadsheetStatus::Errored
+                    | SpreadsheetStatus::Cancelled
             )
         };
         Ok(futures_util::stream::unfold(

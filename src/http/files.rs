@@ -151,7 +151,10 @@ pub(super) async fn upload_file(
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CONTENT_DISPOSITION, disposition(&upload.file_name)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            ),
         ],
         Body::from_stream(stream),
     )
@@ -231,7 +234,10 @@ pub(super) async fn template(
             [
                 (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
                 (header::CONTENT_DISPOSITION, disposition(&name)),
-                (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("private, no-store"),
+                ),
             ],
             bytes,
         )

@@ -48,7 +48,7 @@ const ASSETS: [(&str, &str, &[u8]); 5] = [
 ];
 
 /// The frontend's operations, shown as example tabs.
-pub const EXAMPLES: [(&str, &str); 9] = [
+pub const EXAMPLES: [(&str, &str); 10] = [
     ("Start-up", include_str!("../../operations/startup.graphql")),
     ("Home", include_str!("../../operations/home.graphql")),
     ("Records", include_str!("../../operations/records.graphql")),
@@ -69,6 +69,10 @@ pub const EXAMPLES: [(&str, &str); 9] = [
         include_str!("../../operations/team_and_settings.graphql"),
     ),
     ("Uploads", include_str!("../../operations/uploads.graphql")),
+    (
+        "Upload review",
+        include_str!("../../operations/upload_review.graphql"),
+    ),
     (
         "Public dashboard",
         include_str!("../../operations/public_dashboard.graphql"),

@@ -286,11 +286,11 @@ pub(super) async fn post(
         return exchange.reply(*refused);
     }
     if is_multipart(&parts.headers) {
-        let request = match read_multipart(body, &parts.headers, state.limits.max_upload_bytes).await
-        {
-            Ok(request) => request,
-            Err(refused) => return exchange.reply(*refused),
-        };
+        let request =
+            match read_multipart(body, &parts.headers, state.limits.max_upload_bytes).await {
+                Ok(request) => request,
+                Err(refused) => return exchange.reply(*refused),
+            };
         return execute(
             &state,
             &parts.headers,

@@ -88,7 +88,14 @@ pub async fn summary(pool: &Pool, id: SpreadsheetId) -> anyhow::Result<serde_jso
     let progress = progress(&mut conn, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("upload {id} is gone"))?;
-    type Row = (String, String, String, Option<String>, Option<i32>, Option<String>);
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<i32>,
+        Option<String>,
+    );
     let messages: Vec<Row> = m::table
         .filter(m::spreadsheet_id.eq(id))
         .order(m::id)
@@ -191,8 +198,7 @@ impl DropDirectory {
                     }
                     let state = (entry.path(), metadata.len(), metadata.modified().ok());
                     if previous.contains(&state) {
-                        if let Err(error) = self.take(&system_dir, &name, &agency, &system).await
-                        {
+                        if let Err(error) = self.take(&system_dir, &name, &agency, &system).await {
                             tracing::warn!(%error, file = %state.0.display(), "cannot take a dropped file");
                         }
                     } else {
@@ -215,7 +221,10 @@ impl DropDirectory {
         tokio::fs::create_dir_all(&processing).await?;
         let path = processing.join(name);
         // Taking the file is renaming it: of several servers watching, one wins.
-        if tokio::fs::rename(system_dir.join(name), &path).await.is_err() {
+        if tokio::fs::rename(system_dir.join(name), &path)
+            .await
+            .is_err()
+        {
             return Ok(());
         }
         let upload = match (agency.parse::<i32>(), System::from_key(system)) {
@@ -275,7 +284,8 @@ async fn subdirectories(dir: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
     };
     while let Some(entry) = entries.next_entry().await? {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let skip = matches!(name.as_str(), "processing" | "done" | "failed") || name.starts_with('.');
+        let skip =
+            matches!(name.as_str(), "processing" | "done" | "failed") || name.starts_with('.');
         if !skip && entry.file_type().await?.is_dir() {
             found.push((entry.path(), name));
         }

@@ -15,8 +15,8 @@ pub mod job;
 pub mod layout;
 pub mod parse;
 pub mod read;
-pub mod template;
 pub mod stage;
+pub mod template;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -202,10 +202,9 @@ async fn store_file(
     loop {
         let mut filled = 0;
         while filled < PART_BYTES {
-            let read = file
-                .read(&mut buffer[filled..])
-                .await
-                .map_err(|error| AppError::BadUserInput(format!("the file could not be read: {error}")))?;
+            let read = file.read(&mut buffer[filled..]).await.map_err(|error| {
+                AppError::BadUserInput(format!("the file could not be read: {error}"))
+            })?;
             if read == 0 {
                 break;
             }
@@ -562,7 +561,9 @@ fn read_sheets(
         Output::Message(Message {
             severity: MessageSeverity::Error,
             title: "Unreadable File".into(),
-            description: format!("{error}. Save the file again as CSV (UTF-8) or XLSX and upload it."),
+            description: format!(
+                "{error}. Save the file again as CSV (UTF-8) or XLSX and upload it."
+            ),
             sheet: None,
             row: None,
             metric_key: None,
@@ -829,7 +830,10 @@ pub async fn agency_of(
 }
 
 /// Agencies by id, for a CLI caller that names one.
-pub async fn agency_exists(conn: &mut AsyncPgConnection, id: AgencyId) -> diesel::QueryResult<bool> {
+pub async fn agency_exists(
+    conn: &mut AsyncPgConnection,
+    id: AgencyId,
+) -> diesel::QueryResult<bool> {
     diesel::select(diesel::dsl::exists(agencies::table.find(id)))
         .get_result(conn)
         .await

@@ -174,8 +174,8 @@ pub enum Output {
 
 /// The tokens spreadsheet programs and data tools write for "no value".
 const MISSING_TOKENS: &[&str] = &[
-    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+    "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 ];
 
 const MONTHS: [&str; 12] = [
@@ -260,8 +260,11 @@ impl Parser {
                 None => {
                     self.sheet = None;
                     if self.is_csv {
-                        let valid: Vec<String> =
-                            self.sheets.iter().map(|s| format!("{}.csv", s.name)).collect();
+                        let valid: Vec<String> = self
+                            .sheets
+                            .iter()
+                            .map(|s| format!("{}.csv", s.name))
+                            .collect();
                         return vec![Output::Message(Message {
                             severity: MessageSeverity::Error,
                             title: "Invalid File Name for CSV".into(),
@@ -292,7 +295,9 @@ impl Parser {
                 continue;
             }
             let normalised = layout::normalise_header(raw_header);
-            raw_of.entry(normalised.clone()).or_insert(raw_header.clone());
+            raw_of
+                .entry(normalised.clone())
+                .or_insert(raw_header.clone());
             columns.entry(normalised).or_insert(position);
         }
         let mut state = SheetState {
@@ -347,8 +352,8 @@ impl Parser {
         if context.needs_agency() {
             required.push("agency".into());
         }
-        let message = |severity, title: String, description: String, value: Option<String>| {
-            Message {
+        let message =
+            |severity, title: String, description: String, value: Option<String>| Message {
                 severity,
                 title,
                 description,
@@ -357,8 +362,7 @@ impl Parser {
                 metric_key: metric_key.clone(),
                 value,
                 options: Vec::new(),
-            }
-        };
+            };
         let mut messages = Vec::new();
         if let Layout::Standard(sheet) = &state.layout {
             let month_expected = context.expects_month(sheet.metric);
@@ -407,7 +411,10 @@ impl Parser {
             if required.contains(column) || allowed.contains(column) {
                 continue;
             }
-            let raw = raw_of.get(column).cloned().unwrap_or_else(|| column.clone());
+            let raw = raw_of
+                .get(column)
+                .cloned()
+                .unwrap_or_else(|| column.clone());
             state.loaded = false;
             messages.push(Message {
                 options: required.iter().chain(&allowed).cloned().collect(),
@@ -429,7 +436,9 @@ impl Parser {
             .into_iter()
             .chain(allowed.into_iter().filter(|c| c == "month"))
             .filter(|column| state.columns.contains_key(column))
-            .filter(|column| !(single && matches!(column.as_str(), "breakdown_category" | "breakdown")))
+            .filter(|column| {
+                !(single && matches!(column.as_str(), "breakdown_category" | "breakdown"))
+            })
             .map(|column| (column, false))
             .collect();
         state.header_messages = messages;
@@ -507,26 +516,25 @@ impl Parser {
                 Vec::new(),
             )
         };
-        let invalid = |metric: Option<&str>,
-                       column: &str,
-                       value: &Cell,
-                       why: &str,
-                       options: Vec<String>| {
-            let shown = value.display();
-            let listed = if options.is_empty() {
-                String::new()
-            } else {
-                format!(" Valid values: {}.", options.join(", "))
+        let invalid =
+            |metric: Option<&str>, column: &str, value: &Cell, why: &str, options: Vec<String>| {
+                let shown = value.display();
+                let listed = if options.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Valid values: {}.", options.join(", "))
+                };
+                row_message(
+                    metric,
+                    MessageSeverity::Error,
+                    format!("Invalid '{column}' Column Value"),
+                    format!(
+                        "\"{shown}\" in the `{column}` column {why}; the row was not saved.{listed}"
+                    ),
+                    Some(shown),
+                    options,
+                )
             };
-            row_message(
-                metric,
-                MessageSeverity::Error,
-                format!("Invalid '{column}' Column Value"),
-                format!("\"{shown}\" in the `{column}` column {why}; the row was not saved.{listed}"),
-                Some(shown),
-                options,
-            )
-        };
 
         // Which metric file the row is for.
         let (sheet, single_metric_known) = match &state.layout {
@@ -732,7 +740,10 @@ impl Parser {
                         key_ref,
                         column_name,
                         &member_cell,
-                        &format!("matches no member of the breakdown \"{}\"", breakdown.display_name),
+                        &format!(
+                            "matches no member of the breakdown \"{}\"",
+                            breakdown.display_name
+                        ),
                         matcher.options().map(str::to_owned).collect(),
                     )),
                 }

@@ -116,8 +116,9 @@ pub fn open(path: &Path, file_name: &str) -> Result<Vec<Box<dyn SheetSource>>, R
             name: csv_sheet_name(file_name),
         })]),
         Some(Format::Xlsx | Format::Xls) => {
-            let workbook = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(std::fs::read(path)?))
-                .map_err(|error| ReadError::Workbook(error.to_string()))?;
+            let workbook =
+                calamine::open_workbook_auto_from_rs(std::io::Cursor::new(std::fs::read(path)?))
+                    .map_err(|error| ReadError::Workbook(error.to_string()))?;
             let mut names = workbook.sheet_names();
             names.sort();
             let shared = std::sync::Arc::new(std::sync::Mutex::new(workbook));
@@ -253,7 +254,11 @@ impl Iterator for RangeRows {
             return None;
         }
         let cells = (0..self.range.width())
-            .map(|column| self.range.get((self.next, column)).map_or(Cell::Empty, cell_of))
+            .map(|column| {
+                self.range
+                    .get((self.next, column))
+                    .map_or(Cell::Empty, cell_of)
+            })
             .collect();
         let number = self.first_row + self.next as u64 + 1;
         self.next += 1;

@@ -49,7 +49,11 @@ pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
     let this_year = Utc::now().year().min(context.current_year);
     let years = [this_year - 1, this_year];
     let agencies: Vec<Option<String>> = if context.needs_agency() {
-        context.children.iter().map(|c| Some(c.name.clone())).collect()
+        context
+            .children
+            .iter()
+            .map(|c| Some(c.name.clone()))
+            .collect()
     } else {
         vec![None]
     };
@@ -100,10 +104,11 @@ pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
                         .iter()
                         .filter(|member| {
                             kind.generic
-                                || context
-                                    .agency
-                                    .settings
-                                    .member_enabled(&key, dimension, &member.name)
+                                || context.agency.settings.member_enabled(
+                                    &key,
+                                    dimension,
+                                    &member.name,
+                                )
                         })
                         .map(|member| member.label.clone())
                         .collect()

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::{OptionalExtension, QueryableByName};
 use diesel::sql_types::{BigInt, Integer, Jsonb, Text};
+use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -224,7 +224,8 @@ impl Worker {
                 }
             }
         };
-        let span = tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
+        let span =
+            tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
         let outcome = tokio::select! {
             outcome = handler.run(&job).instrument(span) => outcome,
             () = renew => unreachable_renewal(),
@@ -274,9 +275,9 @@ impl Worker {
                     false
                 }
                 Err(error) if job.attempts < job.max_attempts => {
-                    let backoff = Duration::from_secs(2u64.saturating_pow(
-                        u32::try_from(job.attempts).unwrap_or(16).min(16),
-                    ));
+                    let backoff = Duration::from_secs(
+                        2u64.saturating_pow(u32::try_from(job.attempts).unwrap_or(16).min(16)),
+                    );
                     diesel::sql_query(
                         "UPDATE jobs SET state = 'QUEUED', last_error = $2, lease_until = NULL, \
                              run_after = now() + $3 * interval '1 millisecond' WHERE id = $1",

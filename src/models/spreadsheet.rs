@@ -1,8 +1,8 @@
 //! Uploaded spreadsheets and what their ingest did.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use diesel::sql_types::{BigInt, Bool, Date, Double, Integer, Nullable, Text};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Date, Double, Integer, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::{spreadsheet_messages, spreadsheet_report_changes, spreadsheets};
@@ -51,6 +51,8 @@ pub struct NewSpreadsheetMessage {
     pub metric_key: Option<String>,
     /// What is wrong.
     pub message: String,
+    /// The kind of problem.
+    pub title: String,
 }
 
 /// What an ingest did to one report.

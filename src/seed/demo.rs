@@ -936,7 +936,7 @@ async fn insert_spreadsheets(
                    severity,
                    row_number: Option<i32>,
                    metric_key: Option<&str>,
-                   message: &str| {
+                   (title, message): (&str, &str)| {
         NewSpreadsheetMessage {
             spreadsheet_id,
             severity,
@@ -944,6 +944,7 @@ async fn insert_spreadsheets(
             row_number,
             metric_key: metric_key.map(Into::into),
             message: message.into(),
+            title: title.into(),
         }
     };
     let messages = vec![
@@ -952,21 +953,30 @@ async fn insert_spreadsheets(
             MessageSeverity::Warning,
             Some(12),
             Some("JAILS_TOTAL_POPULATION"),
-            "the breakdown by offense does not add up to the total (612 of 640)",
+            (
+                "Breakdown Total Warning",
+                "the breakdown by offense does not add up to the total (612 of 640)",
+            ),
         ),
         message(
             ids[1],
             MessageSeverity::Error,
             Some(4),
             Some("LAW_ENFORCEMENT_ARRESTS"),
-            "value -3 is negative; arrests cannot be negative",
+            (
+                "Invalid 'value' Column Value",
+                "Row 4: \"-3\" in the `value` column is not a number of at least 0",
+            ),
         ),
         message(
             ids[1],
             MessageSeverity::Error,
             Some(9),
             None,
-            "unknown metric ARRESTS_TOTAL",
+            (
+                "Invalid 'metric' Column Value",
+                "Row 9: \"ARRESTS_TOTAL\" in the `metric` column is not a LAW_ENFORCEMENT metric",
+            ),
         ),
     ];
     diesel::insert_into(spreadsheet_messages::table)

@@ -79,6 +79,10 @@ enum Input {
     SignIn,
     RefreshToken,
     InvitationCode,
+    /// A spreadsheet of the sheriff's office, sent as a multipart request.
+    Spreadsheet,
+    /// A fresh upload of the sheriff's office, not yet ingested.
+    FreshUpload,
     Nothing,
 }
 
@@ -213,6 +217,24 @@ fn cases() -> Vec<Case> {
             document: "mutation($input: SaveReportInput!) { saveReport(input: $input) { changedValues report { version } } }",
             input: Input::Save,
             expected: [UNAUTHENTICATED, FORBIDDEN, OK, OK, NOT_FOUND, OK, OK],
+        },
+        Case {
+            covers: "uploadSpreadsheet",
+            document: "mutation($agency: ID!, $file: File!) { uploadSpreadsheet(agencyId: $agency, system: LAW_ENFORCEMENT, file: $file) { id status } }",
+            input: Input::Spreadsheet,
+            expected: [UNAUTHENTICATED, FORBIDDEN, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "cancelUpload",
+            document: "mutation($upload: ID!) { cancelUpload(id: $upload) { id progress { cancelRequested } } }",
+            input: Input::FreshUpload,
+            expected: [UNAUTHENTICATED, FORBIDDEN, OK, OK, NOT_FOUND, OK, OK],
+        },
+        Case {
+            covers: "upload",
+            document: "query($upload: ID!) { upload(id: $upload) { id status messages { title } } }",
+            input: Input::FreshUpload,
+            expected: [UNAUTHENTICATED, OK, OK, OK, NOT_FOUND, OK, OK],
         },
         Case {
             covers: "publishReports",
@@ -438,6 +460,28 @@ async fn agency_id(app: &TestApp, admin: &str, name: &str) -> String {
         .to_owned()
 }
 
+/// A GraphQL multipart request whose variable `file` is a small CSV of arrests.
+async fn multipart(app: &TestApp, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let operations = json!({ "query": query, "variables": variables });
+    let form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", json!({ "0": ["variables.file"] }).to_string())
+        .part(
+            "0",
+            reqwest::multipart::Part::bytes(b"year,month,value\n2022,1,5\n".to_vec())
+                .file_name("arrests.csv"),
+        );
+    let mut request = app
+        .client
+        .post(format!("{}/graphql", app.base_url))
+        .header("Apollo-Require-Preflight", "true")
+        .multipart(form);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 async fn variables(
     app: &TestApp,
     db: &TestDb,
@@ -448,6 +492,27 @@ async fn variables(
     match input {
         Input::Nothing => json!({}),
         Input::Sheriff => json!({ "agency": fixture.sheriff }),
+        Input::Spreadsheet => json!({ "agency": fixture.sheriff, "file": null }),
+        Input::FreshUpload => {
+            let mut conn = db.pool.get().await.unwrap();
+            let upload = justice_counts::ingest::NewUpload {
+                agency: justice_counts::models::ids::AgencyId(fixture.sheriff.parse().unwrap()),
+                system: justice_counts::models::enums::System::LawEnforcement,
+                file_name: format!("{label}.csv"),
+                user: None,
+                source: justice_counts::models::enums::ValueSource::AutomatedBulkUpload,
+                dry_run: false,
+            };
+            let id = justice_counts::ingest::create(
+                &mut conn,
+                &upload,
+                &b"year,month,value\n2022,1,5\n"[..],
+                justice_counts::ingest::Queue::Caller,
+            )
+            .await
+            .unwrap();
+            json!({ "upload": id.to_string() })
+        }
         Input::Report => json!({ "report": fixture.report }),
         Input::Reader => json!({ "agency": fixture.sheriff, "user": fixture.reader }),
         Input::Council => json!({ "council": fixture.council, "agency": fixture.sheriff }),
@@ -591,9 +656,15 @@ async fn every_role_gets_exactly_what_the_role_table_allows() {
             };
             let label = format!("{case_index}-{role:?}").to_lowercase();
             let variables = variables(&app, &db, &fixture, case.input, &label).await;
-            let response = app
-                .graphql_as(token.as_deref(), case.document, variables)
-                .await;
+            let response = match case.input {
+                Input::Spreadsheet => {
+                    multipart(&app, token.as_deref(), case.document, variables).await
+                }
+                _ => {
+                    app.graphql_as(token.as_deref(), case.document, variables)
+                        .await
+                }
+            };
             let codes = error_codes(&response);
             let outcome_matches = match expected {
                 None => codes.is_empty(),

@@ -207,7 +207,7 @@ async fn graphiql_runs_a_query_offline_and_shows_the_result() {
     let tabs = browser
         .evaluate("document.querySelectorAll('.graphiql-tab').length")
         .await;
-    assert_eq!(tabs, 10, "a welcome tab and nine examples");
+    assert_eq!(tabs, 11, "a welcome tab and ten examples");
     browser
         .evaluate(
             "JusticeCountsGraphiQL.setQuery('{ agencies(first: 3) { totalCount nodes { name } } }'), true",

@@ -85,7 +85,9 @@ async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
             .graphql_as(Some(token), FOLLOW, json!({ "id": id }))
             .await;
         let upload = &response["data"]["upload"];
-        let status = upload["status"].as_str().unwrap_or_else(|| panic!("{response}"));
+        let status = upload["status"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{response}"));
         if matches!(status, "INGESTED" | "ERRORED" | "CANCELLED") {
             return upload.clone();
         }
@@ -104,11 +106,27 @@ async fn a_spreadsheet_uploaded_over_http_is_ingested_and_can_be_downloaded_by_m
     let csv = b"year,month,value\n2022,1,40\n2022,2,oops\n".to_vec();
 
     // Without the CSRF-prevention header a multipart POST is refused.
-    let (status, body) = upload(&app, Some(&token), json!({"agency": harbor}), "arrests.csv", csv.clone(), false).await;
+    let (status, body) = upload(
+        &app,
+        Some(&token),
+        json!({"agency": harbor}),
+        "arrests.csv",
+        csv.clone(),
+        false,
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(error_codes(&body), ["BAD_REQUEST"]);
 
-    let (status, body) = upload(&app, Some(&token), json!({"agency": harbor}), "arrests.csv", csv.clone(), true).await;
+    let (status, body) = upload(
+        &app,
+        Some(&token),
+        json!({"agency": harbor}),
+        "arrests.csv",
+        csv.clone(),
+        true,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let created = &body["data"]["uploadSpreadsheet"];
     assert_eq!(created["fileName"], "arrests.csv", "{body}");
@@ -118,7 +136,10 @@ async fn a_spreadsheet_uploaded_over_http_is_ingested_and_can_be_downloaded_by_m
     let done = finished(&app, &token, &id).await;
     assert_eq!(done["status"], "ERRORED", "{done:#}");
     assert_eq!(done["fileSize"], csv.len());
-    assert_eq!(done["progress"], json!({"status": "ERRORED", "rowsRead": 2, "rowsSaved": 1, "messageCount": 1}));
+    assert_eq!(
+        done["progress"],
+        json!({"status": "ERRORED", "rowsRead": 2, "rowsSaved": 1, "messageCount": 1})
+    );
     assert_eq!(done["messages"][0]["title"], "Invalid 'value' Column Value");
     assert_eq!(done["messages"][0]["row"], 3);
     assert_eq!(done["messages"][0]["value"], "oops");
@@ -130,32 +151,71 @@ async fn a_spreadsheet_uploaded_over_http_is_ingested_and_can_be_downloaded_by_m
     );
 
     // The file, downloaded again by a member; nobody else learns it exists.
-    let file_url = format!("{}{}", app.base_url, created["fileUrl"].as_str().unwrap_or_default());
-    let download = app.client.get(&file_url).bearer_auth(&token).send().await.expect("sent");
+    let file_url = format!(
+        "{}{}",
+        app.base_url,
+        created["fileUrl"].as_str().unwrap_or_default()
+    );
+    let download = app
+        .client
+        .get(&file_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(download.status(), 200);
-    assert!(download.headers()["content-disposition"].to_str().unwrap_or_default().contains("arrests.csv"));
+    assert!(
+        download.headers()["content-disposition"]
+            .to_str()
+            .unwrap_or_default()
+            .contains("arrests.csv")
+    );
     assert_eq!(download.bytes().await.expect("body").to_vec(), csv);
     let outsider = app.token_for(&db, "sheriff.contributor@example.com").await;
-    let refused = app.client.get(&file_url).bearer_auth(&outsider).send().await.expect("sent");
+    let refused = app
+        .client
+        .get(&file_url)
+        .bearer_auth(&outsider)
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(refused.status(), 404);
     let anonymous = app.client.get(&file_url).send().await.expect("sent");
     assert_eq!(anonymous.status(), 401);
-    let other = app.graphql_as(Some(&outsider), FOLLOW, json!({"id": id})).await;
+    let other = app
+        .graphql_as(Some(&outsider), FOLLOW, json!({"id": id}))
+        .await;
     assert_eq!(error_codes(&other), ["NOT_FOUND"]);
 
     // An ended upload cannot be cancelled.
     let cancel = app
-        .graphql_as(Some(&token), "mutation($id: ID!) { cancelUpload(id: $id) { status } }", json!({"id": id}))
+        .graphql_as(
+            Some(&token),
+            "mutation($id: ID!) { cancelUpload(id: $id) { status } }",
+            json!({"id": id}),
+        )
         .await;
     assert_eq!(error_codes(&cancel), ["CONFLICT"]);
 
     // A reader may not upload; a file variable in a JSON request is refused, not trusted.
     let reader = app.token_for(&db, "sheriff.reader@example.com").await;
     let sheriff = agency_id(&app, &db, "Sheriff").await;
-    let (_, body) = upload(&app, Some(&reader), json!({"agency": sheriff}), "arrests.csv", csv.clone(), true).await;
+    let (_, body) = upload(
+        &app,
+        Some(&reader),
+        json!({"agency": sheriff}),
+        "arrests.csv",
+        csv.clone(),
+        true,
+    )
+    .await;
     assert_eq!(error_codes(&body), ["FORBIDDEN"]);
     let forged = app
-        .graphql_as(Some(&token), UPLOAD, json!({"agency": harbor, "file": "#__graphql_file__:7"}))
+        .graphql_as(
+            Some(&token),
+            UPLOAD,
+            json!({"agency": harbor, "file": "#__graphql_file__:7"}),
+        )
         .await;
     assert_eq!(error_codes(&forged), ["BAD_USER_INPUT"], "{forged}");
     let unknown = app
@@ -180,15 +240,33 @@ async fn uploads_have_their_own_size_limit_and_a_system_the_agency_reports() {
     let token = app.token_for(&db, "harbor.contributor@example.com").await;
     let harbor = agency_id(&app, &db, "Harbor City Police").await;
     let big = format!("year,month,value\n{}", "2022,1,5\n".repeat(200)).into_bytes();
-    let (status, body) = upload(&app, Some(&token), json!({"agency": harbor}), "arrests.csv", big, true).await;
+    let (status, body) = upload(
+        &app,
+        Some(&token),
+        json!({"agency": harbor}),
+        "arrests.csv",
+        big,
+        true,
+    )
+    .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(error_codes(&body), ["PAYLOAD_TOO_LARGE"]);
     // Larger than the JSON body limit is fine for a file under its own limit.
-    let (status, body) = upload(&app, Some(&token), json!({"agency": harbor}), "arrests.pdf", b"%PDF".to_vec(), true).await;
+    let (status, body) = upload(
+        &app,
+        Some(&token),
+        json!({"agency": harbor}),
+        "arrests.pdf",
+        b"%PDF".to_vec(),
+        true,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(error_codes(&body), ["BAD_USER_INPUT"]);
     // The server still answers.
-    let after = app.graphql_as(Some(&token), "{ __typename }", json!({})).await;
+    let after = app
+        .graphql_as(Some(&token), "{ __typename }", json!({}))
+        .await;
     assert!(after["errors"].is_null(), "{after}");
 }
 
@@ -217,13 +295,28 @@ async fn a_filled_in_template_ingests_without_errors() {
     let workers = background(&db);
     let token = app.token_for(&db, "harbor.contributor@example.com").await;
     let harbor = agency_id(&app, &db, "Harbor City Police").await;
-    let url = format!("{}/agencies/{harbor}/templates/LAW_ENFORCEMENT.xlsx", app.base_url);
-    let response = app.client.get(&url).bearer_auth(&token).send().await.expect("sent");
+    let url = format!(
+        "{}/agencies/{harbor}/templates/LAW_ENFORCEMENT.xlsx",
+        app.base_url
+    );
+    let response = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(response.status(), 200);
     let template = read_workbook(&response.bytes().await.expect("body"));
     let names: Vec<&str> = template.iter().map(|(name, _)| name.as_str()).collect();
-    assert!(names.contains(&"arrests") && names.contains(&"arrests_by_type"), "{names:?}");
-    let (_, arrests) = template.iter().find(|(name, _)| name == "arrests_by_type").expect("sheet");
+    assert!(
+        names.contains(&"arrests") && names.contains(&"arrests_by_type"),
+        "{names:?}"
+    );
+    let (_, arrests) = template
+        .iter()
+        .find(|(name, _)| name == "arrests_by_type")
+        .expect("sheet");
     assert_eq!(arrests[0], ["year", "month", "offense_type", "value"]);
     // Two years of twelve months, each member once.
     assert_eq!((arrests.len() - 1) % 24, 0);
@@ -245,9 +338,20 @@ async fn a_filled_in_template_ingests_without_errors() {
         }
     }
     let bytes = filled.save_to_buffer().expect("xlsx");
-    let (status, body) = upload(&app, Some(&token), json!({"agency": harbor}), "harbor.xlsx", bytes, true).await;
+    let (status, body) = upload(
+        &app,
+        Some(&token),
+        json!({"agency": harbor}),
+        "harbor.xlsx",
+        bytes,
+        true,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let id = body["data"]["uploadSpreadsheet"]["id"].as_str().expect("id").to_owned();
+    let id = body["data"]["uploadSpreadsheet"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let done = finished(&app, &token, &id).await;
     let errors: Vec<&Value> = done["messages"]
         .as_array()
@@ -258,22 +362,55 @@ async fn a_filled_in_template_ingests_without_errors() {
     assert!(done["progress"]["rowsSaved"].as_i64().unwrap_or(0) > 1000);
 
     // The single-sheet template, as CSV, too.
-    let url = format!("{}/agencies/{harbor}/templates/LAW_ENFORCEMENT.csv", app.base_url);
-    let csv = app.client.get(&url).bearer_auth(&token).send().await.expect("sent").text().await.expect("text");
+    let url = format!(
+        "{}/agencies/{harbor}/templates/LAW_ENFORCEMENT.csv",
+        app.base_url
+    );
+    let csv = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("metric,year,month,breakdown_category,breakdown,value"));
-    let filled: String = std::iter::once("metric,year,month,breakdown_category,breakdown,value".to_owned())
-        .chain(lines.map(|line| format!("{line}3")))
-        .map(|line| line + "\n")
-        .collect();
-    let (_, body) = upload(&app, Some(&token), json!({"agency": harbor, "dryRun": true}), "all.csv", filled.into_bytes(), true).await;
-    let id = body["data"]["uploadSpreadsheet"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        lines.next(),
+        Some("metric,year,month,breakdown_category,breakdown,value")
+    );
+    let filled: String =
+        std::iter::once("metric,year,month,breakdown_category,breakdown,value".to_owned())
+            .chain(lines.map(|line| format!("{line}3")))
+            .map(|line| line + "\n")
+            .collect();
+    let (_, body) = upload(
+        &app,
+        Some(&token),
+        json!({"agency": harbor, "dryRun": true}),
+        "all.csv",
+        filled.into_bytes(),
+        true,
+    )
+    .await;
+    let id = body["data"]["uploadSpreadsheet"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let done = finished(&app, &token, &id).await;
     assert_eq!(done["status"], "INGESTED", "{:#}", done["messages"]);
 
     // Members only.
     let outsider = app.token_for(&db, "sheriff.contributor@example.com").await;
-    let refused = app.client.get(&url).bearer_auth(&outsider).send().await.expect("sent");
+    let refused = app
+        .client
+        .get(&url)
+        .bearer_auth(&outsider)
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(refused.status(), 404);
     workers.stop();
 }
@@ -284,16 +421,33 @@ async fn upload_progress_is_a_subscription_until_the_ingest_ends() {
     let app = TestApp::spawn(&db).await;
     let token = app.token_for(&db, "harbor.contributor@example.com").await;
     let harbor = agency_id(&app, &db, "Harbor City Police").await;
-    let (_, body) = upload(&app, Some(&token), json!({"agency": harbor}), "arrests.csv", b"year,month,value\n2022,1,4\n".to_vec(), true).await;
-    let id = body["data"]["uploadSpreadsheet"]["id"].as_str().expect("id").to_owned();
+    let (_, body) = upload(
+        &app,
+        Some(&token),
+        json!({"agency": harbor}),
+        "arrests.csv",
+        b"year,month,value\n2022,1,4\n".to_vec(),
+        true,
+    )
+    .await;
+    let id = body["data"]["uploadSpreadsheet"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let (mut socket, ack) = connect(&app, &token).await;
     assert_eq!(json_of(&ack)["type"], "connection_ack");
     let subscribe = json!({"id": "1", "type": "subscribe", "payload": {
         "query": "subscription($id: ID!) { uploadProgress(id: $id) { status rowsRead rowsSaved } }",
         "variables": {"id": id}}});
-    socket.send(Message::text(subscribe.to_string())).await.expect("sent");
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .expect("sent");
     let first = json_of(&next(&mut socket, Duration::from_secs(10)).await);
-    assert_eq!(first["payload"]["data"]["uploadProgress"]["status"], "UPLOADED", "{first}");
+    assert_eq!(
+        first["payload"]["data"]["uploadProgress"]["status"], "UPLOADED",
+        "{first}"
+    );
     // Workers start only now: every step of the ingest arrives.
     let workers = background(&db);
     let mut statuses = Vec::new();
@@ -305,7 +459,14 @@ async fn upload_progress_is_a_subscription_until_the_ingest_ends() {
         statuses.push(message["payload"]["data"]["uploadProgress"].clone());
     }
     let last = statuses.last().cloned().unwrap_or_default();
-    assert_eq!(last, json!({"status": "INGESTED", "rowsRead": 1, "rowsSaved": 1}), "{statuses:#?}");
-    assert!(statuses.iter().any(|s| s["status"] == "INGESTING"), "{statuses:#?}");
+    assert_eq!(
+        last,
+        json!({"status": "INGESTED", "rowsRead": 1, "rowsSaved": 1}),
+        "{statuses:#?}"
+    );
+    assert!(
+        statuses.iter().any(|s| s["status"] == "INGESTING"),
+        "{statuses:#?}"
+    );
     workers.stop();
 }

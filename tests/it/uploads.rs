@@ -200,7 +200,10 @@ async fn a_csv_of_monthly_arrests_creates_draft_reports_with_the_values() {
     assert_eq!(ingested.status(), "ERRORED", "{:#}", ingested.summary);
     assert_eq!(ingested.titles(), ["Too Many Rows"]);
     let stored = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
-    let stored: Vec<&Value> = stored.iter().filter(|v| v["start"] == "2022-01-01").collect();
+    let stored: Vec<&Value> = stored
+        .iter()
+        .filter(|v| v["start"] == "2022-01-01")
+        .collect();
     assert_eq!(stored.len(), 1, "{stored:#?}");
     assert_eq!(stored[0]["value"], 40.0);
     assert_eq!(stored[0]["status"], "DRAFT");
@@ -216,7 +219,10 @@ async fn a_csv_of_monthly_arrests_creates_draft_reports_with_the_values() {
         ),
     )
     .await;
-    assert_eq!(editors, [json!({"email": "harbor.contributor@example.com"})]);
+    assert_eq!(
+        editors,
+        [json!({"email": "harbor.contributor@example.com"})]
+    );
 }
 
 #[tokio::test]
@@ -249,7 +255,10 @@ async fn the_same_file_twice_changes_nothing_the_second_time() {
     .await;
     assert_eq!(second.status(), "INGESTED");
     assert_eq!(values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await, before);
-    assert_eq!(rows(&db, "SELECT id FROM datapoint_changes").await.len(), history);
+    assert_eq!(
+        rows(&db, "SELECT id FROM datapoint_changes").await.len(),
+        history
+    );
     let outcomes = rows(
         &db,
         &format!(
@@ -304,6 +313,7 @@ struct Case {
     value: Option<&'static str>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn case(
     agency: &'static str,
     system: System,
@@ -345,67 +355,285 @@ async fn every_error_and_warning_has_a_file_that_raises_it() {
     let cases = vec![
         Case {
             bytes: workbook(&[
-                ("arrests", &[&["year", "month", "value"], &["2022", "1", "5"]]),
+                (
+                    "arrests",
+                    &[&["year", "month", "value"], &["2022", "1", "5"]],
+                ),
                 ("notes", &[&["anything"], &["at all"]]),
             ]),
-            ..case(harbor, Le, "data.xlsx", "", "Invalid Sheet Name", e, None, Some("notes"))
+            ..case(
+                harbor,
+                Le,
+                "data.xlsx",
+                "",
+                "Invalid Sheet Name",
+                e,
+                None,
+                Some("notes"),
+            )
         },
-        case(harbor, Le, "arrest_counts.csv", "year,month,value\n2022,1,5\n",
-             "Invalid File Name for CSV", e, None, Some("arrest_counts")),
-        case(harbor, Le, "arrests.csv", "month,value\n1,5\n", "Missing 'year' Column", e, None, None),
-        case(harbor, Le, "arrests.csv", "year,value\n2022,5\n", "Missing 'month' Column", w, None, None),
-        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,\n2022,2,\n",
-             "Empty 'value' Column", e, None, None),
-        case(harbor, Le, "arrests.csv", "year,month,value\n2022,,5\n", "Empty 'month' Column", w, None, None),
-        case(harbor, Le, "arrests.csv", "year,month,value,Notes\n2022,1,5,x\n",
-             "Unexpected 'Notes' Column", e, None, Some("Notes")),
-        case(harbor, Le, "funding.csv", "year,month,value\n2022,3,100\n",
-             "Unexpected 'month' Column", w, None, Some("month")),
-        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,5\n,2,6\n",
-             "Empty 'year' Column Value", e, Some(3), None),
-        case(harbor, Le, "arrests.csv", "year,month,value\nFY2023-2024,1,5\n",
-             "Invalid 'year' Column Value", e, Some(2), Some("FY2023-2024")),
-        case(harbor, Le, "arrests.csv", "year,month,value\n2022,Sept,5\n",
-             "Invalid 'month' Column Value", e, Some(2), Some("Sept")),
-        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,\"1,000\"\n",
-             "Invalid 'value' Column Value", e, Some(2), Some("1,000")),
-        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,5\n2022,2,NA\n",
-             "Empty 'value' Column Value", e, Some(3), None),
-        case(harbor, Le, "arrests_by_type.csv", "year,month,offense_type,value\n2022,1,Person,3\n",
-             "Invalid 'offense_type' Column Value", e, Some(2), Some("Person")),
-        case(harbor, Le, "arrests_by_type.csv",
-             "year,month,offense_type,value\n2022,1,Drug Offenses,3\n2022,1,,3\n",
-             "Empty 'offense_type' Column Value", e, Some(3), None),
-        case(council, Le, "arrests.csv",
-             "year,month,agency,value\n2022,1,Nowhere PD,5\n2022,1,pine county sheriff's office,5\n",
-             "Invalid 'agency' Column Value", e, Some(2), Some("Nowhere PD")),
-        case(council, Le, "arrests.csv",
-             "year,month,agency,value\n2022,1,,5\n2022,2,Pine County Sheriff's Office,5\n",
-             "Empty 'agency' Column Value", e, Some(2), None),
-        case(corrections, Supervision, "population.csv",
-             "year,month,system,value\n2022,1,jail,5\n2022,1,parole,4\n",
-             "Invalid 'system' Column Value", e, Some(2), Some("jail")),
-        case(corrections, Supervision, "population.csv",
-             "year,month,system,value\n2022,1,,5\n2022,1,probation,4\n",
-             "Empty 'system' Column Value", e, Some(2), None),
-        case(corrections, Supervision, "mixed.csv",
-             "metric,year,month,system,value\nfunding,2022,,prison,5\npopulation,2022,1,parole,3\n",
-             "System Not Recognized", e, Some(2), Some("prison")),
-        case(harbor, Le, "mixed.csv", &format!("{single}bogus,2022,1,,,5\n"),
-             "Invalid 'metric' Column Value", e, Some(2), Some("bogus")),
-        case(harbor, Le, "mixed.csv", &format!("{single},2022,1,,,5\narrests,2022,1,,,5\n"),
-             "Empty 'metric' Column Value", e, Some(2), None),
-        case(harbor, Le, "mixed.csv", &format!("{single}arrests,2022,1,call_type,Person Offenses,5\n"),
-             "Invalid 'breakdown_category' Column Value", e, Some(2), Some("call_type")),
-        case(harbor, Le, "mixed.csv",
-             &format!("{single}arrests,2022,1,offense_type,Persons Offensive Stuff,5\n"),
-             "Invalid 'breakdown' Column Value", e, Some(2), Some("Persons Offensive Stuff")),
-        case(harbor, Le, "arrests.csv", "year,month,value\n2022,1,5\n2022,01,6\n",
-             "Too Many Rows", e, Some(2), None),
-        case(harbor, Le, "mixed.csv",
-             &format!("{single}arrests,2021,1,,,10\narrests,2021,1,offense_type,Person Offenses,3\n"),
-             "Breakdown Total Warning", w, None, Some("3")),
-        case(harbor, Le, "arrests.xlsx", "this is not a workbook", "Unreadable File", e, None, None),
+        case(
+            harbor,
+            Le,
+            "arrest_counts.csv",
+            "year,month,value\n2022,1,5\n",
+            "Invalid File Name for CSV",
+            e,
+            None,
+            Some("arrest_counts"),
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "month,value\n1,5\n",
+            "Missing 'year' Column",
+            e,
+            None,
+            None,
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,value\n2022,5\n",
+            "Missing 'month' Column",
+            w,
+            None,
+            None,
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,month,value\n2022,1,\n2022,2,\n",
+            "Empty 'value' Column",
+            e,
+            None,
+            None,
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,month,value\n2022,,5\n",
+            "Empty 'month' Column",
+            w,
+            None,
+            None,
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,month,value,Notes\n2022,1,5,x\n",
+            "Unexpected 'Notes' Column",
+            e,
+            None,
+            Some("Notes"),
+        ),
+        case(
+            harbor,
+            Le,
+            "funding.csv",
+            "year,month,value\n2022,3,100\n",
+            "Unexpected 'month' Column",
+            w,
+            None,
+            Some("month"),
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,month,value\n2022,1,5\n,2,6\n",
+            "Empty 'year' Column Value",
+            e,
+            Some(3),
+            None,
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,month,value\nFY2023-2024,1,5\n",
+            "Invalid 'year' Column Value",
+            e,
+            Some(2),
+            Some("FY2023-2024"),
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,month,value\n2022,Sept,5\n",
+            "Invalid 'month' Column Value",
+            e,
+            Some(2),
+            Some("Sept"),
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,month,value\n2022,1,\"1,000\"\n",
+            "Invalid 'value' Column Value",
+            e,
+            Some(2),
+            Some("1,000"),
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,month,value\n2022,1,5\n2022,2,NA\n",
+            "Empty 'value' Column Value",
+            e,
+            Some(3),
+            None,
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests_by_type.csv",
+            "year,month,offense_type,value\n2022,1,Person,3\n",
+            "Invalid 'offense_type' Column Value",
+            e,
+            Some(2),
+            Some("Person"),
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests_by_type.csv",
+            "year,month,offense_type,value\n2022,1,Drug Offenses,3\n2022,1,,3\n",
+            "Empty 'offense_type' Column Value",
+            e,
+            Some(3),
+            None,
+        ),
+        case(
+            council,
+            Le,
+            "arrests.csv",
+            "year,month,agency,value\n2022,1,Nowhere PD,5\n2022,1,pine county sheriff's office,5\n",
+            "Invalid 'agency' Column Value",
+            e,
+            Some(2),
+            Some("Nowhere PD"),
+        ),
+        case(
+            council,
+            Le,
+            "arrests.csv",
+            "year,month,agency,value\n2022,1,,5\n2022,2,Pine County Sheriff's Office,5\n",
+            "Empty 'agency' Column Value",
+            e,
+            Some(2),
+            None,
+        ),
+        case(
+            corrections,
+            Supervision,
+            "population.csv",
+            "year,month,system,value\n2022,1,jail,5\n2022,1,parole,4\n",
+            "Invalid 'system' Column Value",
+            e,
+            Some(2),
+            Some("jail"),
+        ),
+        case(
+            corrections,
+            Supervision,
+            "population.csv",
+            "year,month,system,value\n2022,1,,5\n2022,1,probation,4\n",
+            "Empty 'system' Column Value",
+            e,
+            Some(2),
+            None,
+        ),
+        case(
+            corrections,
+            Supervision,
+            "mixed.csv",
+            "metric,year,month,system,value\nfunding,2022,,prison,5\npopulation,2022,1,parole,3\n",
+            "System Not Recognized",
+            e,
+            Some(2),
+            Some("prison"),
+        ),
+        case(
+            harbor,
+            Le,
+            "mixed.csv",
+            &format!("{single}bogus,2022,1,,,5\n"),
+            "Invalid 'metric' Column Value",
+            e,
+            Some(2),
+            Some("bogus"),
+        ),
+        case(
+            harbor,
+            Le,
+            "mixed.csv",
+            &format!("{single},2022,1,,,5\narrests,2022,1,,,5\n"),
+            "Empty 'metric' Column Value",
+            e,
+            Some(2),
+            None,
+        ),
+        case(
+            harbor,
+            Le,
+            "mixed.csv",
+            &format!("{single}arrests,2022,1,call_type,Person Offenses,5\n"),
+            "Invalid 'breakdown_category' Column Value",
+            e,
+            Some(2),
+            Some("call_type"),
+        ),
+        case(
+            harbor,
+            Le,
+            "mixed.csv",
+            &format!("{single}arrests,2022,1,offense_type,Persons Offensive Stuff,5\n"),
+            "Invalid 'breakdown' Column Value",
+            e,
+            Some(2),
+            Some("Persons Offensive Stuff"),
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.csv",
+            "year,month,value\n2022,1,5\n2022,01,6\n",
+            "Too Many Rows",
+            e,
+            Some(2),
+            None,
+        ),
+        case(
+            harbor,
+            Le,
+            "mixed.csv",
+            &format!(
+                "{single}arrests,2021,1,,,10\narrests,2021,1,offense_type,Person Offenses,3\n"
+            ),
+            "Breakdown Total Warning",
+            w,
+            None,
+            Some("3"),
+        ),
+        case(
+            harbor,
+            Le,
+            "arrests.xlsx",
+            "this is not a workbook",
+            "Unreadable File",
+            e,
+            None,
+            None,
+        ),
     ];
     for case in cases {
         let agency = agency(&db, case.agency).await;
@@ -420,8 +648,17 @@ async fn every_error_and_warning_has_a_file_that_raises_it() {
         )
         .await;
         let message = ingested.message(case.title);
-        assert_eq!(message["type"], case.severity, "{}: {message:#}", case.title);
-        assert_eq!(message["row"].as_i64(), case.row, "{}: {message:#}", case.title);
+        assert_eq!(
+            message["type"], case.severity,
+            "{}: {message:#}",
+            case.title
+        );
+        assert_eq!(
+            message["row"].as_i64(),
+            case.row,
+            "{}: {message:#}",
+            case.title
+        );
         let stored = rows(
             &db,
             &format!(
@@ -438,7 +675,10 @@ async fn every_error_and_warning_has_a_file_that_raises_it() {
         );
         if case.row.is_some() {
             let description = message["description"].as_str().unwrap_or_default();
-            assert!(description.starts_with(&format!("Row {}:", case.row.unwrap_or(0))), "{description}");
+            assert!(
+                description.starts_with(&format!("Row {}:", case.row.unwrap_or(0))),
+                "{description}"
+            );
         }
         let errors = ingested.messages().iter().any(|m| m["type"] == "ERROR");
         assert_eq!(
@@ -462,15 +702,37 @@ async fn rows_become_months_years_and_fiscal_years() {
     let file = workbook(&[
         (
             "arrests",
-            &[&["year", "month", "value"], &["2021", "3", "7"], &["2021", "", "80"]],
+            &[
+                &["year", "month", "value"],
+                &["2021", "3", "7"],
+                &["2021", "", "80"],
+            ],
         ),
         (
             "funding",
-            &[&["year", "month", "value"], &["2021", "", "1000"], &["2021", "5", "90"]],
+            &[
+                &["year", "month", "value"],
+                &["2021", "", "1000"],
+                &["2021", "5", "90"],
+            ],
         ),
     ]);
-    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "harbor.xlsx", &file, CONTRIBUTOR, false).await;
-    assert_eq!(ingested.titles(), ["Unexpected 'month' Column"], "{:#}", ingested.summary);
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "harbor.xlsx",
+        &file,
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
+    assert_eq!(
+        ingested.titles(),
+        ["Unexpected 'month' Column"],
+        "{:#}",
+        ingested.summary
+    );
     let periods = |values: Vec<Value>| -> Vec<(String, String, f64)> {
         values
             .iter()
@@ -513,11 +775,17 @@ async fn rows_become_months_years_and_fiscal_years() {
     .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
     let funding = values(&db, mesa, "PRISONS_FUNDING").await;
-    let fiscal: Vec<&Value> = funding.iter().filter(|v| v["start"] == "2021-07-01").collect();
+    let fiscal: Vec<&Value> = funding
+        .iter()
+        .filter(|v| v["start"] == "2021-07-01")
+        .collect();
     assert_eq!(fiscal.len(), 1, "{funding:#?}");
     assert_eq!(fiscal[0]["value"], 5000.0);
     assert_eq!(fiscal[0]["frequency"], "ANNUAL");
-    let fiscal: Vec<&Value> = funding.iter().filter(|v| v["start"] == "2020-07-01").collect();
+    let fiscal: Vec<&Value> = funding
+        .iter()
+        .filter(|v| v["start"] == "2020-07-01")
+        .collect();
     assert_eq!(fiscal[0]["value"], 4000.0);
 }
 
@@ -547,20 +815,54 @@ async fn a_persons_change_takes_a_published_report_back_to_draft_and_keeps_histo
     let db = TestDb::with_demo().await;
     let harbor = agency(&db, "Harbor City Police").await;
     let published = report_with_arrests(&db, harbor, "PUBLISHED").await;
-    let (year, month, old) = (&published["year"], &published["month"], published["value"].as_f64().unwrap_or(0.0));
+    let (year, month, old) = (
+        &published["year"],
+        &published["month"],
+        published["value"].as_f64().unwrap_or(0.0),
+    );
     // Unchanged values leave the report published.
     let same = format!("year,month,value\n{year},{month},{old}\n");
-    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", same.as_bytes(), CONTRIBUTOR, false).await;
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        same.as_bytes(),
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED");
-    let report = format!("SELECT status::text AS status, version FROM reports WHERE id = {}", published["id"]);
+    let report = format!(
+        "SELECT status::text AS status, version FROM reports WHERE id = {}",
+        published["id"]
+    );
     assert_eq!(rows(&db, &report).await[0]["status"], "PUBLISHED");
     // An automated upload's change leaves it published too.
     let automated = format!("year,month,value\n{year},{month},{}\n", old + 1.0);
-    ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", automated.as_bytes(), By::Automated, false).await;
+    ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        automated.as_bytes(),
+        By::Automated,
+        false,
+    )
+    .await;
     assert_eq!(rows(&db, &report).await[0]["status"], "PUBLISHED");
     // A person's change takes it back to draft, with a new version and a history row.
     let changed = format!("year,month,value\n{year},{month},{}\n", old + 2.0);
-    ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", changed.as_bytes(), CONTRIBUTOR, false).await;
+    ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        changed.as_bytes(),
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
     let after = &rows(&db, &report).await[0];
     assert_eq!(after["status"], "DRAFT");
     assert_eq!(after["version"], (int(&published["version"]) + 2) as f64);
@@ -593,7 +895,10 @@ async fn a_persons_change_takes_a_published_report_back_to_draft_and_keeps_histo
         ),
     )
     .await;
-    assert_eq!(status_changes, [json!({"old": "PUBLISHED", "new": "DRAFT"})]);
+    assert_eq!(
+        status_changes,
+        [json!({"old": "PUBLISHED", "new": "DRAFT"})]
+    );
 }
 
 #[tokio::test]
@@ -613,7 +918,16 @@ async fn a_dry_run_says_what_would_change_and_writes_nothing() {
         draft["month"],
         draft["value"].as_f64().unwrap_or(0.0) + 5.0
     );
-    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", csv.as_bytes(), CONTRIBUTOR, true).await;
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        csv.as_bytes(),
+        CONTRIBUTOR,
+        true,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
     assert_eq!(rows(&db, counts).await, before);
     let result = rows(
@@ -640,28 +954,94 @@ async fn a_superagency_uploads_for_its_children_and_supervision_splits_by_subsys
     let council = agency(&db, "Public Safety Council").await;
     let sheriff = agency(&db, "Pine County Sheriff").await;
     let csv = "year,month,agency,value\n2022,1, PINE COUNTY SHERIFF'S OFFICE ,33\n";
-    let ingested = ingest_file(&db, council, System::LawEnforcement, "arrests.csv", csv.as_bytes(), CONTRIBUTOR_OF_ALL, false).await;
+    let ingested = ingest_file(
+        &db,
+        council,
+        System::LawEnforcement,
+        "arrests.csv",
+        csv.as_bytes(),
+        CONTRIBUTOR_OF_ALL,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
     let stored = values(&db, sheriff, "LAW_ENFORCEMENT_ARRESTS").await;
-    assert!(stored.iter().any(|v| v["start"] == "2022-01-01" && v["value"] == 33.0));
-    assert!(values(&db, council, "LAW_ENFORCEMENT_ARRESTS").await.is_empty());
+    assert!(
+        stored
+            .iter()
+            .any(|v| v["start"] == "2022-01-01" && v["value"] == 33.0)
+    );
+    assert!(
+        values(&db, council, "LAW_ENFORCEMENT_ARRESTS")
+            .await
+            .is_empty()
+    );
     // Its own metrics: no agency column.
-    let ingested = ingest_file(&db, council, System::Superagency, "funding.csv", b"year,value\n2022,900\n", CONTRIBUTOR_OF_ALL, false).await;
+    let ingested = ingest_file(
+        &db,
+        council,
+        System::Superagency,
+        "funding.csv",
+        b"year,value\n2022,900\n",
+        CONTRIBUTOR_OF_ALL,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
-    assert_eq!(values(&db, council, "SUPERAGENCY_FUNDING").await.iter().filter(|v| v["start"] == "2022-01-01").count(), 1);
+    assert_eq!(
+        values(&db, council, "SUPERAGENCY_FUNDING")
+            .await
+            .iter()
+            .filter(|v| v["start"] == "2022-01-01")
+            .count(),
+        1
+    );
 
     // Supervision split by subsystem: the system column routes rows.
     let corrections = agency(&db, "Community Corrections").await;
     let csv = "year,month,system,value\n2022,1,Parole,40\n2022,1,probation,60\n";
-    let ingested = ingest_file(&db, corrections, System::Supervision, "population.csv", csv.as_bytes(), CONTRIBUTOR_OF_ALL, false).await;
+    let ingested = ingest_file(
+        &db,
+        corrections,
+        System::Supervision,
+        "population.csv",
+        csv.as_bytes(),
+        CONTRIBUTOR_OF_ALL,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
-    assert!(values(&db, corrections, "PAROLE_POPULATION").await.iter().any(|v| v["start"] == "2022-01-01" && v["value"] == 40.0));
-    assert!(values(&db, corrections, "PROBATION_POPULATION").await.iter().any(|v| v["start"] == "2022-01-01" && v["value"] == 60.0));
+    assert!(
+        values(&db, corrections, "PAROLE_POPULATION")
+            .await
+            .iter()
+            .any(|v| v["start"] == "2022-01-01" && v["value"] == 40.0)
+    );
+    assert!(
+        values(&db, corrections, "PROBATION_POPULATION")
+            .await
+            .iter()
+            .any(|v| v["start"] == "2022-01-01" && v["value"] == 60.0)
+    );
     // An agency of one subsystem uploads with the same sheet names.
     let pretrial = agency(&db, "Cedar County Pretrial").await;
-    let ingested = ingest_file(&db, pretrial, System::PretrialSupervision, "population.csv", b"year,month,value\n2022,1,12\n", CONTRIBUTOR_OF_ALL, false).await;
+    let ingested = ingest_file(
+        &db,
+        pretrial,
+        System::PretrialSupervision,
+        "population.csv",
+        b"year,month,value\n2022,1,12\n",
+        CONTRIBUTOR_OF_ALL,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
-    assert!(values(&db, pretrial, "PRETRIAL_SUPERVISION_POPULATION").await.iter().any(|v| v["start"] == "2022-01-01"));
+    assert!(
+        values(&db, pretrial, "PRETRIAL_SUPERVISION_POPULATION")
+            .await
+            .iter()
+            .any(|v| v["start"] == "2022-01-01")
+    );
 }
 
 #[tokio::test]
@@ -673,7 +1053,16 @@ async fn a_breakdown_without_a_total_gives_the_total_unless_one_is_stored() {
         "year,month,offense_type,value\n2022,1,Person Offenses,3\n2022,1,drug offense,4.5\n{},{},Person Offenses,1\n",
         stored["year"], stored["month"]
     );
-    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "arrests_by_type.csv", csv.as_bytes(), CONTRIBUTOR, false).await;
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests_by_type.csv",
+        csv.as_bytes(),
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
     let all = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
     let january: Vec<&Value> = all.iter().filter(|v| v["start"] == "2022-01-01").collect();
@@ -682,12 +1071,28 @@ async fn a_breakdown_without_a_total_gives_the_total_unless_one_is_stored() {
     assert_eq!(january[0]["value"], 7.5);
     // The stored total stays.
     let start = format!("{}-{:02}-01", int(&stored["year"]), int(&stored["month"]));
-    let total: Vec<&Value> = all.iter().filter(|v| v["start"] == start.as_str() && v["dimension"].is_null()).collect();
+    let total: Vec<&Value> = all
+        .iter()
+        .filter(|v| v["start"] == start.as_str() && v["dimension"].is_null())
+        .collect();
     assert_eq!(total[0]["value"], stored["value"]);
     // An automated upload's breakdown is complete: members it leaves out are cleared.
     let csv = "year,month,offense_type,value\n2022,1,Person Offenses,3\n";
-    ingest_file(&db, harbor, System::LawEnforcement, "arrests_by_type.csv", csv.as_bytes(), By::Automated, false).await;
-    let january: Vec<Value> = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await.into_iter().filter(|v| v["start"] == "2022-01-01" && v["member"] == "DRUG").collect();
+    ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests_by_type.csv",
+        csv.as_bytes(),
+        By::Automated,
+        false,
+    )
+    .await;
+    let january: Vec<Value> = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS")
+        .await
+        .into_iter()
+        .filter(|v| v["start"] == "2022-01-01" && v["member"] == "DRUG")
+        .collect();
     assert_eq!(january[0]["value"], Value::Null);
 }
 
@@ -697,40 +1102,134 @@ async fn the_reference_quirks_behave_correctly_here() {
     let harbor = agency(&db, "Harbor City Police").await;
     // A capitalised sheet name and a capitalised breakdown category are read, not crashed on.
     let file = workbook(&[
-        ("Arrests", &[&["Year", "Month", "Value"], &["2020", "1", "10"]]),
+        (
+            "Arrests",
+            &[&["Year", "Month", "Value"], &["2020", "1", "10"]],
+        ),
         (
             "Sheet 1",
             &[
-                &["metric", "year", "month", "breakdown_category", "breakdown", "value"],
-                &["arrests", "2020", "2", "Offense Type", "Person Offenses", "4"],
+                &[
+                    "metric",
+                    "year",
+                    "month",
+                    "breakdown_category",
+                    "breakdown",
+                    "value",
+                ],
+                &[
+                    "arrests",
+                    "2020",
+                    "2",
+                    "Offense Type",
+                    "Person Offenses",
+                    "4",
+                ],
                 // Month is read per row's metric, not the first metric of the sheet.
                 &["funding", "2020", "", "", "", "500"],
             ],
         ),
     ]);
-    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "quirks.xlsx", &file, CONTRIBUTOR, false).await;
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "quirks.xlsx",
+        &file,
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
     let arrests = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
-    assert!(arrests.iter().any(|v| v["start"] == "2020-01-01" && v["value"] == 10.0));
-    assert!(arrests.iter().any(|v| v["start"] == "2020-02-01" && v["member"] == "PERSON" && v["value"] == 4.0));
-    assert!(values(&db, harbor, "LAW_ENFORCEMENT_FUNDING").await.iter().any(|v| v["start"] == "2020-01-01" && v["value"] == 500.0));
+    assert!(
+        arrests
+            .iter()
+            .any(|v| v["start"] == "2020-01-01" && v["value"] == 10.0)
+    );
+    assert!(
+        arrests
+            .iter()
+            .any(|v| v["start"] == "2020-02-01" && v["member"] == "PERSON" && v["value"] == 4.0)
+    );
+    assert!(
+        values(&db, harbor, "LAW_ENFORCEMENT_FUNDING")
+            .await
+            .iter()
+            .any(|v| v["start"] == "2020-01-01" && v["value"] == 500.0)
+    );
     // A single-page template holding only totals has empty breakdown columns: it loads.
     let csv = "metric,year,month,breakdown_category,breakdown,value\narrests,2019,4,,,21\n";
-    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "single.csv", csv.as_bytes(), CONTRIBUTOR, false).await;
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "single.csv",
+        csv.as_bytes(),
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
     // A folder prefix is dropped before the 31-character cut of a CSV's name.
-    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "LAW_ENFORCEMENT_UPLOADS_2025/calls_for_service.csv", b"year,month,value\n2019,1,3\n", CONTRIBUTOR, false).await;
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "LAW_ENFORCEMENT_UPLOADS_2025/calls_for_service.csv",
+        b"year,month,value\n2019,1,3\n",
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
     // Duplicates are not counted into a breakdown's sum (no false warning), and a period
     // refused for duplicates leaves no empty report behind.
-    let reports = rows(&db, &format!("SELECT count(*) AS n FROM reports WHERE agency_id = {}", harbor.0)).await;
+    let reports = rows(
+        &db,
+        &format!(
+            "SELECT count(*) AS n FROM reports WHERE agency_id = {}",
+            harbor.0
+        ),
+    )
+    .await;
     let csv = "metric,year,month,breakdown_category,breakdown,value\n\
         arrests,2018,1,,,10\narrests,2018,1,offense_type,Person Offenses,10\narrests,2018,1,offense_type,Person Offenses,10\n";
-    let ingested = ingest_file(&db, harbor, System::LawEnforcement, "dups.csv", csv.as_bytes(), CONTRIBUTOR, false).await;
-    assert_eq!(ingested.titles(), ["Too Many Rows"], "{:#}", ingested.summary);
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "dups.csv",
+        csv.as_bytes(),
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
+    assert_eq!(
+        ingested.titles(),
+        ["Too Many Rows"],
+        "{:#}",
+        ingested.summary
+    );
     let csv = "year,month,value\n2017,1,5\n2017,1,6\n";
-    ingest_file(&db, harbor, System::LawEnforcement, "arrests.csv", csv.as_bytes(), CONTRIBUTOR, false).await;
-    let after = rows(&db, &format!("SELECT count(*) AS n FROM reports WHERE agency_id = {}", harbor.0)).await;
+    ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        csv.as_bytes(),
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
+    let after = rows(
+        &db,
+        &format!(
+            "SELECT count(*) AS n FROM reports WHERE agency_id = {}",
+            harbor.0
+        ),
+    )
+    .await;
     // Neither January 2018 (the duplicates drop the sheet's rows of that metric and period,
     // its total included) nor January 2017 left a report behind.
     assert_eq!(int(&after[0]["n"]), int(&reports[0]["n"]));
@@ -738,15 +1237,43 @@ async fn the_reference_quirks_behave_correctly_here() {
     let council = agency(&db, "Public Safety Council").await;
     let sheriff = agency(&db, "Pine County Sheriff").await;
     let csv = "year,month,offense_type,agency,value\n2018,3,Person Offenses,Pine County Sheriff's Office,6\n";
-    let ingested = ingest_file(&db, council, System::LawEnforcement, "arrests_by_type.csv", csv.as_bytes(), CONTRIBUTOR_OF_ALL, false).await;
+    let ingested = ingest_file(
+        &db,
+        council,
+        System::LawEnforcement,
+        "arrests_by_type.csv",
+        csv.as_bytes(),
+        CONTRIBUTOR_OF_ALL,
+        false,
+    )
+    .await;
     assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
-    assert!(values(&db, sheriff, "LAW_ENFORCEMENT_ARRESTS").await.iter().any(|v| v["start"] == "2018-03-01" && v["dimension"].is_null() && v["value"] == 6.0));
+    assert!(
+        values(&db, sheriff, "LAW_ENFORCEMENT_ARRESTS")
+            .await
+            .iter()
+            .any(|v| v["start"] == "2018-03-01" && v["dimension"].is_null() && v["value"] == 6.0)
+    );
     // The starting month applies without a custom frequency (only a starting month is set).
     let mesa = agency(&db, "Mesa State Department").await;
     let set = rows(&db, &format!("SELECT frequency FROM metric_settings WHERE agency_id = {} AND metric_key = 'PRISONS_EXPENSES'", mesa.0)).await;
     assert_eq!(set, [json!({"frequency": null})]);
-    ingest_file(&db, mesa, System::Prisons, "expenses.csv", b"year,value\n2019,77\n", CONTRIBUTOR_OF_ALL, false).await;
-    assert!(values(&db, mesa, "PRISONS_EXPENSES").await.iter().any(|v| v["start"] == "2018-07-01" && v["value"] == 77.0));
+    ingest_file(
+        &db,
+        mesa,
+        System::Prisons,
+        "expenses.csv",
+        b"year,value\n2019,77\n",
+        CONTRIBUTOR_OF_ALL,
+        false,
+    )
+    .await;
+    assert!(
+        values(&db, mesa, "PRISONS_EXPENSES")
+            .await
+            .iter()
+            .any(|v| v["start"] == "2018-07-01" && v["value"] == 77.0)
+    );
 }
 
 /// Waits until the query's first row's `done` is true.
@@ -754,10 +1281,13 @@ async fn wait_for(db: &TestDb, query: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let found = rows(db, query).await;
-        if found.iter().next().is_some_and(|row| row["done"] == true) {
+        if <[Value]>::first(&found).is_some_and(|row| row["done"] == true) {
             return found[0].clone();
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {query}: {found:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {query}: {found:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -770,7 +1300,10 @@ struct Stall {
 
 impl ingest::Observer for Stall {
     fn batch_stored(&self, _: i64) -> futures_util::future::BoxFuture<'_, ()> {
-        let seen = self.batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let seen = self
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         if seen >= self.after {
             Box::pin(std::future::pending())
         } else {
@@ -814,7 +1347,13 @@ fn workers(
 async fn an_ingest_interrupted_half_way_resumes_with_nothing_lost_or_doubled() {
     let db = TestDb::with_demo().await;
     let harbor = agency(&db, "Harbor City Police").await;
-    let members = ["Person Offenses", "Property Offenses", "Drug Offenses", "Public Order Offenses", "Other Offenses"];
+    let members = [
+        "Person Offenses",
+        "Property Offenses",
+        "Drug Offenses",
+        "Public Order Offenses",
+        "Other Offenses",
+    ];
     let mut csv = String::from("year,month,offense_type,value\n");
     let mut expected = 0.0;
     for year in [2019, 2020] {
@@ -835,13 +1374,25 @@ async fn an_ingest_interrupted_half_way_resumes_with_nothing_lost_or_doubled() {
         dry_run: false,
     };
     let mut conn = db.pool.get().await.expect("connection");
-    let id = ingest::create(&mut conn, &upload, csv.as_bytes(), Queue::Job { drop_path: None })
-        .await
-        .expect("stored");
+    let id = ingest::create(
+        &mut conn,
+        &upload,
+        csv.as_bytes(),
+        Queue::Job { drop_path: None },
+    )
+    .await
+    .expect("stored");
     drop(conn);
 
     let batches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let first = workers(&db, Arc::new(Stall { batches: batches.clone(), after: 4 }), 10);
+    let first = workers(
+        &db,
+        Arc::new(Stall {
+            batches: batches.clone(),
+            after: 4,
+        }),
+        10,
+    );
     let progress = format!(
         "SELECT rows_read >= 40 AS done, rows_read, status::text AS status \
          FROM spreadsheets WHERE id = {}",
@@ -856,17 +1407,31 @@ async fn an_ingest_interrupted_half_way_resumes_with_nothing_lost_or_doubled() {
              AND r.date_range_start >= '2019-01-01' AND d.metric_key = 'LAW_ENFORCEMENT_ARRESTS'",
         harbor.0
     );
-    assert_eq!(rows(&db, &written).await[0]["n"], 0.0, "nothing is applied before the end");
+    assert_eq!(
+        rows(&db, &written).await[0]["n"],
+        0.0,
+        "nothing is applied before the end"
+    );
     // The process dies; another takes the job up once its lease has run out.
     first.stop();
     let second = workers(&db, Arc::new(ingest::Quiet), 10);
     wait_for(
         &db,
-        &format!("SELECT status = 'INGESTED' AS done FROM spreadsheets WHERE id = {}", id.0),
+        &format!(
+            "SELECT status = 'INGESTED' AS done FROM spreadsheets WHERE id = {}",
+            id.0
+        ),
     )
     .await;
     second.stop();
-    let sheet = rows(&db, &format!("SELECT rows_read, rows_saved FROM spreadsheets WHERE id = {}", id.0)).await;
+    let sheet = rows(
+        &db,
+        &format!(
+            "SELECT rows_read, rows_saved FROM spreadsheets WHERE id = {}",
+            id.0
+        ),
+    )
+    .await;
     assert_eq!(sheet[0], json!({"rows_read": 120.0, "rows_saved": 120.0}));
     let stored = rows(
         &db,
@@ -879,7 +1444,10 @@ async fn an_ingest_interrupted_half_way_resumes_with_nothing_lost_or_doubled() {
         ),
     )
     .await;
-    assert_eq!(stored[0], json!({"n": 120.0, "total": expected, "cells": 120.0}));
+    assert_eq!(
+        stored[0],
+        json!({"n": 120.0, "total": expected, "cells": 120.0})
+    );
     let history = rows(
         &db,
         &format!(
@@ -911,25 +1479,194 @@ async fn a_job_that_keeps_failing_ends_as_an_unexpected_error() {
         dry_run: false,
     };
     let mut conn = db.pool.get().await.expect("connection");
-    let id = ingest::create(&mut conn, &upload, &b"year,month,value\n2019,1,5\n"[..], Queue::Job { drop_path: None })
-        .await
-        .expect("stored");
+    let id = ingest::create(
+        &mut conn,
+        &upload,
+        &b"year,month,value\n2019,1,5\n"[..],
+        Queue::Job { drop_path: None },
+    )
+    .await
+    .expect("stored");
     drop(conn);
     execute(&db, "UPDATE jobs SET max_attempts = 1").await;
     // Something else holds the upload: every attempt fails.
     let mut holder = db.connect().await;
-    AnsiTransactionManager::begin_transaction(&mut holder).await.expect("begin");
-    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({}, {})", 0x1_9e57, id.0))
-        .execute(&mut holder)
+    AnsiTransactionManager::begin_transaction(&mut holder)
         .await
-        .expect("lock");
+        .expect("begin");
+    diesel::sql_query(format!(
+        "SELECT pg_advisory_xact_lock({}, {})",
+        0x1_9e57, id.0
+    ))
+    .execute(&mut holder)
+    .await
+    .expect("lock");
     let running = workers(&db, Arc::new(ingest::Quiet), 10);
-    wait_for(&db, &format!("SELECT status = 'ERRORED' AS done FROM spreadsheets WHERE id = {}", id.0)).await;
+    wait_for(
+        &db,
+        &format!(
+            "SELECT status = 'ERRORED' AS done FROM spreadsheets WHERE id = {}",
+            id.0
+        ),
+    )
+    .await;
     running.stop();
-    AnsiTransactionManager::rollback_transaction(&mut holder).await.expect("rollback");
+    AnsiTransactionManager::rollback_transaction(&mut holder)
+        .await
+        .expect("rollback");
     let messages = rows(&db, &format!("SELECT title, severity::text AS severity FROM spreadsheet_messages WHERE spreadsheet_id = {}", id.0)).await;
-    assert_eq!(messages, [json!({"title": "Unexpected Error", "severity": "ERROR"})]);
+    assert_eq!(
+        messages,
+        [json!({"title": "Unexpected Error", "severity": "ERROR"})]
+    );
     let job = rows(&db, "SELECT state::text AS state, last_error FROM jobs").await;
     assert_eq!(job[0]["state"], "FAILED");
-    assert!(job[0]["last_error"].as_str().unwrap_or_default().contains("another worker"), "{job:?}");
+    assert!(
+        job[0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("another worker"),
+        "{job:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_dropped_in_the_ingest_directory_are_ingested_and_filed_with_their_result() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let background = justice_counts::app::Background::start(
+        &db.pool,
+        &db.catalogue,
+        &justice_counts::events::EventBus::new(),
+        &justice_counts::config::BackgroundArgs {
+            job_poll: std::time::Duration::from_millis(50),
+            ingest_dir: Some(dir.path().to_owned()),
+            ingest_dir_poll: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
+    );
+    let folder = dir
+        .path()
+        .join(harbor.0.to_string())
+        .join("LAW_ENFORCEMENT");
+    std::fs::create_dir_all(&folder).expect("folder");
+    std::fs::write(folder.join("arrests.csv"), "year,month,value\n2016,1,9\n").expect("file");
+    let unknown = dir.path().join("harbor").join("LAW_ENFORCEMENT");
+    std::fs::create_dir_all(&unknown).expect("folder");
+    std::fs::write(unknown.join("arrests.csv"), "year,month,value\n2016,1,9\n").expect("file");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let done = folder.join("done");
+    let result = loop {
+        let found = std::fs::read_dir(&done)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.to_string_lossy().ends_with(".result.json"))
+            })
+            .ok()
+            .flatten();
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped file was not ingested"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(&result).expect("result")).expect("JSON");
+    assert_eq!(summary["status"], "INGESTED", "{summary:#}");
+    let moved = result
+        .to_string_lossy()
+        .trim_end_matches(".result.json")
+        .to_owned();
+    assert!(std::path::Path::new(&moved).exists(), "{moved}");
+    assert!(!folder.join("arrests.csv").exists());
+    let stored = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
+    let stored: Vec<&Value> = stored
+        .iter()
+        .filter(|v| v["start"] == "2016-01-01")
+        .collect();
+    assert_eq!(stored[0]["source"], "AUTOMATED_BULK_UPLOAD");
+    // A folder that names no agency: refused, with the reason beside the file.
+    let refused = unknown.join("failed").join("arrests.csv.result.json");
+    while !refused.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the misplaced file was not refused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    background.stop();
+}
+
+#[tokio::test]
+async fn the_ingest_command_runs_an_automated_upload_and_fails_on_errors() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let good = dir.path().join("arrests.csv");
+    std::fs::write(&good, "year,month,value\n2015,1,3\n").expect("file");
+    let run = |file: &std::path::Path, dry_run: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_justice-counts"));
+        command
+            .env("DATABASE_URL", &db.url)
+            .env("LOG_LEVEL", "warn")
+            .args([
+                "ingest",
+                &file.to_string_lossy(),
+                "--agency",
+                &harbor.0.to_string(),
+                "--system",
+                "law_enforcement",
+            ]);
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        command.output().expect("ran")
+    };
+    let output = run(&good, true);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS")
+            .await
+            .iter()
+            .all(|v| v["start"] != "2015-01-01")
+    );
+    let output = run(&good, false);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("JSON result");
+    assert_eq!(summary["status"], "INGESTED");
+    assert_eq!(summary["rowsSaved"], 1);
+    let stored = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
+    assert!(
+        stored
+            .iter()
+            .any(|v| v["start"] == "2015-01-01" && v["source"] == "AUTOMATED_BULK_UPLOAD")
+    );
+    let bad = dir.path().join("arrests_by_type.csv");
+    std::fs::write(
+        &bad,
+        "year,month,offense_type,value\n2015,1,Nothing Like It,3\n",
+    )
+    .expect("file");
+    let output = run(&bad, false);
+    assert!(!output.status.success());
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("JSON result");
+    assert_eq!(
+        summary["messages"][0]["title"],
+        "Invalid 'offense_type' Column Value"
+    );
 }
