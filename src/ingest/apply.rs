@@ -106,6 +106,10 @@ fn period_text(frequency: &str, start: NaiveDate) -> String {
 pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<Applied> {
     let id = mode.spreadsheet.0;
     let mut messages = Batch::default();
+    // The staged rows were just written: plan the statements below on their real numbers.
+    diesel::sql_query("ANALYZE spreadsheet_values")
+        .execute(conn)
+        .await?;
 
     // Duplicate rows: none of the sheet's values of that metric and period are kept.
     let duplicates: Vec<Duplicate> = diesel::sql_query(
@@ -274,32 +278,47 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
         .await?;
     }
 
-    // Compare with what is stored.
-    find_reports(conn, id).await?;
+    // Reports for the periods that get values (not in a dry run): made before the comparison
+    // so that one pass over the staged values finds every report.
+    if !mode.dry_run {
+        diesel::sql_query(
+            "INSERT INTO reports (agency_id, frequency, date_range_start, date_range_end, status) \
+             SELECT DISTINCT v.agency_id, v.frequency, v.date_range_start, \
+                 (v.date_range_start + CASE v.frequency WHEN 'MONTHLY' THEN interval '1 month' \
+                                                        ELSE interval '1 year' END)::date, \
+                 'NOT_STARTED'::report_status \
+             FROM spreadsheet_values v \
+             WHERE v.spreadsheet_id = $1 AND v.outcome IS NULL AND v.value IS NOT NULL \
+             ON CONFLICT (agency_id, frequency, date_range_start) DO NOTHING",
+        )
+        .bind::<Integer, _>(id)
+        .execute(conn)
+        .await?;
+    }
+    // Compare with what is stored, in one pass: each value's report (created by this
+    // transaction, or not there at all in a dry run, means a new report), the value it
+    // replaces, and the outcome.
     diesel::sql_query(
-        "UPDATE spreadsheet_values SET report_created = (report_id IS NULL) \
-         WHERE spreadsheet_id = $1 AND outcome IS NULL",
-    )
-    .bind::<Integer, _>(id)
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "UPDATE spreadsheet_values v SET datapoint_id = d.id, old_value = d.value \
-         FROM datapoints d \
-         WHERE v.spreadsheet_id = $1 AND v.outcome IS NULL AND v.report_id IS NOT NULL \
-             AND d.report_id = v.report_id AND d.metric_key = v.metric_key \
-             AND coalesce(d.dimension_id, '') = coalesce(v.dimension_id, '') \
-             AND coalesce(d.member, '') = coalesce(v.member, '') AND d.sub_category IS NULL",
-    )
-    .bind::<Integer, _>(id)
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "UPDATE spreadsheet_values SET outcome = CASE \
-             WHEN value IS NOT DISTINCT FROM old_value THEN 'UNCHANGED' \
-             WHEN old_value IS NULL THEN 'NEW' \
-             ELSE 'UPDATED' END::value_outcome \
-         WHERE spreadsheet_id = $1 AND outcome IS NULL",
+        "UPDATE spreadsheet_values v SET \
+             report_id = c.report_id, \
+             report_created = c.report_id IS NULL OR c.created, \
+             datapoint_id = c.datapoint_id, \
+             old_value = c.old_value, \
+             outcome = CASE \
+                 WHEN v.value IS NOT DISTINCT FROM c.old_value THEN 'UNCHANGED' \
+                 WHEN c.old_value IS NULL THEN 'NEW' \
+                 ELSE 'UPDATED' END::value_outcome \
+         FROM (SELECT s.id, r.id AS report_id, r.xmin = pg_current_xact_id()::xid AS created, \
+                   d.id AS datapoint_id, d.value AS old_value \
+               FROM spreadsheet_values s \
+               LEFT JOIN reports r ON r.agency_id = s.agency_id AND r.frequency = s.frequency \
+                   AND r.date_range_start = s.date_range_start \
+               LEFT JOIN datapoints d ON d.report_id = r.id AND d.metric_key = s.metric_key \
+                   AND coalesce(d.dimension_id, '') = coalesce(s.dimension_id, '') \
+                   AND coalesce(d.member, '') = coalesce(s.member, '') \
+                   AND d.sub_category IS NULL \
+               WHERE s.spreadsheet_id = $1 AND s.outcome IS NULL) c \
+         WHERE v.id = c.id",
     )
     .bind::<Integer, _>(id)
     .execute(conn)
@@ -324,58 +343,20 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
     .await
 }
 
-/// Fills in the report of each staged value whose report exists.
-async fn find_reports(conn: &mut AsyncPgConnection, id: i32) -> diesel::QueryResult<usize> {
-    diesel::sql_query(
-        "UPDATE spreadsheet_values v SET report_id = r.id \
-         FROM reports r \
-         WHERE v.spreadsheet_id = $1 AND v.report_id IS NULL \
-             AND (v.outcome IS NULL OR v.outcome <> 'DROPPED') \
-             AND r.agency_id = v.agency_id AND r.frequency = v.frequency \
-             AND r.date_range_start = v.date_range_start",
-    )
-    .bind::<Integer, _>(id)
-    .execute(conn)
-    .await
-}
-
 /// The writes of an upload that is not a dry run.
 async fn write(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<()> {
     let id = mode.spreadsheet.0;
     let user = mode.user.map(|user| user.0);
-    // Reports for periods that get values.
+    // The values.
     diesel::sql_query(
-        "INSERT INTO reports (agency_id, frequency, date_range_start, date_range_end, status) \
-         SELECT DISTINCT agency_id, frequency, date_range_start, \
-             (date_range_start + CASE frequency WHEN 'MONTHLY' THEN interval '1 month' \
-                                                ELSE interval '1 year' END)::date, \
-             'NOT_STARTED'::report_status \
+        "INSERT INTO datapoints (report_id, metric_key, dimension_id, member, value, source, \
+             updated_by) \
+         SELECT report_id, metric_key, dimension_id, member, value, $2::value_source, $3 \
          FROM spreadsheet_values \
-         WHERE spreadsheet_id = $1 AND report_id IS NULL AND outcome IN ('NEW', 'UPDATED') \
-         ON CONFLICT (agency_id, frequency, date_range_start) DO NOTHING",
-    )
-    .bind::<Integer, _>(id)
-    .execute(conn)
-    .await?;
-    find_reports(conn, id).await?;
-    // The values, and each value's row.
-    diesel::sql_query(
-        "WITH stored AS ( \
-             INSERT INTO datapoints (report_id, metric_key, dimension_id, member, value, \
-                 source, updated_by) \
-             SELECT report_id, metric_key, dimension_id, member, value, $2::value_source, $3 \
-             FROM spreadsheet_values \
-             WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED') \
-             ON CONFLICT ON CONSTRAINT datapoints_one_per_cell DO UPDATE SET \
-                 value = excluded.value, source = excluded.source, \
-                 updated_by = excluded.updated_by, updated_at = now() \
-             RETURNING id, report_id, metric_key, dimension_id, member) \
-         UPDATE spreadsheet_values v SET datapoint_id = s.id \
-         FROM stored s \
-         WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED') \
-             AND v.report_id = s.report_id AND v.metric_key = s.metric_key \
-             AND coalesce(v.dimension_id, '') = coalesce(s.dimension_id, '') \
-             AND coalesce(v.member, '') = coalesce(s.member, '')",
+         WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED') \
+         ON CONFLICT ON CONSTRAINT datapoints_one_per_cell DO UPDATE SET \
+             value = excluded.value, source = excluded.source, \
+             updated_by = excluded.updated_by, updated_at = now()",
     )
     .bind::<Integer, _>(id)
     .bind::<Text, _>(mode.source_name())
@@ -402,8 +383,12 @@ async fn write(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<
          history AS ( \
              INSERT INTO datapoint_changes (datapoint_id, changed_by, old_value, new_value, \
                  source, report_version) \
-             SELECT v.datapoint_id, $3, v.old_value, v.value, $2::value_source, b.version \
+             SELECT d.id, $3, v.old_value, v.value, $2::value_source, b.version \
              FROM spreadsheet_values v JOIN bumped b ON b.id = v.report_id \
+             JOIN datapoints d ON d.report_id = v.report_id AND d.metric_key = v.metric_key \
+                 AND coalesce(d.dimension_id, '') = coalesce(v.dimension_id, '') \
+                 AND coalesce(d.member, '') = coalesce(v.member, '') \
+                 AND d.sub_category IS NULL \
              WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED')), \
          editors AS ( \
              INSERT INTO report_editors (report_id, user_id) \

@@ -207,7 +207,12 @@ pub fn score(a: &str, b: &str) -> f64 {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     options: Vec<(String, String)>,
+    /// What recent texts matched (files repeat the same few spellings on every row).
+    seen: std::collections::HashMap<String, Option<usize>>,
 }
+
+/// Most remembered spellings per matcher.
+const REMEMBERED: usize = 4096;
 
 impl Matcher {
     /// A matcher over `options` (in priority order).
@@ -217,20 +222,36 @@ impl Matcher {
                 .into_iter()
                 .map(|option| (option.to_owned(), normalise(option)))
                 .collect(),
+            seen: std::collections::HashMap::new(),
         }
     }
 
     /// The option `text` means, if one scores at least [`THRESHOLD`].
-    pub fn find(&self, text: &str) -> Option<&str> {
+    pub fn find(&mut self, text: &str) -> Option<&str> {
+        let found = match self.seen.get(text) {
+            Some(found) => *found,
+            None => {
+                let found = self.best(text);
+                if self.seen.len() >= REMEMBERED {
+                    self.seen.clear();
+                }
+                self.seen.insert(text.to_owned(), found);
+                found
+            }
+        };
+        found.map(|index| self.options[index].0.as_str())
+    }
+
+    fn best(&self, text: &str) -> Option<usize> {
         let typed = normalise(text);
-        let mut best: Option<(&str, f64)> = None;
-        for (option, normalised) in &self.options {
+        let mut best: Option<(usize, f64)> = None;
+        for (index, (_, normalised)) in self.options.iter().enumerate() {
             let score = score(&typed, normalised);
             if score >= THRESHOLD && best.is_none_or(|(_, top)| score > top) {
-                best = Some((option, score));
+                best = Some((index, score));
             }
         }
-        best.map(|(option, _)| option)
+        best.map(|(index, _)| index)
     }
 
     /// The options, as given.
@@ -253,11 +274,11 @@ mod tests {
 
     #[test]
     fn close_spellings_match_their_label() {
-        let offenses = Matcher::new(OFFENSES);
+        let mut offenses = Matcher::new(OFFENSES);
         assert_eq!(offenses.find("person offense"), Some("Person Offenses"));
         assert_eq!(offenses.find("PERSON OFFENSES"), Some("Person Offenses"));
         assert_eq!(offenses.find("Drug  Offenses "), Some("Drug Offenses"));
-        let race = Matcher::new([
+        let mut race = Matcher::new([
             "Asian / Hispanic or Latino",
             "Asian / Not Hispanic or Latino",
         ]);
@@ -273,7 +294,7 @@ mod tests {
 
     #[test]
     fn partial_words_do_not_match() {
-        let offenses = Matcher::new(OFFENSES);
+        let mut offenses = Matcher::new(OFFENSES);
         for typed in ["Person", "PERSON", "Other Offenses - Theft", ""] {
             assert_eq!(offenses.find(typed), None, "{typed}");
         }
@@ -293,7 +314,7 @@ mod tests {
 
     #[test]
     fn month_names_forgive_typos_not_abbreviations() {
-        let months = Matcher::new(["January", "February", "September", "December"]);
+        let mut months = Matcher::new(["January", "February", "September", "December"]);
         assert_eq!(months.find("january"), Some("January"));
         assert_eq!(months.find("Febuary"), Some("February"));
         for typed in ["Jan", "Sept", "Dec"] {

@@ -227,6 +227,8 @@ pub struct Parser {
     invalid_sheets: Vec<String>,
     sheet: Option<SheetState>,
     months: Matcher,
+    /// The member matcher of each breakdown (by dimension id), made on first use.
+    members: HashMap<&'static str, Matcher>,
     is_csv: bool,
 }
 
@@ -239,6 +241,7 @@ impl Parser {
             invalid_sheets: Vec::new(),
             sheet: None,
             months: Matcher::new(MONTHS),
+            members: HashMap::new(),
             is_csv,
         }
     }
@@ -480,7 +483,7 @@ impl Parser {
         out
     }
 
-    fn read_row(&self, state: &mut SheetState, number: u64, cells: &[Cell], out: &mut Vec<Output>) {
+    fn read_row(&mut self, state: &mut SheetState, number: u64, cells: &[Cell], out: &mut Vec<Output>) {
         let context = &self.context;
         let cell = |column: &str| -> Cell {
             state
@@ -729,7 +732,9 @@ impl Parser {
             if member_cell.is_blank() {
                 problems.push(empty(key_ref, column_name));
             } else if let Some(breakdown) = metric.and_then(|m| m.breakdown(dimension)) {
-                let matcher = Matcher::new(breakdown.members.iter().map(|m| m.label.as_str()));
+                let matcher = self.members.entry(dimension).or_insert_with(|| {
+                    Matcher::new(breakdown.members.iter().map(|m| m.label.as_str()))
+                });
                 match matcher.find(&member_cell.display()) {
                     Some(label) => {
                         if let Some(found) = breakdown.members.iter().find(|m| m.label == label) {
@@ -784,7 +789,7 @@ impl Parser {
         let month = if month_cell.is_blank() {
             Ok(None)
         } else {
-            match parse_month(&month_cell, &self.months) {
+            match parse_month(&month_cell, &mut self.months) {
                 Some(month) => Ok(Some(month)),
                 None => {
                     problems.push(invalid(
@@ -959,7 +964,7 @@ fn whole(number: f64) -> Option<i32> {
 }
 
 /// A month as written: 1–12 (number or text) or the month's English name, fuzzily.
-pub fn parse_month(cell: &Cell, months: &Matcher) -> Option<u32> {
+pub fn parse_month(cell: &Cell, months: &mut Matcher) -> Option<u32> {
     let number = match cell {
         Cell::Empty => return None,
         Cell::Number(number) => Some(*number),
@@ -1067,10 +1072,10 @@ mod tests {
 
     #[test]
     fn months_are_numbers_or_names() {
-        let months = Matcher::new(MONTHS);
+        let mut months = Matcher::new(MONTHS);
         assert_eq!(parse_month(&Cell::Text("01".into()), &months), Some(1));
-        assert_eq!(parse_month(&Cell::Number(12.0), &months), Some(12));
-        assert_eq!(parse_month(&Cell::Number(13.0), &months), None);
+        assert_eq!(parse_month(&Cell::Number(12.0), &mut months), Some(12));
+        assert_eq!(parse_month(&Cell::Number(13.0), &mut months), None);
         assert_eq!(parse_month(&Cell::Text("Febuary".into()), &months), Some(2));
         assert_eq!(parse_month(&Cell::Text("Sept".into()), &months), None);
     }
