@@ -363,46 +363,72 @@ async fn write(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<
     .bind::<Nullable<Integer>, _>(user)
     .execute(conn)
     .await?;
-    // Changed reports: a new version, back to draft for a person's upload (a new report
-    // becomes a draft either way), history, editors, and one event each.
+    // Changed reports: locked in id order (as every writer locks reports), their status
+    // changes recorded, then a new version, back to draft for a person's upload (a new report
+    // becomes a draft either way); the history of each value, editors, and one event each.
+    // Separate statements, so that each is planned on the real numbers of the one before.
+    const CHANGED: &str = "SELECT DISTINCT report_id FROM spreadsheet_values \
+         WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED')";
+    diesel::sql_query(format!(
+        "SELECT id FROM reports WHERE id IN ({CHANGED}) ORDER BY id FOR UPDATE"
+    ))
+    .bind::<Integer, _>(id)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(format!(
+        "INSERT INTO report_status_changes (report_id, old_status, new_status, changed_by) \
+         SELECT id, status, 'DRAFT', $2 FROM reports \
+         WHERE id IN ({CHANGED}) AND status <> 'DRAFT' AND ($3 OR status = 'NOT_STARTED')"
+    ))
+    .bind::<Integer, _>(id)
+    .bind::<Nullable<Integer>, _>(user)
+    .bind::<Bool, _>(!mode.automated())
+    .execute(conn)
+    .await?;
+    diesel::sql_query(format!(
+        "UPDATE reports SET version = version + 1, last_modified_at = now(), \
+             status = CASE WHEN $2 OR status = 'NOT_STARTED' THEN 'DRAFT'::report_status \
+                           ELSE status END \
+         WHERE id IN ({CHANGED})"
+    ))
+    .bind::<Integer, _>(id)
+    .bind::<Bool, _>(!mode.automated())
+    .execute(conn)
+    .await?;
     diesel::sql_query(
-        "WITH changed AS ( \
-             SELECT r.id, r.status AS old_status FROM reports r \
-             WHERE r.id IN (SELECT report_id FROM spreadsheet_values \
-                            WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED')) \
-             ORDER BY r.id FOR UPDATE OF r), \
-         bumped AS ( \
-             UPDATE reports r SET version = r.version + 1, last_modified_at = now(), \
-                 status = CASE WHEN $4 OR r.status = 'NOT_STARTED' THEN 'DRAFT'::report_status \
-                               ELSE r.status END \
-             FROM changed c WHERE r.id = c.id \
-             RETURNING r.id, r.agency_id, r.version, r.status, c.old_status), \
-         statuses AS ( \
-             INSERT INTO report_status_changes (report_id, old_status, new_status, changed_by) \
-             SELECT id, old_status, status, $3 FROM bumped WHERE old_status <> status), \
-         history AS ( \
-             INSERT INTO datapoint_changes (datapoint_id, changed_by, old_value, new_value, \
-                 source, report_version) \
-             SELECT d.id, $3, v.old_value, v.value, $2::value_source, b.version \
-             FROM spreadsheet_values v JOIN bumped b ON b.id = v.report_id \
-             JOIN datapoints d ON d.report_id = v.report_id AND d.metric_key = v.metric_key \
-                 AND coalesce(d.dimension_id, '') = coalesce(v.dimension_id, '') \
-                 AND coalesce(d.member, '') = coalesce(v.member, '') \
-                 AND d.sub_category IS NULL \
-             WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED')), \
-         editors AS ( \
-             INSERT INTO report_editors (report_id, user_id) \
-             SELECT id, $3 FROM bumped WHERE $3 IS NOT NULL \
-             ON CONFLICT (report_id, user_id) DO UPDATE SET last_edited_at = now()) \
-         SELECT count(pg_notify('report_events', json_build_object( \
-             'agency_id', agency_id, 'report_id', id, 'kind', 'SAVED', \
-             'version', version, 'status', status)::text)) AS notified \
-         FROM bumped",
+        "INSERT INTO datapoint_changes (datapoint_id, changed_by, old_value, new_value, source, \
+             report_version) \
+         SELECT d.id, $3, v.old_value, v.value, $2::value_source, r.version \
+         FROM spreadsheet_values v \
+         JOIN reports r ON r.id = v.report_id \
+         JOIN datapoints d ON d.report_id = v.report_id AND d.metric_key = v.metric_key \
+             AND coalesce(d.dimension_id, '') = coalesce(v.dimension_id, '') \
+             AND coalesce(d.member, '') = coalesce(v.member, '') AND d.sub_category IS NULL \
+         WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED')",
     )
     .bind::<Integer, _>(id)
     .bind::<Text, _>(mode.source_name())
     .bind::<Nullable<Integer>, _>(user)
-    .bind::<Bool, _>(!mode.automated())
+    .execute(conn)
+    .await?;
+    if let Some(user) = user {
+        diesel::sql_query(format!(
+            "INSERT INTO report_editors (report_id, user_id) \
+             SELECT report_id, $2 FROM ({CHANGED}) changed \
+             ON CONFLICT (report_id, user_id) DO UPDATE SET last_edited_at = now()"
+        ))
+        .bind::<Integer, _>(id)
+        .bind::<Integer, _>(user)
+        .execute(conn)
+        .await?;
+    }
+    diesel::sql_query(format!(
+        "SELECT count(pg_notify('report_events', json_build_object( \
+             'agency_id', agency_id, 'report_id', id, 'kind', 'SAVED', \
+             'version', version, 'status', status)::text)) AS notified \
+         FROM reports WHERE id IN ({CHANGED})"
+    ))
+    .bind::<Integer, _>(id)
     .execute(conn)
     .await?;
     diesel::sql_query(

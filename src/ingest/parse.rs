@@ -1073,11 +1073,11 @@ mod tests {
     #[test]
     fn months_are_numbers_or_names() {
         let mut months = Matcher::new(MONTHS);
-        assert_eq!(parse_month(&Cell::Text("01".into()), &months), Some(1));
+        assert_eq!(parse_month(&Cell::Text("01".into()), &mut months), Some(1));
         assert_eq!(parse_month(&Cell::Number(12.0), &mut months), Some(12));
         assert_eq!(parse_month(&Cell::Number(13.0), &mut months), None);
-        assert_eq!(parse_month(&Cell::Text("Febuary".into()), &months), Some(2));
-        assert_eq!(parse_month(&Cell::Text("Sept".into()), &months), None);
+        assert_eq!(parse_month(&Cell::Text("Febuary".into()), &mut months), Some(2));
+        assert_eq!(parse_month(&Cell::Text("Sept".into()), &mut months), None);
     }
 
     #[test]
