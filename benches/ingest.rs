@@ -115,7 +115,10 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.csv");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-    writeln!(file, "metric,year,month,agency,breakdown_category,breakdown,value")?;
+    writeln!(
+        file,
+        "metric,year,month,agency,breakdown_category,breakdown,value"
+    )?;
     let mut written = 0usize;
     'rows: for child in 1..=children {
         for year in years.clone() {

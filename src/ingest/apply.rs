@@ -176,12 +176,13 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
     // Breakdowns against totals given in the same upload.
     let mismatches: Vec<Mismatch> = diesel::sql_query(
         "WITH sums AS ( \
-             SELECT sheet_index, min(sheet) AS sheet, agency_id, metric_key, frequency, \
-                 date_range_start, sum(value) AS sum \
+             SELECT sheet_index, min(sheet) AS sheet, agency_id, metric_key, dimension_id, \
+                 frequency, date_range_start, sum(value) AS sum \
              FROM spreadsheet_values \
              WHERE spreadsheet_id = $1 AND dimension_id IS NOT NULL AND NOT derived \
                  AND outcome IS NULL \
-             GROUP BY sheet_index, agency_id, metric_key, frequency, date_range_start) \
+             GROUP BY sheet_index, agency_id, metric_key, dimension_id, frequency, \
+                 date_range_start) \
          SELECT s.sheet, s.metric_key, s.frequency::text AS frequency, \
              s.date_range_start AS start, a.name AS agency, s.sum, t.value AS total \
          FROM sums s \
@@ -191,7 +192,7 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
              AND t.date_range_start = s.date_range_start \
          JOIN agencies a ON a.id = s.agency_id \
          WHERE abs(s.sum - t.value) > 1 \
-         ORDER BY s.sheet_index, s.metric_key, s.date_range_start",
+         ORDER BY s.sheet_index, s.metric_key, s.date_range_start, s.dimension_id",
     )
     .bind::<Integer, _>(id)
     .load(conn)
@@ -223,12 +224,13 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
          SELECT DISTINCT ON (s.agency_id, s.metric_key, s.frequency, s.date_range_start) \
              $1, s.sheet_index, s.sheet, s.agency_id, s.metric_key, s.frequency, \
              s.date_range_start, round(s.sum::numeric, 2)::float8, true \
-         FROM (SELECT sheet_index, min(sheet) AS sheet, agency_id, metric_key, frequency, \
-                   date_range_start, sum(value) AS sum \
+         FROM (SELECT sheet_index, min(sheet) AS sheet, agency_id, metric_key, dimension_id, \
+                   frequency, date_range_start, sum(value) AS sum \
                FROM spreadsheet_values \
                WHERE spreadsheet_id = $1 AND dimension_id IS NOT NULL AND NOT derived \
                    AND outcome IS NULL \
-               GROUP BY sheet_index, agency_id, metric_key, frequency, date_range_start) s \
+               GROUP BY sheet_index, agency_id, metric_key, dimension_id, frequency, \
+                   date_range_start) s \
          WHERE NOT EXISTS ( \
                  SELECT 1 FROM spreadsheet_values t \
                  WHERE t.spreadsheet_id = $1 AND t.dimension_id IS NULL AND NOT t.derived \
@@ -242,7 +244,8 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
                      AND d.value IS NOT NULL \
                  WHERE r.agency_id = s.agency_id AND r.frequency = s.frequency \
                      AND r.date_range_start = s.date_range_start) \
-         ORDER BY s.agency_id, s.metric_key, s.frequency, s.date_range_start, s.sheet_index",
+         ORDER BY s.agency_id, s.metric_key, s.frequency, s.date_range_start, s.sheet_index, \
+             s.dimension_id",
     )
     .bind::<Integer, _>(id)
     .execute(conn)

@@ -483,7 +483,13 @@ impl Parser {
         out
     }
 
-    fn read_row(&mut self, state: &mut SheetState, number: u64, cells: &[Cell], out: &mut Vec<Output>) {
+    fn read_row(
+        &mut self,
+        state: &mut SheetState,
+        number: u64,
+        cells: &[Cell],
+        out: &mut Vec<Output>,
+    ) {
         let context = &self.context;
         let cell = |column: &str| -> Cell {
             state
@@ -1076,7 +1082,10 @@ mod tests {
         assert_eq!(parse_month(&Cell::Text("01".into()), &mut months), Some(1));
         assert_eq!(parse_month(&Cell::Number(12.0), &mut months), Some(12));
         assert_eq!(parse_month(&Cell::Number(13.0), &mut months), None);
-        assert_eq!(parse_month(&Cell::Text("Febuary".into()), &mut months), Some(2));
+        assert_eq!(
+            parse_month(&Cell::Text("Febuary".into()), &mut months),
+            Some(2)
+        );
         assert_eq!(parse_month(&Cell::Text("Sept".into()), &mut months), None);
     }
 

@@ -1158,6 +1158,21 @@ async fn the_reference_quirks_behave_correctly_here() {
             .iter()
             .any(|v| v["start"] == "2020-01-01" && v["value"] == 500.0)
     );
+    // In one sheet, each breakdown is checked against the total on its own.
+    let csv = "metric,year,month,breakdown_category,breakdown,value\n\
+        arrests,2019,5,,,10\narrests,2019,5,offense_type,Person Offenses,4\n\
+        arrests,2019,5,offense_type,Drug Offenses,6\narrests,2019,5,biological_sex,Male Biological Sex,10\n";
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "sums.csv",
+        csv.as_bytes(),
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
+    assert!(ingested.messages().is_empty(), "{:#}", ingested.summary);
     // A single-page template holding only totals has empty breakdown columns: it loads.
     let csv = "metric,year,month,breakdown_category,breakdown,value\narrests,2019,4,,,21\n";
     let ingested = ingest_file(
