@@ -5,6 +5,8 @@
 //!
 //! Run with `cargo bench --bench ingest` (`INGEST_BENCH_ROWS` changes the row count).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
 mod support;
 
 use std::io::Write;

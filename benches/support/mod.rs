@@ -52,6 +52,7 @@ impl BenchDb {
 }
 
 /// The document of a screen (`operations/<name>.graphql`).
+#[allow(dead_code, reason = "not every benchmark serves screens")]
 pub fn operation(name: &str) -> String {
     let path = format!("{}/operations/{name}.graphql", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path} is missing"))
