@@ -89,6 +89,7 @@ async fn serve(
         events,
         cors: http::cors::CorsSettings::default(),
         catalogue: catalogue.clone(),
+        database_url: url.to_owned(),
     })?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

@@ -10,7 +10,10 @@ use tokio::net::TcpListener;
 use crate::auth::AuthConfig;
 use crate::auth::tokens::{self, KeySource, Restrictions, TokenKeys};
 use crate::catalogue::{Catalogue, sync};
-use crate::config::{BackgroundArgs, GlobalOptions, IngestArgs, SeedArgs, ServeArgs, TokenCommand};
+use crate::config::{
+    BackgroundArgs, ExportArgs, ExportFormat, GlobalOptions, IngestArgs, SeedArgs, ServeArgs,
+    TokenCommand,
+};
 use crate::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use crate::db::{self, Pool, PoolSettings};
 use crate::events::EventBus;
@@ -135,13 +138,16 @@ async fn serve_on(
     let background = Background::start(&pool, &catalogue, &events, &args.background);
     let router = http::router(http::Services {
         cors: args.cors.clone(),
-        ..http::Services::over(graphql::SchemaData {
-            pool,
-            catalogue,
-            auth,
-            events,
-            limits,
-        })
+        ..http::Services::over(
+            graphql::SchemaData {
+                pool,
+                catalogue,
+                auth,
+                events,
+                limits,
+            },
+            &database.url,
+        )
     })?;
     let listener = TcpListener::bind(args.listen)
         .await
@@ -323,6 +329,105 @@ pub async fn ingest(options: &GlobalOptions, args: &IngestArgs) -> anyhow::Resul
         anyhow::bail!("the file was not ingested cleanly: see its messages");
     }
     Ok(())
+}
+
+/// `export`: agencies' values to a file or standard output, streamed from one snapshot.
+pub async fn export(options: &GlobalOptions, args: &ExportArgs) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    let system = args
+        .system
+        .as_deref()
+        .map(|system| {
+            crate::models::enums::System::from_key(&system.to_uppercase())
+                .with_context(|| format!("{system} is not a system"))
+        })
+        .transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(crate::export::Cursor::decode)
+        .transpose()
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let database = Database::open(options).await?;
+    let result = async {
+        let (pool, catalogue) = prepare(&database.url, PoolSettings::new(2)).await?;
+        let mut conn = pool.get().await?;
+        let agencies: Vec<AgencyId> = if args.agencies.is_empty() {
+            crate::models::agency::Agency::all_ids(&mut conn).await?
+        } else {
+            args.agencies.iter().copied().map(AgencyId).collect()
+        };
+        let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &args.out {
+            Some(path) => Box::new(
+                tokio::fs::File::create(path)
+                    .await
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => Box::new(tokio::io::stdout()),
+        };
+        if args.format == ExportFormat::Xlsx {
+            let (&[agency], Some(system)) = (agencies.as_slice(), system) else {
+                anyhow::bail!(
+                    "a spreadsheet holds one agency's system: give one --agency and --system"
+                );
+            };
+            let sheets = crate::export::sheets::sheets(
+                &mut conn,
+                &catalogue,
+                agency,
+                system,
+                args.single_page,
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+            out.write_all(&crate::ingest::template::xlsx(&sheets)?)
+                .await?;
+            out.flush().await?;
+            return Ok(());
+        }
+        drop(conn);
+        let mut query = crate::export::FeedQuery::new(
+            if args.published_only {
+                crate::export::Audience::Public
+            } else {
+                crate::export::Audience::Members
+            },
+            agencies,
+        );
+        query.system = system;
+        query.since = since;
+        let format = match args.format {
+            ExportFormat::Jsonl => crate::export::Format::JsonLines,
+            _ => crate::export::Format::Csv,
+        };
+        let mut feed =
+            crate::export::open(&database.url, &pool, &catalogue, &query, format, 4096, None)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} lines written ({per_sec})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        let mut lines = 0u64;
+        while let Some(chunk) = feed.body.next().await {
+            let chunk = chunk?;
+            let count = chunk.iter().filter(|&&byte| byte == b'\n').count();
+            lines += u64::try_from(count).unwrap_or(0);
+            bar.set_position(lines);
+            out.write_all(&chunk).await?;
+        }
+        out.flush().await?;
+        bar.finish_and_clear();
+        tracing::info!(lines, "exported");
+        eprintln!("next cursor: {}", feed.next.encode());
+        Ok(())
+    }
+    .await;
+    database.close().await?;
+    result
 }
 
 /// A spinner counting rows on a terminal (hidden otherwise).

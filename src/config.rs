@@ -111,6 +111,47 @@ pub enum Command {
     /// Ingest a spreadsheet for an agency as an automated upload, and print the result as
     /// JSON (exit status 1 when the file has errors).
     Ingest(IngestArgs),
+    /// Write agencies' values as CSV or JSON Lines (or one agency's system as a spreadsheet in
+    /// the bulk-upload layout), from one snapshot; prints the cursor for the next `--since`
+    /// on standard error.
+    Export(ExportArgs),
+}
+
+/// How `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+    /// A workbook in the bulk-upload layout (one agency and `--system`).
+    Xlsx,
+}
+
+/// Options of `export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The agencies (repeat, or separate with commas); all agencies when none is given.
+    #[arg(long = "agency", env = "EXPORT_AGENCIES", value_delimiter = ',')]
+    pub agencies: Vec<i32>,
+    /// Published values of agencies with a public dashboard only (the public feed).
+    #[arg(long, env = "EXPORT_PUBLISHED_ONLY")]
+    pub published_only: bool,
+    /// The format.
+    #[arg(long, env = "EXPORT_FORMAT", value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+    /// Only the changes after this cursor (from an earlier export or feed).
+    #[arg(long, env = "EXPORT_SINCE")]
+    pub since: Option<String>,
+    /// Only metrics of this system (required for `xlsx`).
+    #[arg(long, env = "EXPORT_SYSTEM")]
+    pub system: Option<String>,
+    /// For `xlsx`: every metric in one sheet.
+    #[arg(long, env = "EXPORT_SINGLE_PAGE")]
+    pub single_page: bool,
+    /// Where to write; standard output when not given.
+    #[arg(long, env = "EXPORT_OUT")]
+    pub out: Option<PathBuf>,
 }
 
 /// Options of `ingest`.

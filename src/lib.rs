@@ -26,6 +26,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod graphql;
 pub mod http;
 pub mod ingest;

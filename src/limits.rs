@@ -174,6 +174,24 @@ pub struct Limits {
     /// Documents remembered for automatic persisted queries (0: turned off).
     #[arg(long, env = "PERSISTED_QUERIES_CACHE", default_value_t = 1_000)]
     pub persisted_queries_cache: usize,
+
+    /// Feeds (CSV and JSON Lines downloads) streamed at once, each on a database connection
+    /// of its own; more are answered with 503.
+    #[arg(long, env = "MAX_FEED_STREAMS", default_value_t = 4)]
+    pub max_feed_streams: usize,
+
+    /// Longest a feed may take to stream (PostgreSQL's `statement_timeout` on its
+    /// connection): a client that stops reading lets the connection go then.
+    #[arg(long, env = "FEED_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub feed_timeout: Duration,
+
+    /// How long caches (browsers, CDNs) may keep a public feed (`Cache-Control: max-age`).
+    #[arg(long, env = "FEED_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub feed_max_age: Duration,
+
+    /// Most changes in one page of the GraphQL change stream (`datapointChanges`).
+    #[arg(long, env = "MAX_CHANGES_PAGE", default_value_t = 1_000)]
+    pub max_changes_page: usize,
 }
 
 impl Default for Limits {
@@ -209,6 +227,10 @@ impl Default for Limits {
             trusted_proxy_hops: 1,
             trusted_documents: None,
             persisted_queries_cache: 1_000,
+            max_feed_streams: 4,
+            feed_timeout: Duration::from_secs(600),
+            feed_max_age: Duration::from_secs(300),
+            max_changes_page: 1_000,
         }
     }
 }

@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Seed(args) => app::seed(&global, &args).await,
         Command::Token(command) => app::token(&global, &command).await,
         Command::Ingest(args) => app::ingest(&global, &args).await,
+        Command::Export(args) => app::export(&global, &args).await,
         Command::Schema => {
             app::print_schema();
             Ok(())

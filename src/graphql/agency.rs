@@ -336,20 +336,43 @@ impl Agency {
             .load_one(MetricSettingsOf(self.0.id))
             .await?
             .unwrap_or_default();
-        let systems = self.0.systems();
-        Ok(catalogue(ctx)
-            .metrics()
-            .iter()
-            .filter(|metric| {
-                settings
-                    .effective(metric, &systems)
-                    .is_some_and(|e| e.is_enabled)
-            })
+        let mut scope = crate::reports::published::PublishedScope::default();
+        scope.add(catalogue(ctx), &self.0, &settings);
+        Ok(scope
+            .metrics
+            .into_iter()
             .map(|metric| PublishedMetric {
                 agency: self.0.clone(),
-                key: metric.key.clone(),
+                key: metric.metric_key,
             })
             .collect())
+    }
+
+    /// The agency's values that changed since a cursor, in pages — the change stream of the
+    /// data feeds (`?since=`). Without `since`: every value, as a first full read. Keep the
+    /// `cursor` of the last page (`complete: true`) for the next sync. Members see every
+    /// value, drafts included; with `publishedOnly`, anyone sees what the public feed shows
+    /// (agencies with a public dashboard; NOT_FOUND otherwise).
+    async fn datapoint_changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A cursor from an earlier page or sync.")] since: Option<String>,
+        #[graphql(desc = "Most changes in the page (default 100).")] first: Option<i32>,
+        #[graphql(desc = "The public stream: published values only.", default = false)]
+        published_only: bool,
+    ) -> async_graphql::Result<super::changes::DatapointChangePage> {
+        let audience = if published_only {
+            if !self.0.is_dashboard_enabled {
+                return Err(agency_not_found(self.0.id).into_gql());
+            }
+            crate::export::Audience::Public
+        } else {
+            viewer(ctx)
+                .require(Permission::ReadAgency, self.0.scope())
+                .gql()?;
+            crate::export::Audience::Members
+        };
+        super::changes::page(ctx, self.0.id, audience, since.as_deref(), first).await
     }
 
     /// The catalogue metrics of the agency's systems, in catalogue order.

@@ -3,6 +3,7 @@
 
 pub mod agency;
 pub mod catalogue;
+pub mod changes;
 pub mod codes;
 pub mod cost;
 pub mod editing;

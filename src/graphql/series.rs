@@ -21,7 +21,8 @@ use crate::error::{AppError, AppResult};
 use crate::limits::Limits;
 use crate::models::agency::Agency as AgencyRow;
 use crate::models::datapoint::SeriesValue;
-use crate::models::enums::ReportFrequency;
+use crate::models::enums::{ReportFrequency, ReportStatus};
+use crate::reports::published::{PublicCandidate, PublishedScope};
 
 /// How a series is grouped in time.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -320,9 +321,21 @@ pub async fn series_of(
     let effective = settings
         .effective(metric, &agency.systems())
         .ok_or_else(not_found)?;
-    if published_only && !effective.is_enabled {
-        return Err(not_found());
-    }
+    // Public data follows the one rule of what an agency publishes.
+    let scope = published_only.then(|| {
+        let mut scope = PublishedScope::default();
+        scope.add(catalogue, agency, &settings);
+        scope
+    });
+    let frequency = match &scope {
+        Some(scope) => {
+            scope
+                .metric(agency.id, &metric.key)
+                .ok_or_else(not_found)?
+                .frequency
+        }
+        None => effective.frequency,
+    };
     let split = match &input.dimension_id {
         None => None,
         Some(dimension) => {
@@ -332,12 +345,14 @@ pub async fn series_of(
             })?;
             let shown: Vec<usize> = (0..breakdown.members.len())
                 .filter(|&i| {
-                    !published_only
-                        || settings.member_enabled(
+                    scope.as_ref().is_none_or(|scope| {
+                        scope.shows_member(
+                            agency.id,
                             &metric.key,
                             dimension,
                             &breakdown.members[i].name,
                         )
+                    })
                 })
                 .collect();
             Some((breakdown, shown))
@@ -345,8 +360,8 @@ pub async fn series_of(
     };
     let plan = SeriesPlan {
         metric,
-        frequency: effective.frequency,
-        granularity: input.granularity.unwrap_or(match effective.frequency {
+        frequency,
+        granularity: input.granularity.unwrap_or(match frequency {
             ReportFrequency::Monthly => SeriesGranularity::Monthly,
             ReportFrequency::Annual => SeriesGranularity::Annual,
         }),
@@ -360,7 +375,7 @@ pub async fn series_of(
             })
             .saturating_mul(12),
     };
-    let values = loader
+    let mut values = loader
         .load_one(SeriesOf {
             agency: agency.id,
             metric: metric.key.clone(),
@@ -368,6 +383,19 @@ pub async fn series_of(
         })
         .await?
         .unwrap_or_default();
+    if let Some(scope) = &scope {
+        values.retain(|value| {
+            scope.shows(&PublicCandidate {
+                agency_id: value.agency_id,
+                metric_key: &value.metric_key,
+                status: ReportStatus::Published,
+                frequency: value.frequency,
+                dimension_id: value.dimension_id.as_deref(),
+                member: value.member.as_deref(),
+                sub_category: None,
+            })
+        });
+    }
     let points = compute(&plan, &values).gql()?;
     Ok(MetricSeries {
         metric: MetricDefinition::new(catalogue.clone(), index),

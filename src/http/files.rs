@@ -18,7 +18,7 @@ use crate::models::ids::{AgencyId, SpreadsheetId};
 use crate::models::spreadsheet;
 
 /// An error as GraphQL clients know them: `{"errors": [{message, extensions: {code}}]}`.
-fn error_response(error: &AppError) -> Response {
+pub(super) fn error_response(error: &AppError) -> Response {
     let code = error.code();
     let status = match code {
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -43,7 +43,7 @@ fn error_response(error: &AppError) -> Response {
 }
 
 /// The viewer of the request's bearer token.
-async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, AppError> {
+pub(super) async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, AppError> {
     let Some(authorization) = headers.get(header::AUTHORIZATION) else {
         return Ok(Viewer::Anonymous);
     };
@@ -54,7 +54,7 @@ async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, AppErro
 
 /// The agency when the viewer may read its non-public data; NOT_FOUND otherwise (as for an
 /// agency that does not exist), UNAUTHENTICATED without a token.
-async fn member_agency(
+pub(super) async fn member_agency(
     state: &AppState,
     viewer: &Viewer,
     id: AgencyId,
@@ -76,7 +76,7 @@ async fn member_agency(
 }
 
 /// A file name safe in a `Content-Disposition` header.
-fn disposition(file_name: &str) -> HeaderValue {
+pub(super) fn disposition(file_name: &str) -> HeaderValue {
     let safe: String = file_name
         .chars()
         .map(|c| {

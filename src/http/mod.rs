@@ -5,6 +5,7 @@ pub mod client;
 pub mod cors;
 pub mod csrf;
 pub mod documents;
+pub mod feeds;
 pub mod files;
 pub mod graphiql;
 pub mod graphql;
@@ -54,12 +55,16 @@ pub struct Services {
     pub cors: CorsSettings,
     /// The metric catalogue (templates).
     pub catalogue: Arc<crate::catalogue::Catalogue>,
+    /// Where feeds open their own connections.
+    pub database_url: String,
 }
 
 impl Services {
-    /// The schema built over `data`, and the same services for the router.
-    pub fn over(data: crate::graphql::SchemaData) -> Self {
+    /// The schema built over `data`, and the same services for the router; feeds connect to
+    /// `database_url`.
+    pub fn over(data: crate::graphql::SchemaData, database_url: &str) -> Self {
         Self {
+            database_url: database_url.to_owned(),
             pool: data.pool.clone(),
             auth: data.auth.clone(),
             limits: data.limits.clone(),
@@ -83,6 +88,8 @@ struct AppState {
     sockets: Arc<OpenSockets>,
     events: EventBus,
     catalogue: Arc<crate::catalogue::Catalogue>,
+    database_url: Arc<str>,
+    feed_streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// The router: `POST /graphql` (and `GET /graphql?query=…`; GraphiQL without a query),
@@ -98,6 +105,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         events,
         cors,
         catalogue,
+        database_url,
     } = services;
     let documents = Documents::load(
         limits.trusted_documents.as_deref(),
@@ -110,9 +118,11 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         documents: Arc::new(documents),
         sockets: Arc::default(),
         auth,
+        feed_streams: Arc::new(tokio::sync::Semaphore::new(limits.max_feed_streams)),
         limits,
         events,
         catalogue,
+        database_url: database_url.into(),
     };
     forget_idle_clients(&state);
     let request_id = HeaderName::from_static(REQUEST_ID);
@@ -127,6 +137,11 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         .route("/metrics", get(metrics_text))
         .route("/uploads/{id}/file", get(files::upload_file))
         .route("/agencies/{id}/templates/{file}", get(files::template))
+        .route("/feed/{file}", get(feeds::public))
+        .route("/agencies/{id}/datapoints", get(feeds::members))
+        .route("/agencies/{id}/datapoints.csv", get(feeds::members_csv))
+        .route("/agencies/{id}/datapoints.jsonl", get(feeds::members_jsonl))
+        .route("/agencies/{id}/datapoints.xlsx", get(feeds::members_xlsx))
         .route_layer(axum::middleware::from_fn(observe))
         .layer(
             TraceLayer::new_for_http()

@@ -44,7 +44,7 @@ impl Target {
     }
 
     /// The first month of the agency's reporting year for a metric (1 when not set).
-    fn starting_month(&self, metric: &str) -> u32 {
+    pub(crate) fn starting_month(&self, metric: &str) -> u32 {
         self.settings
             .setting(metric)
             .and_then(|setting| setting.starting_month)

@@ -1,13 +1,67 @@
 //! Templates: the spreadsheet an agency fills in, made from its enabled metrics and members
 //! in the layout the ingest reads — so that a filled-in template ingests without errors.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use chrono::{Datelike, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 
 use super::layout::{self, MetricSheet, SheetKind};
-use super::parse::Context;
-use crate::models::enums::System;
+use super::parse::{Context, period, shown};
+use crate::models::enums::{ReportFrequency, System};
+use crate::models::ids::AgencyId;
+
+/// Where a value goes: agency, metric key, report frequency, period start and breakdown
+/// member (dimension and name; none for the total).
+pub type CellKey = (
+    AgencyId,
+    String,
+    ReportFrequency,
+    NaiveDate,
+    Option<(String, String)>,
+);
+
+/// Stored values to write into the sheets instead of empty cells: by agency, metric key,
+/// report frequency, period start and breakdown member (dimension and name; none for the
+/// total).
+#[derive(Debug, Clone, Default)]
+pub struct Filling {
+    /// The values.
+    pub values: HashMap<CellKey, f64>,
+}
+
+impl Filling {
+    /// The year a period is written under: a reporting year that does not start in January
+    /// is written as the year it ends in (the rule the ingest reads it back with).
+    pub fn year_of(frequency: ReportFrequency, start: NaiveDate) -> i32 {
+        match frequency {
+            ReportFrequency::Annual if start.month() > 1 => start.year() + 1,
+            _ => start.year(),
+        }
+    }
+
+    /// The years the values fall in.
+    pub fn years(&self) -> Vec<i32> {
+        let years: BTreeSet<i32> = self
+            .values
+            .keys()
+            .map(|(_, _, frequency, start, _)| Self::year_of(*frequency, *start))
+            .collect();
+        years.into_iter().collect()
+    }
+
+    fn has_metric(&self, key: &str) -> bool {
+        self.values.keys().any(|(_, metric, ..)| metric == key)
+    }
+
+    fn has_member(&self, key: &str, dimension: &str, member: &str) -> bool {
+        self.values.keys().any(|(_, metric, .., cell)| {
+            metric == key
+                && cell
+                    .as_ref()
+                    .is_some_and(|(d, m)| d == dimension && m == member)
+        })
+    }
+}
 
 /// Which template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +101,28 @@ fn row_systems(context: &Context, sheet: &MetricSheet) -> Vec<Option<System>> {
 /// The template's sheets.
 pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
     let this_year = Utc::now().year().min(context.current_year);
-    let years = [this_year - 1, this_year];
-    let agencies: Vec<Option<String>> = if context.needs_agency() {
+    build(context, kind, &[this_year - 1, this_year], None)
+}
+
+/// The sheets holding `filling`'s values, in the template's layout: only rows with a value.
+pub fn filled(context: &Context, kind: TemplateKind, filling: &Filling) -> Vec<TemplateSheet> {
+    build(context, kind, &filling.years(), Some(filling))
+}
+
+fn build(
+    context: &Context,
+    kind: TemplateKind,
+    years: &[i32],
+    filling: Option<&Filling>,
+) -> Vec<TemplateSheet> {
+    let agencies: Vec<(Option<String>, &super::parse::Target)> = if context.needs_agency() {
         context
             .children
             .iter()
-            .map(|c| Some(c.name.clone()))
+            .map(|c| (Some(c.name.clone()), c))
             .collect()
     } else {
-        vec![None]
+        vec![(None, &context.agency)]
     };
     let mut single = TemplateSheet {
         name: "Sheet 1".into(),
@@ -85,6 +152,7 @@ pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
             vec![&context.agency]
         };
         let enabled = kind.generic
+            || filling.is_some_and(|filling| filling.has_metric(&key))
             || targets.iter().any(|target| {
                 target
                     .settings
@@ -94,8 +162,8 @@ pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
         if !enabled {
             continue;
         }
-        let members: Vec<String> = match sheet.kind {
-            SheetKind::Aggregate => vec![String::new()],
+        let members: Vec<(Option<(&str, &str)>, String)> = match sheet.kind {
+            SheetKind::Aggregate => vec![(None, String::new())],
             SheetKind::Breakdown { dimension, .. } => metric
                 .breakdown(dimension)
                 .map(|breakdown| {
@@ -104,13 +172,20 @@ pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
                         .iter()
                         .filter(|member| {
                             kind.generic
+                                || filling
+                                    .is_some_and(|f| f.has_member(&key, dimension, &member.name))
                                 || context.agency.settings.member_enabled(
                                     &key,
                                     dimension,
                                     &member.name,
                                 )
                         })
-                        .map(|member| member.label.clone())
+                        .map(|member| {
+                            (
+                                Some((dimension, member.name.as_str())),
+                                member.label.clone(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -139,7 +214,7 @@ pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
         if let Some(column) = column {
             header.push(column.into());
         }
-        if agencies[0].is_some() {
+        if agencies[0].0.is_some() {
             header.push("agency".into());
         }
         header.push("value".into());
@@ -148,11 +223,36 @@ pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
             .find(|s| s.metric == sheet.metric && s.kind == SheetKind::Aggregate)
             .map_or(sheet.name, |s| s.name);
         let mut rows = Vec::new();
-        for year in years {
+        for &year in years {
             for month in &months {
                 for system in &systems {
-                    for agency in &agencies {
-                        for member in &members {
+                    for (agency, target) in &agencies {
+                        for (name, member) in &members {
+                            let value = match filling {
+                                None => String::new(),
+                                Some(filling) => {
+                                    let key = system.map_or_else(
+                                        || key.clone(),
+                                        |system| layout::metric_for(sheet.metric, system),
+                                    );
+                                    let Some((frequency, start)) =
+                                        period(year, *month, target.starting_month(&key))
+                                    else {
+                                        continue;
+                                    };
+                                    let found = filling.values.get(&(
+                                        target.id,
+                                        key,
+                                        frequency,
+                                        start,
+                                        name.map(|(d, m)| (d.to_owned(), m.to_owned())),
+                                    ));
+                                    match found {
+                                        Some(&value) => shown(value),
+                                        None => continue,
+                                    }
+                                }
+                            };
                             let month_text = month.map(|m| m.to_string()).unwrap_or_default();
                             let system_text = system.map(|s| s.key().to_owned());
                             let mut row = vec![year.to_string()];
@@ -168,7 +268,7 @@ pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
                             if let Some(agency) = agency {
                                 row.push(agency.clone());
                             }
-                            row.push(String::new());
+                            row.push(value.clone());
                             rows.push(row);
                             single.rows.push(vec![
                                 aggregate_name.to_owned(),
@@ -178,12 +278,15 @@ pub fn sheets(context: &Context, kind: TemplateKind) -> Vec<TemplateSheet> {
                                 system_text.unwrap_or_default(),
                                 column.unwrap_or_default().to_owned(),
                                 member.clone(),
-                                String::new(),
+                                value,
                             ]);
                         }
                     }
                 }
             }
+        }
+        if filling.is_some() && rows.is_empty() {
+            continue;
         }
         per_sheet.push(TemplateSheet {
             name: sheet.name.to_owned(),
@@ -228,10 +331,18 @@ pub fn xlsx(sheets: &[TemplateSheet]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxEr
         for (column, name) in (0u16..).zip(&sheet.header) {
             worksheet.write_string(0, column, name)?;
         }
+        let value_column = sheet.header.iter().position(|name| name == "value");
         for (row, cells) in (1u32..).zip(&sheet.rows) {
-            for (column, cell) in (0u16..).zip(cells) {
-                if !cell.is_empty() {
-                    worksheet.write_string(row, column, cell)?;
+            for (index, (column, cell)) in (0u16..).zip(cells).enumerate() {
+                match cell.parse::<f64>() {
+                    // Values as numbers, so that spreadsheet formulas work on them.
+                    Ok(number) if Some(index) == value_column && number.is_finite() => {
+                        worksheet.write_number(row, column, number)?;
+                    }
+                    _ if !cell.is_empty() => {
+                        worksheet.write_string(row, column, cell)?;
+                    }
+                    _ => {}
                 }
             }
         }

@@ -153,9 +153,13 @@ impl Agency {
         filtered(filter).count().get_result(conn).await
     }
 
-    /// The ids of every agency, in no particular order.
+    /// The ids of every agency, in id order.
     pub async fn all_ids(conn: &mut AsyncPgConnection) -> QueryResult<Vec<AgencyId>> {
-        agencies::table.select(agencies::id).load(conn).await
+        agencies::table
+            .select(agencies::id)
+            .order(agencies::id)
+            .load(conn)
+            .await
     }
 
     /// The agencies with these ids, in no particular order.

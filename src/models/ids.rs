@@ -11,8 +11,10 @@ macro_rules! id_type {
         $(#[$meta])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow,
+            serde::Serialize,
         )]
         #[diesel(sql_type = $sql)]
+        #[serde(transparent)]
         pub struct $name(pub $inner);
 
         impl ToSql<$sql, Pg> for $name {

@@ -3,5 +3,6 @@
 //! report's history and announces itself to live subscribers ([`crate::events`]).
 
 pub mod lifecycle;
+pub mod published;
 pub mod save;
 pub mod validation;

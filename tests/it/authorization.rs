@@ -164,6 +164,27 @@ fn cases() -> Vec<Case> {
             expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
         },
         Case {
+            covers: "agency.datapointChanges",
+            document: "query($agency: ID!) { agency(id: $agency) { datapointChanges(first: 5) { cursor complete changes { value reportStatus } } } }",
+            input: Input::Sheriff,
+            expected: [UNAUTHENTICATED, OK, OK, OK, FORBIDDEN, OK, OK],
+        },
+        Case {
+            covers: "agency.datapointChanges(publishedOnly)",
+            document: "query($agency: ID!) { agency(id: $agency) { datapointChanges(first: 5, publishedOnly: true) { cursor changes { value } } } }",
+            input: Input::Sheriff,
+            expected: [OK, OK, OK, OK, OK, OK, OK],
+        },
+        Case {
+            covers: "agency.datapointChanges(publishedOnly, non-public)",
+            document: "query($agency: ID!) { agency(id: $agency) { datapointChanges(first: 5, publishedOnly: true) { cursor changes { value } } } }",
+            input: Input::Corrections,
+            // As for an agency that does not exist, for everyone: the public stream is public.
+            expected: [
+                NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND,
+            ],
+        },
+        Case {
             covers: "report",
             document: "query($report: ID!) { report(id: $report) { id status metrics { key } } }",
             input: Input::Report,

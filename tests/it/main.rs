@@ -12,6 +12,7 @@ mod cluster;
 mod constraints;
 mod docker;
 mod editing;
+mod feeds;
 mod graphql_api;
 mod graphql_http_audit;
 mod http_conventions;

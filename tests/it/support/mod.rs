@@ -265,13 +265,16 @@ impl TestApp {
         events.listen(db.url.clone()).await.expect("event listener");
         let router = http::router(http::Services {
             cors,
-            ..http::Services::over(graphql::SchemaData {
-                pool,
-                catalogue: db.catalogue.clone(),
-                auth: auth.clone(),
-                events,
-                limits: Arc::new(limits),
-            })
+            ..http::Services::over(
+                graphql::SchemaData {
+                    pool,
+                    catalogue: db.catalogue.clone(),
+                    auth: auth.clone(),
+                    events,
+                    limits: Arc::new(limits),
+                },
+                &db.url,
+            )
         })
         .expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,15 @@
+DROP TRIGGER reports_keep_deleted_datapoints ON reports;
+DROP FUNCTION keep_deleted_datapoints();
+DROP TABLE deleted_datapoints;
+DROP TRIGGER reports_stamp_status ON reports;
+DROP FUNCTION stamp_report_status();
+ALTER TABLE reports DROP COLUMN status_xid, DROP COLUMN unpublished_xid;
+DROP TRIGGER metric_setting_members_stamp_changed_xid ON metric_setting_members;
+ALTER TABLE metric_setting_members DROP COLUMN changed_xid;
+DROP TRIGGER metric_settings_stamp_changed_xid ON metric_settings;
+ALTER TABLE metric_settings DROP COLUMN changed_xid;
+DROP TRIGGER agencies_stamp_changed_xid ON agencies;
+ALTER TABLE agencies DROP COLUMN changed_xid;
+DROP TRIGGER datapoints_stamp_changed_xid ON datapoints;
+ALTER TABLE datapoints DROP COLUMN changed_xid;
+DROP FUNCTION stamp_changed_xid();

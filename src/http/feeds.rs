@@ -1,0 +1,415 @@
+//! Data feeds over plain HTTP: `GET /feed/{agency}.csv` (or `.jsonl`) for anyone — published
+//! values of agencies with a public dashboard — and `GET /agencies/{id}/datapoints.csv`
+//! (`.jsonl`, or `Accept: application/x-ndjson`; `.xlsx` in the bulk-upload layout) for the
+//! agency's members, drafts included.
+//!
+//! Feeds stream as PostgreSQL writes them, carry `ETag` and `Last-Modified` (a matching
+//! `If-None-Match` or `If-Modified-Since` is answered 304 without opening the feed), and give
+//! the cursor of their snapshot in `Feed-Cursor` and in a `Link: <…>; rel="next"` header:
+//! `?since=<cursor>` then returns only what changed after it.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::StreamExt;
+
+use super::AppState;
+use super::files::{disposition, error_response, member_agency, viewer};
+use crate::auth::permissions::agency_not_found;
+use crate::error::AppError;
+use crate::export::{self, Audience, Cursor, FeedQuery, FeedVersion, Format};
+use crate::ingest::template;
+use crate::limits::{MAX_DATE, MIN_DATE, RETRY_AFTER_UNAVAILABLE, log_refusal};
+use crate::models::agency::Agency;
+use crate::models::enums::System;
+use crate::models::ids::AgencyId;
+
+/// The header with the cursor of a feed's snapshot.
+pub const FEED_CURSOR: &str = "feed-cursor";
+/// Rows gathered into one chunk of the response body.
+const CHUNK_ROWS: usize = 512;
+/// Longest query string a feed reads, in bytes.
+const MAX_QUERY_BYTES: usize = 8192;
+
+/// The query string of a feed.
+#[derive(Debug, Default)]
+struct Filters {
+    metric: Option<String>,
+    system: Option<System>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    since: Option<Cursor>,
+    single_page: bool,
+}
+
+/// A day (`2024-03-01`) or a month (`2024-03`, its first day), within the API's dates.
+fn day(name: &str, text: &str) -> Result<NaiveDate, AppError> {
+    let parsed = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d"));
+    match parsed {
+        Ok(day) if (MIN_DATE..=MAX_DATE).contains(&day) => Ok(day),
+        _ => Err(AppError::BadUserInput(format!(
+            "`{name}` is a day (YYYY-MM-DD) or a month (YYYY-MM) between {MIN_DATE} and {MAX_DATE}"
+        ))),
+    }
+}
+
+impl Filters {
+    /// Reads the query string; unknown or repeated parameters are refused, not ignored.
+    fn parse(uri: &Uri, pairs: Vec<(String, String)>) -> Result<Self, AppError> {
+        if uri
+            .query()
+            .is_some_and(|query| query.len() > MAX_QUERY_BYTES)
+        {
+            log_refusal("feed_query_bytes", "");
+            return Err(AppError::BadUserInput(
+                "the query string is too long".into(),
+            ));
+        }
+        let mut filters = Self::default();
+        let mut seen: Vec<String> = Vec::new();
+        for (name, value) in pairs {
+            if seen.contains(&name) {
+                return Err(AppError::BadUserInput(format!("`{name}` is given twice")));
+            }
+            match name.as_str() {
+                "metric" => filters.metric = Some(value.to_uppercase()),
+                "system" => {
+                    filters.system =
+                        Some(System::from_key(&value.to_uppercase()).ok_or_else(|| {
+                            AppError::BadUserInput(format!("{value:?} is not a system"))
+                        })?);
+                }
+                "from" => filters.from = Some(day("from", &value)?),
+                "to" => filters.to = Some(day("to", &value)?),
+                "since" => filters.since = Some(Cursor::decode(&value)?),
+                "singlePage" => {
+                    filters.single_page = match value.as_str() {
+                        "" | "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(AppError::BadUserInput(
+                                "`singlePage` is true or false".into(),
+                            ));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(AppError::BadUserInput(format!(
+                        "unknown parameter `{name}`: feeds take metric, system, from, to and since"
+                    )));
+                }
+            }
+            seen.push(name);
+        }
+        Ok(filters)
+    }
+
+    fn query(self, audience: Audience, agency: AgencyId) -> FeedQuery {
+        FeedQuery {
+            audience,
+            agencies: vec![agency],
+            metric: self.metric,
+            system: self.system,
+            from: self.from,
+            to: self.to,
+            since: self.since,
+        }
+    }
+}
+
+fn agency_id(text: &str) -> Result<AgencyId, AppError> {
+    text.parse()
+        .ok()
+        .filter(|&id| id > 0)
+        .map(AgencyId)
+        .ok_or_else(|| AppError::BadUserInput(format!("{text:?} is not an agency id")))
+}
+
+/// The HTTP date of a time (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(time: DateTime<Utc>) -> String {
+    time.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// Whether the client's copy is current: `If-None-Match` against the entity tag (weak
+/// comparison, as for GET), or else `If-Modified-Since` against the last change.
+fn not_modified(headers: &HeaderMap, version: &FeedVersion) -> bool {
+    if let Some(tags) = headers.get(header::IF_NONE_MATCH) {
+        let ours = version.etag.trim_start_matches("W/");
+        return tags.to_str().is_ok_and(|tags| {
+            tags.split(',')
+                .map(|tag| tag.trim())
+                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
+        });
+    }
+    let since = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| DateTime::parse_from_rfc2822(value).ok());
+    match (since, version.last_modified) {
+        // HTTP dates have whole seconds.
+        (Some(since), Some(last)) => last.timestamp() <= since.timestamp(),
+        _ => false,
+    }
+}
+
+fn cache_headers(audience: Audience, version: &FeedVersion, max_age: Duration) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let cache_control = match audience {
+        Audience::Public => format!("public, max-age={}", max_age.as_secs()),
+        Audience::Members => "private, no-cache".to_owned(),
+    };
+    for (name, value) in [
+        (header::CACHE_CONTROL, Some(cache_control)),
+        (header::ETAG, Some(version.etag.clone())),
+        (header::LAST_MODIFIED, version.last_modified.map(http_date)),
+    ] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    if audience == Audience::Members {
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("Accept, Authorization"),
+        );
+    }
+    headers
+}
+
+/// Answers a feed: 304 when the client's copy is current, the streamed rows otherwise.
+async fn serve(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    query: FeedQuery,
+    format: Format,
+) -> Result<Response, AppError> {
+    query.check(&state.catalogue)?;
+    let mut conn = state.pool.get().await?;
+    let version = export::version(&mut conn, &query, format).await?;
+    drop(conn);
+    let mut response_headers = cache_headers(query.audience, &version, state.limits.feed_max_age);
+    if not_modified(headers, &version) {
+        return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
+    }
+    let Ok(permit) = state.feed_streams.clone().try_acquire_owned() else {
+        log_refusal("max_feed_streams", uri.path());
+        return Err(AppError::Unavailable(
+            "too many feeds are being downloaded; try again shortly".into(),
+        ));
+    };
+    let feed = export::open(
+        &state.database_url,
+        &state.pool,
+        &state.catalogue,
+        &query,
+        format,
+        CHUNK_ROWS,
+        Some(state.limits.feed_timeout),
+    )
+    .await?;
+    let cursor = feed.next.encode();
+    let link = format!("<{}?since={cursor}>; rel=\"next\"", uri.path());
+    for (name, value) in [
+        (header::CONTENT_TYPE, format.media_type().to_owned()),
+        (HeaderName::from_static(FEED_CURSOR), cursor),
+        (header::LINK, link),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response_headers.insert(name, value);
+        }
+    }
+    // The permit is held until the last byte is sent (or the client goes away).
+    let body = feed.body.map(move |chunk| {
+        let _held = &permit;
+        chunk
+    });
+    Ok((response_headers, Body::from_stream(body)).into_response())
+}
+
+fn answer(result: Result<Response, AppError>) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            let mut response = error_response(&error);
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(RETRY_AFTER_UNAVAILABLE),
+                );
+            }
+            response
+        }
+    }
+}
+
+/// `GET /feed/{agency id}.csv` or `.jsonl`: the agency's published values. An agency without
+/// a public dashboard and one that does not exist get the same 404.
+pub(super) async fn public(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let (id, extension) = file.rsplit_once('.').ok_or_else(|| {
+                AppError::NotFound("feeds are /feed/<agency id>.csv or .jsonl".into())
+            })?;
+            let format = match extension {
+                "csv" => Format::Csv,
+                "jsonl" => Format::JsonLines,
+                _ => {
+                    return Err(AppError::NotFound(
+                        "feeds are /feed/<agency id>.csv or .jsonl".into(),
+                    ));
+                }
+            };
+            let id = agency_id(id)?;
+            let query = Filters::parse(&uri, pairs)?.query(Audience::Public, id);
+            query.check(&state.catalogue)?;
+            let mut conn = state.pool.get().await?;
+            let agency = Agency::by_ids(&mut conn, &[id]).await?.pop();
+            drop(conn);
+            if !agency.is_some_and(|agency| agency.is_dashboard_enabled) {
+                return Err(agency_not_found(id));
+            }
+            serve(&state, &uri, &headers, query, format).await
+        }
+        .await,
+    )
+}
+
+async fn member_feed(
+    state: AppState,
+    id: String,
+    pairs: Vec<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    format: Format,
+) -> Response {
+    answer(
+        async {
+            let id = agency_id(&id)?;
+            let query = Filters::parse(&uri, pairs)?.query(Audience::Members, id);
+            query.check(&state.catalogue)?;
+            let viewer = viewer(&state, &headers).await?;
+            member_agency(&state, &viewer, id).await?;
+            serve(&state, &uri, &headers, query, format).await
+        }
+        .await,
+    )
+}
+
+/// `GET /agencies/{id}/datapoints`: CSV, or JSON Lines when `Accept` asks for it.
+pub(super) async fn members(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let format = if accept.contains("application/x-ndjson") || accept.contains("application/jsonl")
+    {
+        Format::JsonLines
+    } else {
+        Format::Csv
+    };
+    member_feed(state, id, pairs, uri, headers, format).await
+}
+
+/// `GET /agencies/{id}/datapoints.csv`.
+pub(super) async fn members_csv(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    member_feed(state, id, pairs, uri, headers, Format::Csv).await
+}
+
+/// `GET /agencies/{id}/datapoints.jsonl`.
+pub(super) async fn members_jsonl(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    member_feed(state, id, pairs, uri, headers, Format::JsonLines).await
+}
+
+/// `GET /agencies/{id}/datapoints.xlsx?system=S`: the agency's values of one system in the
+/// bulk-upload layout (`singlePage` for one sheet), to correct and upload again.
+pub(super) async fn members_xlsx(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    answer(
+        async {
+            let id = agency_id(&id)?;
+            let filters = Filters::parse(&uri, pairs)?;
+            let viewer = viewer(&state, &headers).await?;
+            let agency = member_agency(&state, &viewer, id).await?;
+            let system = filters.system.ok_or_else(|| {
+                AppError::BadUserInput("name the system: ?system=LAW_ENFORCEMENT".into())
+            })?;
+            if filters.since.is_some()
+                || filters.metric.is_some()
+                || filters.from.is_some()
+                || filters.to.is_some()
+            {
+                return Err(AppError::BadUserInput(
+                    "the spreadsheet holds all values of one system: it takes `system` and \
+                     `singlePage` only"
+                        .into(),
+                ));
+            }
+            let mut conn = state.pool.get().await?;
+            let sheets = export::sheets::sheets(
+                &mut conn,
+                &state.catalogue,
+                agency.id,
+                system,
+                filters.single_page,
+            )
+            .await?;
+            drop(conn);
+            let bytes =
+                template::xlsx(&sheets).map_err(|error| AppError::Internal(error.into()))?;
+            let name = format!("{}_{}_data.xlsx", agency.id, system.key().to_lowercase());
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(
+                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        ),
+                    ),
+                    (header::CONTENT_DISPOSITION, disposition(&name)),
+                    (
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("private, no-store"),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        .await,
+    )
+}
