@@ -118,6 +118,16 @@ impl FeedQuery {
         Ok(())
     }
 
+    /// The filters the statement applies.
+    fn filtered(&self) -> sql::Filtered {
+        sql::Filtered {
+            metric: self.metric.is_some(),
+            system: self.system.is_some(),
+            from: self.from.is_some(),
+            to: self.to.is_some(),
+        }
+    }
+
     fn since_snapshot(&self) -> Option<&Snapshot> {
         self.since.as_ref().and_then(|cursor| cursor.since.as_ref())
     }
@@ -223,7 +233,7 @@ pub async fn version(
         query.to,
         query.since.as_ref().map(Cursor::encode),
         row.tag,
-        sql::rows(query.audience, query.since.is_some()).len(),
+        sql::rows(query.audience, query.since.is_some(), query.filtered()).len(),
     ));
     let digest = hash.finalize();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
@@ -328,6 +338,7 @@ pub async fn open(
     let statement = sql::copy(
         query.audience,
         query.since.is_some(),
+        query.filtered(),
         format == Format::JsonLines,
     );
     let copy = client
@@ -489,13 +500,16 @@ pub async fn changes(
                     None => (current, Position { part: -1, id: 0 }),
                 };
             let limit = i64::try_from(first).unwrap_or(i64::MAX);
-            let mut changes: Vec<ChangeRow> =
-                diesel::sql_query(sql::page(query.audience, query.since_snapshot().is_some()))
-                    .bind::<Integer, _>(after.part)
-                    .bind::<BigInt, _>(after.id)
-                    .bind::<BigInt, _>(limit.saturating_add(1))
-                    .load(conn)
-                    .await?;
+            let mut changes: Vec<ChangeRow> = diesel::sql_query(sql::page(
+                query.audience,
+                query.since_snapshot().is_some(),
+                query.filtered(),
+            ))
+            .bind::<Integer, _>(after.part)
+            .bind::<BigInt, _>(after.id)
+            .bind::<BigInt, _>(limit.saturating_add(1))
+            .load(conn)
+            .await?;
             let complete = changes.len() <= first;
             changes.truncate(first);
             let next = match changes.last() {

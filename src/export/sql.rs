@@ -27,23 +27,50 @@ pub fn set_config() -> String {
     format!("SELECT {}", calls.join(", "))
 }
 
-const SINCE: &str = "current_setting('jc.since')::pg_snapshot";
+const SINCE: &str = "(SELECT current_setting('jc.since')::pg_snapshot)";
+/// The agencies. Settings are read in scalar subqueries, so that PostgreSQL reads each once
+/// per statement (an InitPlan) rather than once per row; the outer cast keeps `ANY` reading
+/// an array, not the rows of a subquery.
+const AGENCIES: &str = "(SELECT current_setting('jc.agencies')::integer[])::integer[]";
 
 /// Whether a transaction id is one the reader has not seen.
 fn unseen(xid: &str) -> String {
     format!("NOT pg_visible_in_snapshot({xid}, {SINCE})")
 }
 
+/// Which filters of the query string a statement applies: the statement holds only those.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Filtered {
+    /// `jc.metric` is set.
+    pub metric: bool,
+    /// `jc.system` is set.
+    pub system: bool,
+    /// `jc.from` is set.
+    pub from: bool,
+    /// `jc.to` is set.
+    pub to: bool,
+}
+
 /// The filters of the query string, on one row source.
-fn filters(metric: &str, system: &str, start: &str) -> String {
-    format!(
-        "(current_setting('jc.metric') = '' OR {metric} = current_setting('jc.metric')) \
-         AND (current_setting('jc.system') = '' OR {system}::text = current_setting('jc.system')) \
-         AND (NULLIF(current_setting('jc.from'), '')::date IS NULL \
-              OR {start} >= NULLIF(current_setting('jc.from'), '')::date) \
-         AND (NULLIF(current_setting('jc.to'), '')::date IS NULL \
-              OR {start} < NULLIF(current_setting('jc.to'), '')::date)"
-    )
+fn filters(filtered: Filtered, metric: &str, system: &str, start: &str) -> String {
+    let mut conditions = vec!["TRUE".to_owned()];
+    if filtered.metric {
+        conditions.push(format!("{metric} = (SELECT current_setting('jc.metric'))"));
+    }
+    if filtered.system {
+        conditions.push(format!(
+            "{system}::text = (SELECT current_setting('jc.system'))"
+        ));
+    }
+    if filtered.from {
+        conditions.push(format!(
+            "{start} >= (SELECT current_setting('jc.from')::date)"
+        ));
+    }
+    if filtered.to {
+        conditions.push(format!("{start} < (SELECT current_setting('jc.to')::date)"));
+    }
+    conditions.join(" AND ")
 }
 
 /// Whether a value of this shape is public under the scope in `jc.scope`
@@ -80,7 +107,7 @@ fn reset() -> String {
     format!(
         "reset AS MATERIALIZED (
         SELECT a.id FROM agencies a
-        WHERE a.id = ANY (current_setting('jc.agencies')::integer[])
+        WHERE a.id = ANY ({AGENCIES})
           AND ({agency}
             OR EXISTS (SELECT 1 FROM metric_settings ms WHERE ms.agency_id = a.id AND {setting})
             OR EXISTS (SELECT 1 FROM metric_setting_members mm
@@ -94,7 +121,7 @@ fn reset() -> String {
 
 /// Stored values with their report, agency and metric: `part`, `change` and the conditions
 /// are the caller's.
-fn values(part: i32, change: &str, condition: &str) -> String {
+fn values(filtered: Filtered, part: i32, change: &str, condition: &str) -> String {
     format!(
         "SELECT {part} AS part, d.id AS row_id, '{change}'::text AS change,
             r.agency_id, a.name AS agency_name, m.system::text AS system, d.metric_key,
@@ -107,7 +134,7 @@ fn values(part: i32, change: &str, condition: &str) -> String {
         JOIN agencies a ON a.id = r.agency_id
         JOIN datapoints d ON d.report_id = r.id
         JOIN metric_definitions m ON m.key = d.metric_key
-        WHERE r.agency_id = ANY (current_setting('jc.agencies')::integer[])
+        WHERE r.agency_id = ANY ({AGENCIES})
           AND {filters}
           AND {condition}",
         value = if change == "delete" {
@@ -130,12 +157,12 @@ fn values(part: i32, change: &str, condition: &str) -> String {
         } else {
             "to_json(d.updated_at) #>> '{}'"
         },
-        filters = filters("d.metric_key", "m.system", "r.date_range_start"),
+        filters = filters(filtered, "d.metric_key", "m.system", "r.date_range_start"),
     )
 }
 
 /// Values removed with their report since the cursor.
-fn deleted(condition: &str) -> String {
+fn deleted(filtered: Filtered, condition: &str) -> String {
     format!(
         "SELECT 0 AS part, dd.id AS row_id, 'delete'::text AS change,
             dd.agency_id, a.name AS agency_name, m.system::text AS system, dd.metric_key,
@@ -147,11 +174,11 @@ fn deleted(condition: &str) -> String {
         FROM deleted_datapoints dd
         LEFT JOIN agencies a ON a.id = dd.agency_id
         LEFT JOIN metric_definitions m ON m.key = dd.metric_key
-        WHERE dd.agency_id = ANY (current_setting('jc.agencies')::integer[])
+        WHERE dd.agency_id = ANY ({AGENCIES})
           AND {filters}
           AND {unseen}
           AND {condition}",
-        filters = filters("dd.metric_key", "m.system", "dd.date_range_start"),
+        filters = filters(filtered, "dd.metric_key", "m.system", "dd.date_range_start"),
         unseen = unseen("dd.deleted_xid"),
     )
 }
@@ -159,7 +186,7 @@ fn deleted(condition: &str) -> String {
 /// Every row of a feed — or with `since`, every change after the cursor, removals first —
 /// with the columns `part`, `row_id` (a row's position in the change stream), `change`
 /// (`upsert` or `delete`) and the feed's own.
-pub fn rows(audience: Audience, since: bool) -> String {
+pub fn rows(audience: Audience, since: bool, filtered: Filtered) -> String {
     let published = "r.status = 'PUBLISHED'";
     let value_scope = in_scope(
         "r.agency_id",
@@ -170,11 +197,12 @@ pub fn rows(audience: Audience, since: bool) -> String {
         "d.sub_category",
     );
     match (audience, since) {
-        (Audience::Members, false) => values(3, "upsert", "TRUE"),
+        (Audience::Members, false) => values(filtered, 3, "upsert", "TRUE"),
         (Audience::Members, true) => format!(
             "{}\nUNION ALL\n{}",
-            deleted("TRUE"),
+            deleted(filtered, "TRUE"),
             values(
+                filtered,
                 3,
                 "upsert",
                 &format!(
@@ -187,7 +215,12 @@ pub fn rows(audience: Audience, since: bool) -> String {
         ),
         (Audience::Public, false) => format!(
             "WITH {SCOPE}\n{}",
-            values(3, "upsert", &format!("{published} AND {value_scope}"))
+            values(
+                filtered,
+                3,
+                "upsert",
+                &format!("{published} AND {value_scope}")
+            )
         ),
         (Audience::Public, true) => {
             let reset_agency = |column: &str| format!("{column} IN (SELECT id FROM reset)");
@@ -229,10 +262,10 @@ pub fn rows(audience: Audience, since: bool) -> String {
             format!(
                 "WITH {SCOPE},\n{}\n{}\nUNION ALL\n{}\nUNION ALL\n{}\nUNION ALL\n{}",
                 reset(),
-                deleted(&removed),
-                values(1, "delete", &unpublished),
-                values(2, "delete", &hidden),
-                values(3, "upsert", &current),
+                deleted(filtered, &removed),
+                values(filtered, 1, "delete", &unpublished),
+                values(filtered, 2, "delete", &hidden),
+                values(filtered, 3, "upsert", &current),
             )
         }
     }
@@ -271,9 +304,9 @@ pub fn columns(audience: Audience, since: bool) -> Vec<&'static str> {
 }
 
 /// The feed's rows as `COPY … TO STDOUT`: CSV with a header, or JSON Lines.
-pub fn copy(audience: Audience, since: bool, json_lines: bool) -> String {
+pub fn copy(audience: Audience, since: bool, filtered: Filtered, json_lines: bool) -> String {
     let columns = columns(audience, since).join(", ");
-    let rows = rows(audience, since);
+    let rows = rows(audience, since, filtered);
     if json_lines {
         // One JSON document per line. CSV with quote and delimiter characters JSON never
         // holds unescaped leaves the documents as they are (text format would double every
@@ -290,9 +323,9 @@ pub fn copy(audience: Audience, since: bool, json_lines: bool) -> String {
 }
 
 /// A page of the change stream, after position (`$1`, `$2`), at most `$3` rows.
-pub fn page(audience: Audience, since: bool) -> String {
+pub fn page(audience: Audience, since: bool, filtered: Filtered) -> String {
     format!(
         "SELECT * FROM ({}) rows WHERE (part, row_id) > ($1, $2) ORDER BY part, row_id LIMIT $3",
-        rows(audience, since)
+        rows(audience, since, filtered)
     )
 }

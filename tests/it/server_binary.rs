@@ -519,7 +519,30 @@ async fn commands_use_the_private_cluster_of_a_running_server() {
         me["data"]["me"]["email"], "sheriff.reader@example.com",
         "{me}"
     );
-    // The command left the server's cluster running.
+    // An export reads the same cluster while the server serves it: an agency's public feed,
+    // as the server's own feed gives it.
+    let export = command(dir.path())
+        .args(["export", "--published-only", "--agency", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let served = reqwest::get(format!("{base_url}/feed/5.csv"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exported = String::from_utf8(export.stdout).unwrap();
+    assert!(exported.lines().count() > 100);
+    assert_eq!(exported.lines().count(), served.lines().count());
+    // The commands left the server's cluster running.
     assert_eq!(agency_names(&base_url).await.len(), 9);
     stop(child).await;
 }
