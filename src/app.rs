@@ -135,6 +135,7 @@ async fn serve_on(
     let auth = Arc::new(auth);
     let events = EventBus::new();
     let event_listener = events.listen(database.url.clone()).await?;
+    auth.credentials.follow(&events);
     let background = Background::start(&pool, &catalogue, &events, &args.background);
     let router = http::router(http::Services {
         cors: args.cors.clone(),

@@ -24,6 +24,18 @@ pub const CHANNEL: &str = "report_events";
 /// The notification channel of revoked sessions and tokens.
 pub const REVOCATIONS: &str = "token_revocations";
 
+/// The notification channel of changed credentials (roles, platform staff, superagency
+/// links), sent by triggers.
+pub const CREDENTIALS: &str = "credentials_changed";
+
+/// A user's credentials changed — or, without a user, anyone's may have (also sent by this
+/// process when its listener reconnects, as it may have missed changes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialsChange {
+    /// The user, if only one.
+    pub user_id: Option<i32>,
+}
+
 /// Credentials that stopped working: a session, and revocation identifiers of tokens.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
@@ -159,6 +171,7 @@ pub async fn notify_upload(
 pub struct EventBus {
     sender: broadcast::Sender<ReportEvent>,
     revocations: broadcast::Sender<Revocation>,
+    credentials: broadcast::Sender<CredentialsChange>,
     uploads: broadcast::Sender<UploadProgress>,
     jobs: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -175,9 +188,11 @@ impl EventBus {
         let (sender, _) = broadcast::channel(1024);
         let (revocations, _) = broadcast::channel(256);
         let (uploads, _) = broadcast::channel(1024);
+        let (credentials, _) = broadcast::channel(256);
         Self {
             sender,
             revocations,
+            credentials,
             uploads,
             jobs: std::sync::Arc::default(),
         }
@@ -201,6 +216,11 @@ impl EventBus {
     /// Receives the revocations from now on.
     pub fn revocations(&self) -> broadcast::Receiver<Revocation> {
         self.revocations.subscribe()
+    }
+
+    /// Receives the changes of credentials from now on.
+    pub fn credential_changes(&self) -> broadcast::Receiver<CredentialsChange> {
+        self.credentials.subscribe()
     }
 
     /// Listens on the database at `url` in the background for as long as the process runs,
@@ -242,7 +262,7 @@ impl Listener {
 
 async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(url).await?;
-    for channel in [CHANNEL, REVOCATIONS, UPLOADS, JOBS] {
+    for channel in [CHANNEL, REVOCATIONS, CREDENTIALS, UPLOADS, JOBS] {
         diesel::sql_query(format!("LISTEN {channel}"))
             .execute(&mut conn)
             .await?;
@@ -252,6 +272,8 @@ async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
 
 impl EventBus {
     async fn pump(&self, mut conn: AsyncPgConnection) -> anyhow::Result<()> {
+        // Listening again after a gap: whatever changed meanwhile was not heard.
+        drop(self.credentials.send(CredentialsChange::default()));
         let mut notifications = std::pin::pin!(conn.notifications_stream());
         while let Some(notification) = notifications.next().await {
             let notification = notification?;
@@ -261,6 +283,9 @@ impl EventBus {
                 CHANNEL => serde_json::from_str(payload).map(|event| drop(self.sender.send(event))),
                 REVOCATIONS => {
                     serde_json::from_str(payload).map(|event| drop(self.revocations.send(event)))
+                }
+                CREDENTIALS => {
+                    serde_json::from_str(payload).map(|event| drop(self.credentials.send(event)))
                 }
                 UPLOADS => {
                     serde_json::from_str(payload).map(|event| drop(self.uploads.send(event)))

@@ -189,6 +189,11 @@ pub struct Limits {
     #[arg(long, env = "FEED_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
     pub feed_max_age: Duration,
 
+    /// Access tokens whose verified contents and credentials are kept in memory (0: every
+    /// request reads them from the database).
+    #[arg(long, env = "AUTH_CACHE_TOKENS", default_value_t = 10_000)]
+    pub auth_cache_tokens: usize,
+
     /// Most changes in one page of the GraphQL change stream (`datapointChanges`).
     #[arg(long, env = "MAX_CHANGES_PAGE", default_value_t = 1_000)]
     pub max_changes_page: usize,
@@ -231,6 +236,7 @@ impl Default for Limits {
             feed_timeout: Duration::from_secs(600),
             feed_max_age: Duration::from_secs(300),
             max_changes_page: 1_000,
+            auth_cache_tokens: 10_000,
         }
     }
 }

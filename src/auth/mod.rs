@@ -4,6 +4,7 @@
 //! ([`authenticate`]); guards and resolvers only read the viewer and ask
 //! [`Viewer::require`](permissions) whether a permission is held.
 
+pub mod cache;
 pub mod passwords;
 pub mod permissions;
 pub mod secrets;
@@ -38,6 +39,8 @@ pub struct AuthConfig {
     pub hasher: passwords::Hasher,
     /// Sign-in attempts per account and per client address.
     pub throttle: throttle::SignInThrottle,
+    /// Verified tokens and their credentials, kept current by the database's notifications.
+    pub credentials: Arc<cache::CredentialCache>,
 }
 
 impl AuthConfig {
@@ -54,6 +57,7 @@ impl AuthConfig {
             session_lifetime: Duration::days(30),
             hasher: passwords::Hasher::new(limits.hash_concurrency()),
             throttle: throttle::SignInThrottle::new(limits),
+            credentials: Arc::new(cache::CredentialCache::new(limits.auth_cache_tokens)),
         }
     }
 }
@@ -136,15 +140,24 @@ pub async fn authenticate(
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or_else(|| AppError::Unauthenticated("use `Authorization: Bearer <token>`".into()))?;
-    let verified = config.keys.verify(token)?;
-    let credentials = User::credentials(
-        conn,
-        verified.user_id,
-        &verified.revocation_ids,
-        verified.session_id,
-    )
-    .await?
-    .ok_or_else(|| AppError::Unauthenticated("the access token's user no longer exists".into()))?;
+    let (verified, credentials) = match config.credentials.get(token) {
+        Ok(entry) => (entry.token, entry.credentials),
+        Err(ticket) => {
+            let verified = config.keys.verify(token)?;
+            let credentials = User::credentials(
+                conn,
+                verified.user_id,
+                &verified.revocation_ids,
+                verified.session_id,
+            )
+            .await?
+            .ok_or_else(|| {
+                AppError::Unauthenticated("the access token's user no longer exists".into())
+            })?;
+            config.credentials.put(ticket, &verified, &credentials);
+            (verified, credentials)
+        }
+    };
     if credentials.revoked {
         return Err(AppError::Unauthenticated(
             "the access token was revoked; sign in again".into(),

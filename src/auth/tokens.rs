@@ -198,7 +198,7 @@ impl TokenKeys {
                 .iter()
                 .map(|id| secrets::hex(id))
                 .collect(),
-            biscuit,
+            biscuit: std::sync::Arc::new(biscuit),
         };
         // Usable for at least something now: not expired, by its own or an appended check.
         if !verified.evaluate(&[Operation::Read, Operation::Write, Operation::Admin], None) {
@@ -233,7 +233,7 @@ pub struct VerifiedToken {
     pub expires_at: DateTime<Utc>,
     /// Revocation identifiers of its blocks, in hex.
     pub revocation_ids: Vec<String>,
-    biscuit: Biscuit,
+    biscuit: std::sync::Arc<Biscuit>,
 }
 
 impl VerifiedToken {

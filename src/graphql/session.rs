@@ -159,6 +159,7 @@ impl SessionMutation {
                 events::notify_revocation(&mut conn, &revocation)
                     .await
                     .gql()?;
+                config.credentials.revoke(&revocation);
                 return Err(AppError::Unauthenticated(
                     "this refresh token was already used, so it may have been stolen: the \
                      session is revoked; sign in again"
@@ -198,9 +199,12 @@ impl SessionMutation {
                 session_id: token.session_id,
                 revocation_ids: token.revocation_ids.clone(),
             };
-            events::notify_revocation(conn, &revocation).await
+            events::notify_revocation(conn, &revocation).await?;
+            Ok::<_, diesel::result::Error>(revocation)
         })
         .await
+        // This process forgets at once; the others when the notification arrives.
+        .map(|revocation| auth_config(ctx).credentials.revoke(&revocation))
         .gql()?;
         Ok(true)
     }

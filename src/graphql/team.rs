@@ -135,6 +135,12 @@ pub struct RemoveMemberInput {
 }
 
 /// The agency and member a team mutation concerns, once the viewer may manage the team.
+/// This process forgets the member's credentials at once; the others when the database's
+/// notification arrives.
+fn forget(ctx: &Context<'_>, member: UserId) {
+    auth_config(ctx).credentials.forget_user(member);
+}
+
 async fn team_target(
     ctx: &Context<'_>,
     agency_id: &ID,
@@ -214,6 +220,7 @@ impl TeamMutation {
         let (membership, user) = user::change_role(&mut conn, agency.id, member, input.role, by)
             .await
             .gql()?;
+        forget(ctx, member);
         Ok(TeamMember::new(membership, user, agency.scope()))
     }
 
@@ -230,6 +237,7 @@ impl TeamMutation {
         user::remove_member(&mut conn, agency.id, member, by)
             .await
             .gql()?;
+        forget(ctx, member);
         Ok(true)
     }
 

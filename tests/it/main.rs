@@ -10,6 +10,7 @@ mod catalogue;
 mod clients;
 mod cluster;
 mod constraints;
+mod credential_cache;
 mod docker;
 mod editing;
 mod feeds;

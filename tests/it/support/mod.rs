@@ -263,6 +263,7 @@ impl TestApp {
         let auth = Arc::new(auth);
         let events = justice_counts::events::EventBus::new();
         events.listen(db.url.clone()).await.expect("event listener");
+        auth.credentials.follow(&events);
         let router = http::router(http::Services {
             cors,
             ..http::Services::over(
