@@ -28,6 +28,15 @@ CREATE TRIGGER users_credentials_changed
     AFTER UPDATE OF is_platform_admin OR DELETE ON users
     FOR EACH ROW EXECUTE FUNCTION notify_credentials_changed();
 -- A superagency's roles reach its children: a new, moved or removed child changes them.
-CREATE TRIGGER agencies_credentials_changed
-    AFTER INSERT OR DELETE OR UPDATE OF super_agency_id ON agencies
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_credentials_changed();
+CREATE TRIGGER agencies_child_added_credentials_changed
+    AFTER INSERT ON agencies
+    FOR EACH ROW WHEN (NEW.super_agency_id IS NOT NULL)
+    EXECUTE FUNCTION notify_credentials_changed();
+CREATE TRIGGER agencies_child_moved_credentials_changed
+    AFTER UPDATE OF super_agency_id ON agencies
+    FOR EACH ROW WHEN (OLD.super_agency_id IS DISTINCT FROM NEW.super_agency_id)
+    EXECUTE FUNCTION notify_credentials_changed();
+CREATE TRIGGER agencies_child_removed_credentials_changed
+    AFTER DELETE ON agencies
+    FOR EACH ROW WHEN (OLD.super_agency_id IS NOT NULL)
+    EXECUTE FUNCTION notify_credentials_changed();

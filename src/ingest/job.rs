@@ -150,8 +150,17 @@ async fn deliver(pool: &Pool, id: SpreadsheetId, path: &Path) -> anyhow::Result<
     }
     let mut result = target.clone().into_os_string();
     result.push(".result.json");
-    tokio::fs::write(result, serde_json::to_vec_pretty(&summary)?).await?;
+    write_whole(Path::new(&result), &serde_json::to_vec_pretty(&summary)?).await?;
     Ok(())
+}
+
+/// Writes a file so that a reader never sees it half-written: a temporary name, then a
+/// rename (atomic within a directory).
+async fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    tokio::fs::write(&partial, bytes).await?;
+    tokio::fs::rename(&partial, path).await
 }
 
 /// Watches the drop directory: each file that stopped growing in
@@ -267,9 +276,9 @@ async fn refuse(system_dir: &Path, path: &Path, name: &str, reason: &str) -> any
     tokio::fs::create_dir_all(&failed).await?;
     tokio::fs::rename(path, failed.join(name)).await?;
     let summary = json!({ "status": "REFUSED", "error": reason });
-    tokio::fs::write(
-        failed.join(format!("{name}.result.json")),
-        serde_json::to_vec_pretty(&summary)?,
+    write_whole(
+        &failed.join(format!("{name}.result.json")),
+        &serde_json::to_vec_pretty(&summary)?,
     )
     .await?;
     Ok(())

@@ -1,0 +1,198 @@
+//! What authentication from memory saves: the records screen over HTTP on loopback, served
+//! by two servers on one database — one reading every token's credentials from PostgreSQL
+//! (`AUTH_CACHE_TOKENS=0`), one keeping them in memory — in interleaved rounds of the same
+//! run. Prints requests per second, statements per request and the median ratio.
+//!
+//! Run with `cargo bench --bench auth`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use justice_counts::auth::AuthConfig;
+use justice_counts::auth::tokens::TokenKeys;
+use justice_counts::catalogue::Catalogue;
+use justice_counts::db::schema::agencies;
+use justice_counts::db::{self, PoolSettings, StatementCounter};
+use justice_counts::events::EventBus;
+use justice_counts::graphql::SchemaData;
+use justice_counts::limits::Limits;
+use justice_counts::models::ids::AgencyId;
+use justice_counts::models::user::User;
+use justice_counts::{http, seed};
+use serde_json::json;
+use support::{BenchDb, operation};
+
+mod support;
+
+const CLIENTS: usize = 8;
+const REQUESTS_PER_ROUND: usize = 1_600;
+const ROUNDS: usize = 5;
+
+struct Server {
+    name: &'static str,
+    url: String,
+    token: String,
+    statements: StatementCounter,
+}
+
+async fn serve(
+    name: &'static str,
+    url: &str,
+    catalogue: &Arc<Catalogue>,
+    cached: bool,
+) -> anyhow::Result<Server> {
+    let limits = Arc::new(Limits {
+        rate_limit_burst: 0,
+        auth_cache_tokens: if cached { 10_000 } else { 0 },
+        ..Limits::default()
+    });
+    let statements = StatementCounter::default();
+    let pool = db::connect_with(
+        url,
+        PoolSettings {
+            counter: Some(statements.clone()),
+            ..PoolSettings::new(16)
+        },
+    )
+    .await?;
+    let keys = TokenKeys::generate();
+    let mut conn = pool.get().await?;
+    let user = User::find_by_email(&mut conn, "admin@example.com")
+        .await?
+        .unwrap();
+    drop(conn);
+    let token = keys.issue(
+        user.id,
+        None,
+        chrono::Utc::now() + chrono::Duration::hours(2),
+    )?;
+    let auth = Arc::new(AuthConfig::with_limits(keys, &limits));
+    let events = EventBus::new();
+    events.listen(url.to_owned()).await?;
+    auth.credentials.follow(&events);
+    let router = http::router(http::Services::over(
+        SchemaData {
+            pool,
+            catalogue: catalogue.clone(),
+            auth,
+            events,
+            limits,
+        },
+        url,
+    ))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    Ok(Server {
+        name,
+        url: format!("http://{address}/graphql"),
+        token,
+        statements,
+    })
+}
+
+/// Requests per second and statements per request of one round.
+async fn round(server: &Server, body: &serde_json::Value) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let before = server.statements.get();
+    let started = Instant::now();
+    let per_client = REQUESTS_PER_ROUND / CLIENTS;
+    let clients = (0..CLIENTS).map(|_| {
+        let client = client.clone();
+        async move {
+            for _ in 0..per_client {
+                let response = client
+                    .post(&server.url)
+                    .bearer_auth(&server.token)
+                    .json(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success(), "{}", response.status());
+                let answer: serde_json::Value = response.json().await.unwrap();
+                assert!(answer["errors"].is_null(), "{answer}");
+            }
+        }
+    });
+    futures_util::future::join_all(clients).await;
+    let requests = (per_client * CLIENTS) as f64;
+    (
+        requests / started.elapsed().as_secs_f64(),
+        (server.statements.get() - before) as f64 / requests,
+    )
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let bench = BenchDb::with_demo().await?;
+    let (url, catalogue) = (bench.url.clone(), bench.catalogue.clone());
+    let pool = db::connect(&url, 4).await?;
+    eprintln!("generating 100 agencies ...");
+    seed::scale::seed(&pool, &catalogue, 100, false).await?;
+    let mut conn = AsyncPgConnection::establish(&url).await?;
+    let agency: AgencyId = agencies::table
+        .filter(agencies::name.like("Benchmark Agency%"))
+        .select(agencies::id)
+        .first(&mut conn)
+        .await?;
+    let body = json!({
+        "query": operation("records"),
+        "variables": { "agencyId": agency.to_string(), "first": 20 },
+    });
+    let servers = [
+        serve("credentials read", &url, &catalogue, false).await?,
+        serve("from memory", &url, &catalogue, true).await?,
+    ];
+    for server in &servers {
+        round(server, &body).await;
+    }
+    println!(
+        "records screen (20 reports), {CLIENTS} clients, {REQUESTS_PER_ROUND} requests a round"
+    );
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut statements = [0.0; 2];
+    let mut ratios = Vec::new();
+    for number in 1..=ROUNDS {
+        let order: [usize; 2] = if number % 2 == 0 { [1, 0] } else { [0, 1] };
+        let mut this_round = [0.0; 2];
+        for index in order {
+            let (rate, per_request) = round(&servers[index], &body).await;
+            this_round[index] = rate;
+            statements[index] = per_request;
+            rates[index].push(rate);
+        }
+        let ratio = this_round[1] / this_round[0];
+        ratios.push(ratio);
+        println!(
+            "round {number}: {:<16} {:>7.0} req/s   {:<16} {:>7.0} req/s   ratio {ratio:.3}",
+            servers[0].name, this_round[0], servers[1].name, this_round[1]
+        );
+    }
+    println!(
+        "median: {} {:.0} req/s, {:.2} statements/request; {} {:.0} req/s, {:.2} \
+         statements/request; throughput ratio {:.3}",
+        servers[0].name,
+        median(rates[0].clone()),
+        statements[0],
+        servers[1].name,
+        median(rates[1].clone()),
+        statements[1],
+        median(ratios),
+    );
+    Ok(())
+}
