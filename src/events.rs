@@ -28,6 +28,9 @@ pub const REVOCATIONS: &str = "token_revocations";
 /// links), sent by triggers.
 pub const CREDENTIALS: &str = "credentials_changed";
 
+/// The notification channel of writes to public data, sent by statement triggers.
+pub const PUBLIC_DATA: &str = "public_data_changed";
+
 /// A user's credentials changed — or, without a user, anyone's may have (also sent by this
 /// process when its listener reconnects, as it may have missed changes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,8 +175,11 @@ pub struct EventBus {
     sender: broadcast::Sender<ReportEvent>,
     revocations: broadcast::Sender<Revocation>,
     credentials: broadcast::Sender<CredentialsChange>,
+    public_data: broadcast::Sender<()>,
     uploads: broadcast::Sender<UploadProgress>,
     jobs: std::sync::Arc<tokio::sync::Notify>,
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for EventBus {
@@ -189,10 +195,14 @@ impl EventBus {
         let (revocations, _) = broadcast::channel(256);
         let (uploads, _) = broadcast::channel(1024);
         let (credentials, _) = broadcast::channel(256);
+        let (public_data, _) = broadcast::channel(16);
         Self {
             sender,
             revocations,
             credentials,
+            public_data,
+            listening: std::sync::Arc::default(),
+            connected: std::sync::Arc::default(),
             uploads,
             jobs: std::sync::Arc::default(),
         }
@@ -218,6 +228,23 @@ impl EventBus {
         self.revocations.subscribe()
     }
 
+    /// Hears of writes to public data from now on (also when the listener reconnects, as it
+    /// may have missed some).
+    pub fn public_data_changes(&self) -> broadcast::Receiver<()> {
+        self.public_data.subscribe()
+    }
+
+    /// Whether the listener is connected now: while it is not, changes may go unheard, and
+    /// what is kept in memory must not be served.
+    pub fn connected(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.connected.clone()
+    }
+
+    /// Whether the bus listens to the database ([`EventBus::listen`]).
+    pub fn is_listening(&self) -> bool {
+        std::sync::atomic::AtomicBool::load(&self.listening, std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Receives the changes of credentials from now on.
     pub fn credential_changes(&self) -> broadcast::Receiver<CredentialsChange> {
         self.credentials.subscribe()
@@ -228,6 +255,8 @@ impl EventBus {
     /// event committed after this call is missed.
     pub async fn listen(&self, url: String) -> anyhow::Result<Listener> {
         let first = connect(&url).await?;
+        self.listening
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let bus = self.clone();
         let task = tokio::spawn(async move {
             let mut conn = Some(first);
@@ -239,30 +268,43 @@ impl EventBus {
                         Err(error) => Err(error),
                     },
                 };
+                bus.connected
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
                 if let Err(error) = result {
                     tracing::warn!(%error, "report event listener lost its connection; reconnecting");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
-        Ok(Listener(task.abort_handle()))
+        Ok(Listener(task.abort_handle(), self.connected.clone()))
     }
 }
 
 /// The background listener; stop it before the database goes away.
 #[derive(Debug)]
-pub struct Listener(tokio::task::AbortHandle);
+pub struct Listener(
+    tokio::task::AbortHandle,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+);
 
 impl Listener {
     /// Stops listening.
     pub fn stop(self) {
+        self.1.store(false, std::sync::atomic::Ordering::SeqCst);
         self.0.abort();
     }
 }
 
 async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(url).await?;
-    for channel in [CHANNEL, REVOCATIONS, CREDENTIALS, UPLOADS, JOBS] {
+    for channel in [
+        CHANNEL,
+        REVOCATIONS,
+        CREDENTIALS,
+        PUBLIC_DATA,
+        UPLOADS,
+        JOBS,
+    ] {
         diesel::sql_query(format!("LISTEN {channel}"))
             .execute(&mut conn)
             .await?;
@@ -274,6 +316,9 @@ impl EventBus {
     async fn pump(&self, mut conn: AsyncPgConnection) -> anyhow::Result<()> {
         // Listening again after a gap: whatever changed meanwhile was not heard.
         drop(self.credentials.send(CredentialsChange::default()));
+        drop(self.public_data.send(()));
+        self.connected
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut notifications = std::pin::pin!(conn.notifications_stream());
         while let Some(notification) = notifications.next().await {
             let notification = notification?;
@@ -283,6 +328,10 @@ impl EventBus {
                 CHANNEL => serde_json::from_str(payload).map(|event| drop(self.sender.send(event))),
                 REVOCATIONS => {
                     serde_json::from_str(payload).map(|event| drop(self.revocations.send(event)))
+                }
+                PUBLIC_DATA => {
+                    drop(self.public_data.send(()));
+                    Ok(())
                 }
                 CREDENTIALS => {
                     serde_json::from_str(payload).map(|event| drop(self.credentials.send(event)))

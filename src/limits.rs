@@ -194,6 +194,15 @@ pub struct Limits {
     #[arg(long, env = "AUTH_CACHE_TOKENS", default_value_t = 10_000)]
     pub auth_cache_tokens: usize,
 
+    /// Anonymous query answers kept in memory until public data changes (0: none).
+    #[arg(long, env = "PUBLIC_CACHE_ENTRIES", default_value_t = 1_000)]
+    pub public_cache_entries: usize,
+
+    /// How long browsers and CDNs may keep an anonymous answer to a GET query
+    /// (`Cache-Control: public, max-age`; 0: `no-cache`).
+    #[arg(long, env = "PUBLIC_MAX_AGE", default_value = "60s", value_parser = parse_duration)]
+    pub public_max_age: Duration,
+
     /// Most changes in one page of the GraphQL change stream (`datapointChanges`).
     #[arg(long, env = "MAX_CHANGES_PAGE", default_value_t = 1_000)]
     pub max_changes_page: usize,
@@ -237,6 +246,8 @@ impl Default for Limits {
             feed_max_age: Duration::from_secs(300),
             max_changes_page: 1_000,
             auth_cache_tokens: 10_000,
+            public_cache_entries: 1_000,
+            public_max_age: Duration::from_secs(60),
         }
     }
 }

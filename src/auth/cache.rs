@@ -45,6 +45,8 @@ pub struct CredentialCache {
     entries: Mutex<LruCache<[u8; 32], Entry>>,
     generation: AtomicU64,
     following: AtomicBool,
+    /// Whether the event listener is connected (set when following).
+    connected: std::sync::OnceLock<std::sync::Arc<AtomicBool>>,
     enabled: bool,
 }
 
@@ -64,8 +66,19 @@ impl CredentialCache {
             )),
             generation: AtomicU64::new(0),
             following: AtomicBool::new(false),
+            connected: std::sync::OnceLock::new(),
             enabled: capacity > 0,
         }
+    }
+
+    /// Whether entries may be served: following events over a connected listener.
+    fn serving(&self) -> bool {
+        self.enabled
+            && self.following.load(Ordering::SeqCst)
+            && self
+                .connected
+                .get()
+                .is_some_and(|connected| connected.load(Ordering::SeqCst))
     }
 
     fn key(token: &str) -> [u8; 32] {
@@ -80,7 +93,7 @@ impl CredentialCache {
             key,
             generation: self.generation.load(Ordering::SeqCst),
         };
-        if !self.enabled || !self.following.load(Ordering::SeqCst) {
+        if !self.serving() {
             return Err(ticket);
         }
         let Ok(mut entries) = self.entries.lock() else {
@@ -98,7 +111,7 @@ impl CredentialCache {
 
     /// Keeps what was read for `ticket`, unless a change was heard of since.
     pub fn put(&self, ticket: Ticket, token: &VerifiedToken, credentials: &Credentials) {
-        if !self.enabled || !self.following.load(Ordering::SeqCst) || credentials.revoked {
+        if !self.serving() || credentials.revoked {
             return;
         }
         let Ok(mut entries) = self.entries.lock() else {
@@ -172,12 +185,14 @@ impl CredentialCache {
     /// Follows the changes `events` hears of, for as long as the cache lives; from then on
     /// the cache serves.
     pub fn follow(self: &std::sync::Arc<Self>, events: &EventBus) {
-        if !self.enabled {
+        // Only a bus that listens to the database can say when to forget.
+        if !self.enabled || !events.is_listening() {
             return;
         }
         let mut revocations = events.revocations();
         let mut changes = events.credential_changes();
         let cache = std::sync::Arc::downgrade(self);
+        let _ = self.connected.set(events.connected());
         self.following.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
             loop {

@@ -520,6 +520,30 @@ pub(super) async fn get(
     .await
 }
 
+/// An anonymous answer; to a GET without errors, with `Cache-Control` so that browsers and
+/// CDNs may keep it too.
+fn public_reply(
+    exchange: &Exchange,
+    response: async_graphql::Response,
+    method: Method,
+    state: &AppState,
+) -> Response {
+    let cacheable = method == Method::GET && response.errors.is_empty();
+    let mut reply = exchange.reply(response);
+    if cacheable && reply.status() == StatusCode::OK {
+        let seconds = state.limits.public_max_age.as_secs();
+        let value = if seconds == 0 {
+            "no-cache".to_owned()
+        } else {
+            format!("public, max-age={seconds}")
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            reply.headers_mut().insert(header::CACHE_CONTROL, value);
+        }
+    }
+    reply
+}
+
 /// Runs a request that passed the HTTP checks: its document, its viewer, its rate, its time.
 async fn execute(
     state: &AppState,
@@ -603,6 +627,19 @@ async fn execute(
     if !introspection {
         request = request.disable_introspection();
     }
+    // Anonymous queries: answered from memory while public data is unchanged.
+    let public = match viewer {
+        Viewer::Anonymous => match state.public.get(&request) {
+            Ok((kept, name)) => {
+                if exchange.operation.is_none() {
+                    exchange.operation = name;
+                }
+                return public_reply(exchange, kept, method, state);
+            }
+            Err(ticket) => Some(ticket),
+        },
+        Viewer::User(_) => None,
+    };
     let (loader, loader_tasks) = loaders::new_loader(state.pool.clone());
     let operation = OperationName::default();
     let request = request
@@ -615,8 +652,23 @@ async fn execute(
     if exchange.operation.is_none() {
         exchange.operation = operation.get();
     }
+    if public.is_none() && operation.writes() {
+        // A member's writes are seen at once by this process; by the others on notification.
+        state.public.clear();
+    }
     match response {
-        Ok(response) => exchange.reply(response),
+        Ok(response) => match public {
+            Some(ticket) => {
+                state.public.put(
+                    ticket,
+                    operation.queries_only(),
+                    exchange.operation.clone(),
+                    &response,
+                );
+                public_reply(exchange, response, method, state)
+            }
+            None => exchange.reply(response),
+        },
         Err(_) => {
             log_refusal("request_timeout", "");
             exchange.reply(refusal(ErrorCode::ServiceUnavailable.as_str(), TOO_SLOW))

@@ -9,6 +9,7 @@ pub mod feeds;
 pub mod files;
 pub mod graphiql;
 pub mod graphql;
+pub mod public_cache;
 pub mod subscriptions;
 
 use std::sync::Arc;
@@ -90,6 +91,7 @@ struct AppState {
     catalogue: Arc<crate::catalogue::Catalogue>,
     database_url: Arc<str>,
     feed_streams: Arc<tokio::sync::Semaphore>,
+    public: Arc<public_cache::PublicCache>,
 }
 
 /// The router: `POST /graphql` (and `GET /graphql?query=…`; GraphiQL without a query),
@@ -119,11 +121,13 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         sockets: Arc::default(),
         auth,
         feed_streams: Arc::new(tokio::sync::Semaphore::new(limits.max_feed_streams)),
+        public: Arc::new(public_cache::PublicCache::new(limits.public_cache_entries)),
         limits,
         events,
         catalogue,
         database_url: database_url.into(),
     };
+    state.public.follow(&state.events);
     forget_idle_clients(&state);
     let request_id = HeaderName::from_static(REQUEST_ID);
     let router = Router::new()

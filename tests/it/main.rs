@@ -18,6 +18,7 @@ mod graphql_api;
 mod graphql_http_audit;
 mod http_conventions;
 mod migrations;
+mod public_cache;
 mod read_api;
 mod readme;
 mod schema_export;

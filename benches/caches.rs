@@ -1,9 +1,14 @@
-//! What authentication from memory saves: the records screen over HTTP on loopback, served
-//! by two servers on one database — one reading every token's credentials from PostgreSQL
-//! (`AUTH_CACHE_TOKENS=0`), one keeping them in memory — in interleaved rounds of the same
-//! run. Prints requests per second, statements per request and the median ratio.
+//! What the in-memory caches save, over HTTP on loopback, each against a server without it on
+//! the same database, in interleaved rounds of the same run:
 //!
-//! Run with `cargo bench --bench auth`.
+//! - authentication from memory: the records screen as a member (`AUTH_CACHE_TOKENS=0`
+//!   against the default);
+//! - public answers from memory: the public dashboard, anonymous (`PUBLIC_CACHE_ENTRIES=0`
+//!   against the default).
+//!
+//! Prints requests per second, statements per request and the median ratio.
+//!
+//! Run with `cargo bench --bench caches`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -35,7 +40,7 @@ const ROUNDS: usize = 5;
 struct Server {
     name: &'static str,
     url: String,
-    token: String,
+    token: Option<String>,
     statements: StatementCounter,
 }
 
@@ -43,12 +48,12 @@ async fn serve(
     name: &'static str,
     url: &str,
     catalogue: &Arc<Catalogue>,
-    cached: bool,
+    limits: Limits,
+    signed_in: bool,
 ) -> anyhow::Result<Server> {
     let limits = Arc::new(Limits {
         rate_limit_burst: 0,
-        auth_cache_tokens: if cached { 10_000 } else { 0 },
-        ..Limits::default()
+        ..limits
     });
     let statements = StatementCounter::default();
     let pool = db::connect_with(
@@ -96,7 +101,7 @@ async fn serve(
     Ok(Server {
         name,
         url: format!("http://{address}/graphql"),
-        token,
+        token: signed_in.then_some(token),
         statements,
     })
 }
@@ -111,13 +116,11 @@ async fn round(server: &Server, body: &serde_json::Value) -> (f64, f64) {
         let client = client.clone();
         async move {
             for _ in 0..per_client {
-                let response = client
-                    .post(&server.url)
-                    .bearer_auth(&server.token)
-                    .json(body)
-                    .send()
-                    .await
-                    .unwrap();
+                let mut request = client.post(&server.url).json(body);
+                if let Some(token) = &server.token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().await.unwrap();
                 assert!(response.status().is_success(), "{}", response.status());
                 let answer: serde_json::Value = response.json().await.unwrap();
                 assert!(answer["errors"].is_null(), "{answer}");
@@ -150,20 +153,68 @@ async fn main() -> anyhow::Result<()> {
         .select(agencies::id)
         .first(&mut conn)
         .await?;
-    let body = json!({
+    let records = json!({
         "query": operation("records"),
         "variables": { "agencyId": agency.to_string(), "first": 20 },
     });
-    let servers = [
-        serve("credentials read", &url, &catalogue, false).await?,
-        serve("from memory", &url, &catalogue, true).await?,
+    let sheriff: AgencyId = agencies::table
+        .filter(agencies::name.eq("Pine County Sheriff's Office"))
+        .select(agencies::id)
+        .first(&mut conn)
+        .await?;
+    let dashboard = json!({
+        "query": operation("public_dashboard"),
+        "variables": { "agencyId": sheriff.to_string() },
+    });
+    let comparisons = [
+        (
+            "records screen (20 reports), signed in",
+            &records,
+            [
+                serve(
+                    "credentials read",
+                    &url,
+                    &catalogue,
+                    Limits {
+                        auth_cache_tokens: 0,
+                        ..Limits::default()
+                    },
+                    true,
+                )
+                .await?,
+                serve("from memory", &url, &catalogue, Limits::default(), true).await?,
+            ],
+        ),
+        (
+            "public dashboard, anonymous",
+            &dashboard,
+            [
+                serve(
+                    "answers computed",
+                    &url,
+                    &catalogue,
+                    Limits {
+                        public_cache_entries: 0,
+                        ..Limits::default()
+                    },
+                    false,
+                )
+                .await?,
+                serve("from memory", &url, &catalogue, Limits::default(), false).await?,
+            ],
+        ),
     ];
-    for server in &servers {
-        round(server, &body).await;
+    for (title, body, servers) in &comparisons {
+        compare(title, body, servers).await;
     }
-    println!(
-        "records screen (20 reports), {CLIENTS} clients, {REQUESTS_PER_ROUND} requests a round"
-    );
+    Ok(())
+}
+
+async fn compare(title: &str, body: &serde_json::Value, servers: &[Server; 2]) {
+    for server in servers {
+        round(server, body).await;
+    }
+    println!("{title}: {CLIENTS} clients, {REQUESTS_PER_ROUND} requests a round");
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut statements = [0.0; 2];
     let mut ratios = Vec::new();
@@ -171,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
         let order: [usize; 2] = if number % 2 == 0 { [1, 0] } else { [0, 1] };
         let mut this_round = [0.0; 2];
         for index in order {
-            let (rate, per_request) = round(&servers[index], &body).await;
+            let (rate, per_request) = round(&servers[index], body).await;
             this_round[index] = rate;
             statements[index] = per_request;
             rates[index].push(rate);
@@ -179,12 +230,12 @@ async fn main() -> anyhow::Result<()> {
         let ratio = this_round[1] / this_round[0];
         ratios.push(ratio);
         println!(
-            "round {number}: {:<16} {:>7.0} req/s   {:<16} {:>7.0} req/s   ratio {ratio:.3}",
+            "  round {number}: {:<16} {:>7.0} req/s   {:<16} {:>7.0} req/s   ratio {ratio:.3}",
             servers[0].name, this_round[0], servers[1].name, this_round[1]
         );
     }
     println!(
-        "median: {} {:.0} req/s, {:.2} statements/request; {} {:.0} req/s, {:.2} \
+        "  median: {} {:.0} req/s, {:.2} statements/request; {} {:.0} req/s, {:.2} \
          statements/request; throughput ratio {:.3}",
         servers[0].name,
         median(rates[0].clone()),
@@ -194,5 +245,4 @@ async fn main() -> anyhow::Result<()> {
         statements[1],
         median(ratios),
     );
-    Ok(())
 }

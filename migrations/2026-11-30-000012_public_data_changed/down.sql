@@ -1,0 +1,16 @@
+DROP TRIGGER metric_definitions_public_data_changed ON metric_definitions;
+DROP TRIGGER metric_breakdowns_public_data_changed ON metric_breakdowns;
+DROP TRIGGER breakdown_members_public_data_changed ON breakdown_members;
+DROP TRIGGER includes_excludes_items_public_data_changed ON includes_excludes_items;
+DROP TRIGGER agencies_public_data_changed ON agencies;
+DROP TRIGGER agency_settings_public_data_changed ON agency_settings;
+DROP TRIGGER agency_jurisdictions_public_data_changed ON agency_jurisdictions;
+DROP TRIGGER metric_settings_public_data_changed ON metric_settings;
+DROP TRIGGER metric_setting_members_public_data_changed ON metric_setting_members;
+DROP TRIGGER metric_setting_answers_public_data_changed ON metric_setting_answers;
+DROP TRIGGER metric_setting_changes_public_data_changed ON metric_setting_changes;
+DROP TRIGGER reports_public_data_changed ON reports;
+DROP TRIGGER report_status_changes_public_data_changed ON report_status_changes;
+DROP TRIGGER report_contexts_public_data_changed ON report_contexts;
+DROP TRIGGER datapoints_public_data_changed ON datapoints;
+DROP FUNCTION notify_public_data_changed();
