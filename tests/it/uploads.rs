@@ -1430,10 +1430,12 @@ async fn an_ingest_interrupted_half_way_resumes_with_nothing_lost_or_doubled() {
     // The process dies; another takes the job up once its lease has run out.
     first.stop();
     let second = workers(&db, Arc::new(ingest::Quiet), 10);
+    // The upload is INGESTED when its transaction commits; the job is marked done just after.
     wait_for(
         &db,
         &format!(
-            "SELECT status = 'INGESTED' AS done FROM spreadsheets WHERE id = {}",
+            "SELECT s.status = 'INGESTED' AND j.state = 'SUCCEEDED' AS done
+             FROM spreadsheets s, jobs j WHERE s.id = {}",
             id.0
         ),
     )
