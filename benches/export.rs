@@ -17,25 +17,7 @@ use justice_counts::db::{self, PoolSettings};
 use justice_counts::export::{self, Audience, FeedQuery, Format};
 use justice_counts::models::agency::Agency;
 use justice_counts::seed;
-use support::BenchDb;
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn reset_peak_rss() {
-    // Writing 5 to clear_refs resets the peak resident set size (Linux 4.0 and later).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
+use support::{BenchDb, peak_rss_kib, reset_peak_rss};
 
 /// Lines and bytes of a stream of chunks.
 async fn drain<S, E>(stream: S) -> (u64, u64)

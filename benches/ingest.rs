@@ -20,7 +20,7 @@ use justice_counts::db::{self, PoolSettings};
 use justice_counts::ingest::{self, IngestSettings, NewUpload, Queue, Quiet};
 use justice_counts::models::enums::{System, ValueSource};
 use justice_counts::models::ids::AgencyId;
-use support::BenchDb;
+use support::{BenchDb, peak_rss_kib, reset_peak_rss};
 
 /// Sheets of the generated file: monthly law-enforcement metrics and their breakdowns.
 const METRICS: [&str; 3] = [
@@ -28,24 +28,6 @@ const METRICS: [&str; 3] = [
     "LAW_ENFORCEMENT_CALLS_FOR_SERVICE",
     "LAW_ENFORCEMENT_REPORTED_CRIME",
 ];
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn reset_peak_rss() {
-    // Writing 5 to clear_refs resets the peak resident set size (Linux 4.0 and later).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
 
 #[derive(QueryableByName)]
 struct Id {

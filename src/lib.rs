@@ -32,6 +32,7 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod limits;
+pub mod memo;
 pub mod metrics;
 pub mod models;
 pub mod reports;

@@ -57,3 +57,24 @@ pub fn operation(name: &str) -> String {
     let path = format!("{}/operations/{name}.graphql", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path} is missing"))
 }
+
+/// The process's peak resident memory since the last reset, in KiB.
+#[allow(dead_code, reason = "not every benchmark measures memory")]
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Resets the peak resident memory (writing 5 to `clear_refs`, Linux 4.0 and later).
+#[allow(dead_code, reason = "not every benchmark measures memory")]
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}

@@ -13,17 +13,16 @@
 //! The cache serves only once it follows the events ([`CredentialCache::follow`]); until then
 //! every request reads the database.
 
-use std::num::NonZeroUsize;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use lru::LruCache;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::tokens::VerifiedToken;
 use crate::events::{CredentialsChange, EventBus, Revocation};
+use crate::memo::{Memo, Ticket};
+use crate::models::ids::UserId;
 use crate::models::user::Credentials;
 
 /// Longest an entry is served without verifying its token again.
@@ -41,122 +40,40 @@ pub struct Entry {
 
 /// Verified tokens and their credentials, by the token's SHA-256.
 #[derive(Debug)]
-pub struct CredentialCache {
-    entries: Mutex<LruCache<[u8; 32], Entry>>,
-    generation: AtomicU64,
-    following: AtomicBool,
-    /// Whether the event listener is connected (set when following).
-    connected: std::sync::OnceLock<std::sync::Arc<AtomicBool>>,
-    enabled: bool,
-}
-
-/// A read of the database in progress: kept only if nothing changed meanwhile.
-#[derive(Debug, Clone, Copy)]
-pub struct Ticket {
-    key: [u8; 32],
-    generation: u64,
-}
+pub struct CredentialCache(Memo<Entry>);
 
 impl CredentialCache {
     /// A cache of at most `capacity` tokens (0: none kept).
     pub fn new(capacity: usize) -> Self {
-        Self {
-            entries: Mutex::new(LruCache::new(
-                NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
-            )),
-            generation: AtomicU64::new(0),
-            following: AtomicBool::new(false),
-            connected: std::sync::OnceLock::new(),
-            enabled: capacity > 0,
-        }
-    }
-
-    /// Whether entries may be served: following events over a connected listener.
-    fn serving(&self) -> bool {
-        self.enabled
-            && self.following.load(Ordering::SeqCst)
-            && self
-                .connected
-                .get()
-                .is_some_and(|connected| connected.load(Ordering::SeqCst))
-    }
-
-    fn key(token: &str) -> [u8; 32] {
-        Sha256::digest(token.trim().as_bytes()).into()
+        Self(Memo::new(capacity))
     }
 
     /// The entry of `token`, if it is known and still current; otherwise a ticket to store
     /// what the caller reads.
     pub fn get(&self, token: &str) -> Result<Entry, Ticket> {
-        let key = Self::key(token);
-        let ticket = Ticket {
-            key,
-            generation: self.generation.load(Ordering::SeqCst),
-        };
-        if !self.serving() {
-            return Err(ticket);
-        }
-        let Ok(mut entries) = self.entries.lock() else {
-            return Err(ticket);
-        };
-        match entries.get(&key) {
-            Some(entry) if entry.valid_until > Utc::now() => Ok(entry.clone()),
-            Some(_) => {
-                entries.pop(&key);
-                Err(ticket)
-            }
-            None => Err(ticket),
-        }
+        let key = Sha256::digest(token.trim().as_bytes()).into();
+        self.0.get(key, |entry| entry.valid_until > Utc::now())
     }
 
     /// Keeps what was read for `ticket`, unless a change was heard of since.
     pub fn put(&self, ticket: Ticket, token: &VerifiedToken, credentials: &Credentials) {
-        if !self.serving() || credentials.revoked {
+        if credentials.revoked {
             return;
         }
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        // Checked under the lock that invalidations take too.
-        if self.generation.load(Ordering::SeqCst) != ticket.generation {
-            return;
-        }
-        let valid_until = token.expires_at.min(Utc::now() + MAX_AGE);
-        entries.put(
-            ticket.key,
+        self.0.put(
+            ticket,
             Entry {
                 token: token.clone(),
                 credentials: credentials.clone(),
-                valid_until,
+                valid_until: token.expires_at.min(Utc::now() + MAX_AGE),
             },
         );
-    }
-
-    /// Drops the entries `matches` selects (all when none), and every read in progress.
-    fn invalidate(&self, matches: Option<&dyn Fn(&Entry) -> bool>) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        match matches {
-            None => entries.clear(),
-            Some(matches) => {
-                let stale: Vec<[u8; 32]> = entries
-                    .iter()
-                    .filter(|(_, entry)| matches(entry))
-                    .map(|(key, _)| *key)
-                    .collect();
-                for key in stale {
-                    entries.pop(&key);
-                }
-            }
-        }
     }
 
     /// Drops the tokens a revocation ends (also called by the process that revoked them, so
     /// that its own next request does not wait for the notification).
     pub fn revoke(&self, revocation: &Revocation) {
-        self.invalidate(Some(&|entry: &Entry| {
+        self.0.forget(Some(&|entry: &Entry| {
             revocation
                 .session_id
                 .is_some_and(|session| entry.token.session_id == Some(session))
@@ -169,7 +86,7 @@ impl CredentialCache {
     }
 
     /// Drops the tokens of a user whose credentials this process just changed.
-    pub fn forget_user(&self, user: crate::models::ids::UserId) {
+    pub fn forget_user(&self, user: UserId) {
         self.changed(&CredentialsChange {
             user_id: Some(user.0),
         });
@@ -177,23 +94,22 @@ impl CredentialCache {
 
     fn changed(&self, change: &CredentialsChange) {
         match change.user_id {
-            Some(user) => self.invalidate(Some(&|entry: &Entry| entry.token.user_id.0 == user)),
-            None => self.invalidate(None),
+            Some(user) => self
+                .0
+                .forget(Some(&|entry: &Entry| entry.token.user_id.0 == user)),
+            None => self.0.forget(None),
         }
     }
 
     /// Follows the changes `events` hears of, for as long as the cache lives; from then on
     /// the cache serves.
-    pub fn follow(self: &std::sync::Arc<Self>, events: &EventBus) {
-        // Only a bus that listens to the database can say when to forget.
-        if !self.enabled || !events.is_listening() {
-            return;
-        }
+    pub fn follow(self: &Arc<Self>, events: &EventBus) {
         let mut revocations = events.revocations();
         let mut changes = events.credential_changes();
-        let cache = std::sync::Arc::downgrade(self);
-        let _ = self.connected.set(events.connected());
-        self.following.store(true, Ordering::SeqCst);
+        if !self.0.follow(events) {
+            return;
+        }
+        let cache = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 let event = tokio::select! {
@@ -207,10 +123,9 @@ impl CredentialCache {
                     Ok(Ok(revocation)) => cache.revoke(&revocation),
                     Ok(Err(change)) => cache.changed(&change),
                     // Missed events: forget everything.
-                    Err(RecvError::Lagged(_)) => cache.invalidate(None),
+                    Err(RecvError::Lagged(_)) => cache.0.forget(None),
                     Err(RecvError::Closed) => {
-                        cache.following.store(false, Ordering::SeqCst);
-                        cache.invalidate(None);
+                        cache.0.stop();
                         return;
                     }
                 }
@@ -220,11 +135,11 @@ impl CredentialCache {
 
     /// How many tokens are kept.
     pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |entries| entries.len())
+        self.0.len()
     }
 
     /// Whether no token is kept.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.is_empty()
     }
 }

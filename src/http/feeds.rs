@@ -328,26 +328,24 @@ pub(super) async fn members(
     member_feed(state, id, pairs, uri, headers, format).await
 }
 
-/// `GET /agencies/{id}/datapoints.csv`.
-pub(super) async fn members_csv(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    member_feed(state, id, pairs, uri, headers, Format::Csv).await
-}
+/// What a feed handler answers with.
+type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
 
-/// `GET /agencies/{id}/datapoints.jsonl`.
-pub(super) async fn members_jsonl(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    member_feed(state, id, pairs, uri, headers, Format::JsonLines).await
+/// `GET /agencies/{id}/datapoints.csv` and `.jsonl`.
+#[allow(
+    clippy::type_complexity,
+    reason = "the handler's extractors, spelled out"
+)]
+pub(super) fn members_as(
+    format: Format,
+) -> impl Fn(State<AppState>, Path<String>, Query<Vec<(String, String)>>, Uri, HeaderMap) -> Answer
++ Clone
++ Send
++ Sync
++ 'static {
+    move |State(state), Path(id), Query(pairs), uri, headers| {
+        Box::pin(member_feed(state, id, pairs, uri, headers, format))
+    }
 }
 
 /// `GET /agencies/{id}/datapoints.xlsx?system=S`: the agency's values of one system in the

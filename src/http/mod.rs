@@ -143,8 +143,14 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         .route("/agencies/{id}/templates/{file}", get(files::template))
         .route("/feed/{file}", get(feeds::public))
         .route("/agencies/{id}/datapoints", get(feeds::members))
-        .route("/agencies/{id}/datapoints.csv", get(feeds::members_csv))
-        .route("/agencies/{id}/datapoints.jsonl", get(feeds::members_jsonl))
+        .route(
+            "/agencies/{id}/datapoints.csv",
+            get(feeds::members_as(crate::export::Format::Csv)),
+        )
+        .route(
+            "/agencies/{id}/datapoints.jsonl",
+            get(feeds::members_as(crate::export::Format::JsonLines)),
+        )
         .route("/agencies/{id}/datapoints.xlsx", get(feeds::members_xlsx))
         .route_layer(axum::middleware::from_fn(observe))
         .layer(

@@ -8,22 +8,21 @@
 //! Only queries are kept, only answers without errors and of bounded size; the cache serves
 //! only once it follows the events.
 
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lru::LruCache;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::events::EventBus;
+use crate::memo::{Memo, Ticket};
 
 /// Largest answer kept, in bytes of JSON.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// Longest an answer is kept, even without news of a change.
 const MAX_AGE: Duration = Duration::from_secs(300);
 
+#[derive(Clone)]
 struct Kept {
     data: async_graphql::Value,
     operation: Option<String>,
@@ -31,47 +30,16 @@ struct Kept {
 }
 
 /// Anonymous answers by request.
-pub struct PublicCache {
-    entries: Mutex<LruCache<[u8; 32], Kept>>,
-    generation: AtomicU64,
-    following: AtomicBool,
-    /// Whether the event listener is connected (set when following).
-    connected: std::sync::OnceLock<std::sync::Arc<AtomicBool>>,
-    enabled: bool,
-}
-
-/// A run in progress: its answer is kept only if nothing changed meanwhile.
-#[derive(Debug, Clone, Copy)]
-pub struct Ticket {
-    key: [u8; 32],
-    generation: u64,
-}
+pub struct PublicCache(Memo<Kept>);
 
 impl PublicCache {
     /// A cache of at most `capacity` answers (0: none).
     pub fn new(capacity: usize) -> Self {
-        Self {
-            entries: Mutex::new(LruCache::new(
-                NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
-            )),
-            generation: AtomicU64::new(0),
-            following: AtomicBool::new(false),
-            connected: std::sync::OnceLock::new(),
-            enabled: capacity > 0,
-        }
+        Self(Memo::new(capacity))
     }
 
-    fn serving(&self) -> bool {
-        self.enabled
-            && self.following.load(Ordering::SeqCst)
-            && self
-                .connected
-                .get()
-                .is_some_and(|connected| connected.load(Ordering::SeqCst))
-    }
-
-    /// The kept answer of `request`, or a ticket to keep the one about to be made.
-    /// With the answer comes the name of its operation (for logs and metrics).
+    /// The kept answer of `request` with the name of its operation (for logs and metrics),
+    /// or a ticket to keep the one about to be made.
     #[allow(clippy::type_complexity)]
     pub fn get(
         &self,
@@ -87,27 +55,9 @@ impl PublicCache {
                 .unwrap_or_default()
                 .as_slice(),
         );
-        let ticket = Ticket {
-            key: hash.finalize().into(),
-            generation: self.generation.load(Ordering::SeqCst),
-        };
-        if !self.serving() {
-            return Err(ticket);
-        }
-        let Ok(mut entries) = self.entries.lock() else {
-            return Err(ticket);
-        };
-        match entries.get(&ticket.key) {
-            Some(kept) if kept.at.elapsed() < MAX_AGE => Ok((
-                async_graphql::Response::new(kept.data.clone()),
-                kept.operation.clone(),
-            )),
-            Some(_) => {
-                entries.pop(&ticket.key);
-                Err(ticket)
-            }
-            None => Err(ticket),
-        }
+        self.0
+            .get(hash.finalize().into(), |kept| kept.at.elapsed() < MAX_AGE)
+            .map(|kept| (async_graphql::Response::new(kept.data), kept.operation))
     }
 
     /// Keeps the answer of a run for `ticket`, unless its document held more than queries,
@@ -119,7 +69,7 @@ impl PublicCache {
         operation: Option<String>,
         response: &async_graphql::Response,
     ) {
-        if !self.serving() || !queries_only || !response.errors.is_empty() {
+        if !self.0.serving() || !queries_only || !response.errors.is_empty() {
             return;
         }
         if serde_json::to_vec(&response.data).map_or(usize::MAX, |json| json.len())
@@ -127,14 +77,8 @@ impl PublicCache {
         {
             return;
         }
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        if self.generation.load(Ordering::SeqCst) != ticket.generation {
-            return;
-        }
-        entries.put(
-            ticket.key,
+        self.0.put(
+            ticket,
             Kept {
                 data: response.data.clone(),
                 operation,
@@ -146,44 +90,38 @@ impl PublicCache {
     /// Forgets every answer (also called after a mutation of this process, so that its
     /// next answers do not wait for the notification).
     pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            entries.clear();
-        }
+        self.0.forget(None);
     }
 
-    /// Follows `events` for as long as the cache lives: from then on it serves. Only a bus
-    /// that listens to the database can say when to forget.
+    /// Follows `events` for as long as the cache lives: from then on it serves.
     pub fn follow(self: &Arc<Self>, events: &EventBus) {
-        if !self.enabled || !events.is_listening() {
+        let mut changes = events.public_data_changes();
+        if !self.0.follow(events) {
             return;
         }
-        let mut changes = events.public_data_changes();
         let cache = Arc::downgrade(self);
-        let _ = self.connected.set(events.connected());
-        self.following.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
             loop {
                 let event = changes.recv().await;
                 let Some(cache) = cache.upgrade() else {
                     return;
                 };
-                cache.clear();
                 if matches!(event, Err(RecvError::Closed)) {
-                    cache.following.store(false, Ordering::SeqCst);
+                    cache.0.stop();
                     return;
                 }
+                cache.clear();
             }
         });
     }
 
     /// How many answers are kept.
     pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |entries| entries.len())
+        self.0.len()
     }
 
     /// Whether no answer is kept.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.is_empty()
     }
 }
