@@ -59,6 +59,7 @@ impl Database {
         let cluster_options = ClusterOptions {
             root,
             durable: true,
+            ..ClusterOptions::default()
         };
         let (cluster, _) = tokio::task::spawn_blocking(move || {
             let binaries = PgBinaries::locate(&search)?;

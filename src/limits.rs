@@ -175,6 +175,12 @@ pub struct Limits {
     #[arg(long, env = "PERSISTED_QUERIES_CACHE", default_value_t = 1_000)]
     pub persisted_queries_cache: usize,
 
+    /// Parsed documents kept in memory, so that a document sent again is not parsed again
+    /// (0: every request is parsed). Only documents of up to 16 KiB are kept, so the cache
+    /// holds at most a few megabytes.
+    #[arg(long, env = "PARSED_DOCUMENTS", default_value_t = 100)]
+    pub parsed_documents: usize,
+
     /// Feeds (CSV and JSON Lines downloads) streamed at once, each on a database connection
     /// of its own; more are answered with 503.
     #[arg(long, env = "MAX_FEED_STREAMS", default_value_t = 4)]
@@ -241,6 +247,7 @@ impl Default for Limits {
             trusted_proxy_hops: 1,
             trusted_documents: None,
             persisted_queries_cache: 1_000,
+            parsed_documents: 100,
             max_feed_streams: 4,
             feed_timeout: Duration::from_secs(600),
             feed_max_age: Duration::from_secs(300),

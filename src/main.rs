@@ -4,6 +4,12 @@ use clap::Parser;
 use justice_counts::config::{Cli, Command};
 use justice_counts::{app, telemetry};
 
+/// mimalloc rather than the C library's allocator: a request allocates and frees many small
+/// values across threads, which glibc's malloc serves slowly and gives back to the system
+/// late.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (global, command) = Cli::parse().into_command();

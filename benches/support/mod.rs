@@ -21,7 +21,13 @@ pub struct BenchDb {
 impl BenchDb {
     /// A cluster in a temporary directory, a migrated database with the catalogue and the
     /// demo data.
+    #[allow(dead_code, reason = "not every benchmark uses the plain demo data")]
     pub async fn with_demo() -> anyhow::Result<Self> {
+        Self::with_settings(Vec::new()).await
+    }
+
+    /// As [`Self::with_demo`], with further PostgreSQL settings.
+    pub async fn with_settings(settings: Vec<(String, String)>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let root = dir.path().to_owned();
         let (cluster, _) = tokio::task::spawn_blocking(move || {
@@ -31,6 +37,8 @@ impl BenchDb {
                 &ClusterOptions {
                     root,
                     durable: false,
+                    settings,
+                    ..ClusterOptions::default()
                 },
             )
         })
@@ -48,6 +56,24 @@ impl BenchDb {
             _cluster: cluster,
             _dir: dir,
         })
+    }
+}
+
+impl BenchDb {
+    /// The process id of the cluster's postmaster.
+    #[allow(
+        dead_code,
+        reason = "not every benchmark watches PostgreSQL's processes"
+    )]
+    pub fn postmaster_pid(&self) -> anyhow::Result<u32> {
+        let text = std::fs::read_to_string(self._cluster.pgdata().join("postmaster.pid"))?;
+        Ok(text.lines().next().unwrap_or_default().trim().parse()?)
+    }
+
+    /// The cluster's data directory.
+    #[allow(dead_code, reason = "not every benchmark reads PostgreSQL's files")]
+    pub fn pgdata(&self) -> std::path::PathBuf {
+        self._cluster.pgdata()
     }
 }
 

@@ -154,12 +154,18 @@ impl PgBinaries {
 }
 
 /// How a cluster is set up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ClusterOptions {
     /// The directory the cluster lives in; created when missing.
     pub root: PathBuf,
     /// Whether writes must survive a machine crash. Test clusters trade that for speed.
     pub durable: bool,
+    /// Further server settings (name and value as written in `postgresql.conf`), such as
+    /// `shared_preload_libraries` for a benchmark's statistics.
+    pub settings: Vec<(String, String)>,
+    /// When set, the cluster is created as a streaming replica of the running cluster in
+    /// this directory (`pg_basebackup -R`): read-only, following the primary's writes.
+    pub standby_of: Option<PathBuf>,
 }
 
 /// A running private cluster. Dropping it stops the server.
@@ -270,9 +276,12 @@ impl Cluster {
         };
         let created = !cluster.pgdata().join("PG_VERSION").exists();
         if created {
-            cluster.init()?;
+            match &options.standby_of {
+                Some(primary) => cluster.copy_from(primary)?,
+                None => cluster.init()?,
+            }
         }
-        cluster.write_server_config(options.durable)?;
+        cluster.write_server_config(options)?;
         cluster.clear_stale_lock()?;
         if !cluster.is_running()? {
             cluster.launch()?;
@@ -384,8 +393,38 @@ impl Cluster {
         Ok(())
     }
 
+    /// Creates the data directory as a streaming replica of the cluster in `primary`, through
+    /// its unix socket.
+    fn copy_from(&self, primary: &Path) -> anyhow::Result<()> {
+        let pgdata = self.pgdata();
+        if pgdata.exists() {
+            fs::remove_dir_all(&pgdata)?;
+        }
+        let pgdata_arg = pgdata.to_string_lossy().into_owned();
+        let host = primary
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", primary.display()))?
+            .to_string_lossy()
+            .into_owned();
+        self.run_checked(
+            "pg_basebackup",
+            &[
+                "--pgdata",
+                &pgdata_arg,
+                "--host",
+                &host,
+                "--username=postgres",
+                "--wal-method=stream",
+                "--write-recovery-conf",
+                "--checkpoint=fast",
+                "--no-password",
+            ],
+        )
+    }
+
     /// Settings rewritten at every start, so that a moved directory keeps working.
-    fn write_server_config(&self, durable: bool) -> anyhow::Result<()> {
+    fn write_server_config(&self, options: &ClusterOptions) -> anyhow::Result<()> {
+        let durable = options.durable;
         let socket_dir = self.root.to_string_lossy().replace('\'', "''");
         let mut text = format!(
             "# Written by the server at each start; edits are lost.\n\
@@ -396,6 +435,9 @@ impl Cluster {
         );
         if !durable {
             text.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
+        }
+        for (name, value) in &options.settings {
+            text.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
         }
         let path = self.pgdata().join("server.conf");
         fs::write(&path, text)?;

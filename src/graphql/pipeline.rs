@@ -3,7 +3,13 @@
 //! single extension rather than one each: the limits on the document ([`cost`]), the error
 //! codes ([`codes`]), the operation's name for logs and metrics ([`operation`]) and the order
 //! of the response's keys ([`order`]).
+//!
+//! Parsed documents are kept (keyed by their text, least recently used dropped first), so a
+//! screen's document is parsed and its size checked once, not on every request: the frontend
+//! sends the same few documents over and over. The checks that depend on the variables run
+//! every time.
 
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
@@ -12,27 +18,43 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
+use lru::LruCache;
 
 use super::operation::OperationName;
 use super::{codes, cost, order};
 use crate::limits::Limits;
 
+/// The longest document text kept parsed.
+const MAX_KEPT_TEXT: usize = 16 * 1024;
+
+/// Parsed documents by their text.
+type Parsed = Mutex<LruCache<String, Arc<ExecutableDocument>>>;
+
 /// Extension factory: a fresh pipeline per request.
 pub struct Pipeline {
     limits: Option<Arc<Limits>>,
+    parsed: Option<Arc<Parsed>>,
 }
 
 impl Pipeline {
-    /// The pipeline with the limits on documents.
+    /// The pipeline with the limits on documents, keeping up to `limits.parsed_documents`
+    /// parsed documents.
     pub fn checked(limits: Arc<Limits>) -> Self {
+        let parsed = NonZeroUsize::new(limits.parsed_documents)
+            .map(|size| Arc::new(Mutex::new(LruCache::new(size))));
         Self {
             limits: Some(limits),
+            parsed,
         }
     }
 
-    /// The pipeline without them (the baseline of the benchmark of the limits).
+    /// The pipeline without them and without kept documents (the baseline of the benchmark
+    /// of the limits).
     pub fn unchecked() -> Self {
-        Self { limits: None }
+        Self {
+            limits: None,
+            parsed: None,
+        }
     }
 }
 
@@ -40,6 +62,7 @@ impl ExtensionFactory for Pipeline {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(RequestPipeline {
             limits: self.limits.clone(),
+            parsed: self.parsed.clone(),
             document: Mutex::new(None),
         })
     }
@@ -47,8 +70,25 @@ impl ExtensionFactory for Pipeline {
 
 struct RequestPipeline {
     limits: Option<Arc<Limits>>,
+    parsed: Option<Arc<Parsed>>,
     /// The parsed document, kept to put the response's keys in order.
-    document: Mutex<Option<ExecutableDocument>>,
+    document: Mutex<Option<Arc<ExecutableDocument>>>,
+}
+
+impl RequestPipeline {
+    fn remembered(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
+        let parsed = self.parsed.as_ref()?;
+        parsed.lock().ok()?.get(query).cloned()
+    }
+
+    fn remember(&self, query: &str, document: &Arc<ExecutableDocument>) {
+        if query.len() <= MAX_KEPT_TEXT
+            && let Some(parsed) = &self.parsed
+            && let Ok(mut parsed) = parsed.lock()
+        {
+            parsed.put(query.to_owned(), document.clone());
+        }
+    }
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -66,23 +106,33 @@ impl Extension for RequestPipeline {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        if let Some(limits) = &self.limits {
-            cost::check_text(limits, query)?;
-        }
-        let document = next
-            .run(ctx, query, variables)
-            .await
-            .map_err(codes::parse_failed)?;
+        let document = match self.remembered(query) {
+            // Its text passed the checks when it was first parsed.
+            Some(document) => document,
+            None => {
+                if let Some(limits) = &self.limits {
+                    cost::check_text(limits, query)?;
+                }
+                let document = Arc::new(
+                    next.run(ctx, query, variables)
+                        .await
+                        .map_err(codes::parse_failed)?,
+                );
+                self.remember(query, &document);
+                document
+            }
+        };
         if let Some(limits) = &self.limits {
             cost::check_document(limits, &ctx.schema_env.registry, &document, variables)?;
         }
         if let Some(name) = ctx.data_opt::<OperationName>() {
             name.record(&document);
         }
+        let owned = ExecutableDocument::clone(&document);
         if let Ok(mut kept) = self.document.lock() {
-            *kept = Some(document.clone());
+            *kept = Some(document);
         }
-        Ok(document)
+        Ok(owned)
     }
 
     async fn validation(

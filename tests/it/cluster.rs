@@ -17,6 +17,7 @@ fn start(root: &Path) -> anyhow::Result<(Cluster, bool)> {
         &ClusterOptions {
             root: root.to_owned(),
             durable: false,
+            ..ClusterOptions::default()
         },
     )
 }

@@ -309,6 +309,29 @@ async fn long_strings_and_long_lists_in_arguments_are_refused() {
 }
 
 #[tokio::test]
+async fn a_document_sent_again_is_checked_against_its_new_variables() {
+    // The second request's document comes parsed from memory; the limits that depend on the
+    // variables must still hold.
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let document =
+        "query($name: String) { agencies(filter: { nameContains: $name }) { totalCount } }";
+    for (name, refused) in [
+        ("Pine", false),
+        (&*"x".repeat(10_001), true),
+        ("Pine", false),
+    ] {
+        let answer = query(&app, None, document, json!({ "name": name })).await;
+        if refused {
+            assert_eq!(answer.limit(), "max_string_length", "{}", answer.body);
+        } else {
+            assert!(answer.body["errors"].is_null(), "{}", answer.body);
+            assert!(answer.body["data"]["agencies"]["totalCount"].as_i64() > Some(0));
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_frontend_screens_and_graphiql_introspection_fit_the_default_limits() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;

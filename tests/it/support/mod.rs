@@ -63,6 +63,7 @@ async fn start_server() -> TestServer {
                     &ClusterOptions {
                         root: dir,
                         durable: false,
+                        ..ClusterOptions::default()
                     },
                 )?;
                 let pattern = cluster.url("{db}");
