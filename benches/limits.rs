@@ -90,6 +90,7 @@ async fn serve(
         cors: http::cors::CorsSettings::default(),
         catalogue: catalogue.clone(),
         database_url: url.to_owned(),
+        replicas: Arc::default(),
     })?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

@@ -15,6 +15,7 @@ use crate::config::{
     TokenCommand,
 };
 use crate::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
+use crate::db::replicas::Replicas;
 use crate::db::{self, Pool, PoolSettings};
 use crate::events::EventBus;
 use crate::ingest::job::{DropDirectory, IngestHandler};
@@ -124,6 +125,13 @@ async fn serve_on(
         statement_timeout: Some(limits.statement_timeout),
         ..PoolSettings::new(options.pool_size)
     };
+    let replicas = Replicas::connect(&args.database_replica_urls, &pool_settings).await?;
+    if !replicas.is_empty() {
+        tracing::info!(
+            replicas = args.database_replica_urls.len(),
+            "queries read from streaming replicas"
+        );
+    }
     let (pool, catalogue) = prepare(&database.url, pool_settings).await?;
     if database.created {
         let mut conn = pool.get().await?;
@@ -140,6 +148,7 @@ async fn serve_on(
     let background = Background::start(&pool, &catalogue, &events, &args.background);
     let router = http::router(http::Services {
         cors: args.cors.clone(),
+        replicas: Arc::new(replicas),
         ..http::Services::over(
             graphql::SchemaData {
                 pool,

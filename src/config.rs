@@ -224,6 +224,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSION_LIFETIME", default_value = "30d", value_parser = parse_duration)]
     pub session_lifetime: Duration,
 
+    /// Streaming read replicas of the database (comma-separated URLs): queries read from
+    /// them in turn, except a user's reads just after a write of theirs until a replica has
+    /// replayed it.
+    #[arg(
+        long,
+        env = "DATABASE_REPLICA_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub database_replica_urls: Vec<String>,
+
     /// Limits on requests, documents, rates and connections.
     #[command(flatten)]
     pub limits: Limits,
@@ -292,6 +303,7 @@ impl Default for ServeArgs {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             access_token_lifetime: Duration::from_secs(15 * 60),
             session_lifetime: Duration::from_secs(30 * 86_400),
+            database_replica_urls: Vec::new(),
             limits: Limits::default(),
             cors: CorsSettings::default(),
             background: BackgroundArgs::default(),

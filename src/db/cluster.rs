@@ -322,8 +322,22 @@ impl Cluster {
             .then(|| socket_url(&root, database))
     }
 
+    /// Where `program` is: beside the server programs, or beside the file they link to (a
+    /// directory of links may hold only `initdb`, `pg_ctl` and `postgres`).
+    fn program(&self, program: &str) -> PathBuf {
+        let beside = self.binaries.dir().join(program);
+        if is_executable(&beside) {
+            return beside;
+        }
+        fs::canonicalize(self.binaries.dir().join("postgres"))
+            .ok()
+            .and_then(|real| real.parent().map(|dir| dir.join(program)))
+            .filter(|path| is_executable(path))
+            .unwrap_or(beside)
+    }
+
     fn command(&self, program: &str) -> Command {
-        let mut command = Command::new(self.binaries.dir().join(program));
+        let mut command = Command::new(self.program(program));
         command.current_dir(&self.root).stdin(Stdio::null());
         if let Some((uid, gid)) = self.owner {
             command.uid(uid.as_raw()).gid(gid.as_raw());

@@ -17,8 +17,9 @@ use futures_channel::mpsc::{self, UnboundedReceiver};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::Gql;
+use super::{Gql, OperationName};
 use crate::db::{Pool, PooledConnection};
+use crate::error::AppResult;
 use crate::models::agency::{Agency, AgencySetting, Jurisdiction};
 use crate::models::datapoint::{
     Cell, Datapoint, DatapointChange, ReportContext, SeriesQuery, SeriesValue,
@@ -29,15 +30,59 @@ use crate::models::report::{Report, StatusChange};
 use crate::models::spreadsheet::{ReportChange, SpreadsheetMessage};
 use crate::models::user::{Membership, RoleChange, User};
 
+/// Where a request's statements go: the primary, or for a document of queries only the read
+/// replica chosen for the request (the primary when that replica cannot be reached).
+#[derive(Clone)]
+pub struct Route {
+    primary: Pool,
+    replica: Option<(Pool, OperationName)>,
+}
+
+impl Route {
+    /// Everything to the primary.
+    pub fn primary(pool: Pool) -> Self {
+        Self {
+            primary: pool,
+            replica: None,
+        }
+    }
+
+    /// Reads to `replica` once `operation` is known to hold queries only (its document is
+    /// parsed before any field resolves), everything else to `primary`.
+    pub fn reading(primary: Pool, replica: Option<Pool>, operation: OperationName) -> Self {
+        Self {
+            primary,
+            replica: replica.map(|replica| (replica, operation)),
+        }
+    }
+
+    /// A connection for the request's next statement.
+    pub async fn get(&self) -> AppResult<PooledConnection<'_>> {
+        if let Some((replica, operation)) = &self.replica
+            && operation.queries_only()
+        {
+            match replica.get().await {
+                Ok(conn) => return Ok(conn),
+                Err(error) => {
+                    tracing::warn!(%error, "a read replica is unreachable; reading from the primary");
+                }
+            }
+        }
+        Ok(self.primary.get().await?)
+    }
+}
+
 /// The database behind the loaders; one per request.
 pub struct Db {
-    pool: Pool,
+    route: Route,
 }
 
 impl Db {
     /// The loader source over `pool`.
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            route: Route::primary(pool),
+        }
     }
 }
 
@@ -56,6 +101,11 @@ pub struct LoaderTasks(UnboundedReceiver<BoxFuture<'static, ()>>);
 /// fetch is only polled when the request itself is waiting, that is, after every resolver of
 /// the pass has registered its keys, so batches do not depend on timing and need no delay.
 pub fn new_loader(pool: Pool) -> (DbLoader, LoaderTasks) {
+    new_routed_loader(Route::primary(pool))
+}
+
+/// As [`new_loader`], with the request's statements sent where `route` says.
+pub fn new_routed_loader(route: Route) -> (DbLoader, LoaderTasks) {
     let (sender, receiver) = mpsc::unbounded();
     let spawner = move |task: BoxFuture<'static, ()>| {
         // A span per batch, a child of the request's; the batch names its loader in it.
@@ -70,7 +120,7 @@ pub fn new_loader(pool: Pool) -> (DbLoader, LoaderTasks) {
         let _ = sender.unbounded_send(task);
     };
     (
-        DataLoader::new(Db::new(pool), spawner).delay(Duration::ZERO),
+        DataLoader::new(Db { route }, spawner).delay(Duration::ZERO),
         LoaderTasks(receiver),
     )
 }
@@ -149,7 +199,7 @@ impl Db {
         let span = tracing::Span::current();
         span.record("loader", loader);
         span.record("keys", keys);
-        self.pool.get().await.gql()
+        self.route.get().await.gql()
     }
 }
 

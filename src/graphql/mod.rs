@@ -144,6 +144,9 @@ pub fn sdl() -> String {
 
 /// A connection from the pool for a resolver's model call.
 pub(crate) async fn connection<'a>(ctx: &Context<'a>) -> AppResult<PooledConnection<'a>> {
+    if let Some(route) = ctx.data_opt::<loaders::Route>() {
+        return route.get().await;
+    }
     let pool = ctx.data_unchecked::<Pool>();
     Ok(pool.get().await?)
 }

@@ -640,9 +640,19 @@ async fn execute(
         },
         Viewer::User(_) => None,
     };
-    let (loader, loader_tasks) = loaders::new_loader(state.pool.clone());
+    // Queries read from a replica when there are some, except for answers about to be kept
+    // in the public cache: a replica may not yet have replayed the change that emptied it.
+    let reader = viewer.user_id().map(|user| user.to_string());
+    let replica = if public.is_some() {
+        None
+    } else {
+        state.replicas.reader(reader.as_deref()).await
+    };
     let operation = OperationName::default();
+    let route = loaders::Route::reading(state.pool.clone(), replica, operation.clone());
+    let (loader, loader_tasks) = loaders::new_routed_loader(route.clone());
     let request = request
+        .data(route)
         .data(loader)
         .data(viewer)
         .data(address)
@@ -655,6 +665,9 @@ async fn execute(
     if public.is_none() && operation.writes() {
         // A member's writes are seen at once by this process; by the others on notification.
         state.public.clear();
+        if let Some(reader) = &reader {
+            state.replicas.wrote(&state.pool, reader).await;
+        }
     }
     match response {
         Ok(response) => match public {

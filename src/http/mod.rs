@@ -58,6 +58,8 @@ pub struct Services {
     pub catalogue: Arc<crate::catalogue::Catalogue>,
     /// Where feeds open their own connections.
     pub database_url: String,
+    /// Streaming read replicas for queries (none by default).
+    pub replicas: Arc<crate::db::replicas::Replicas>,
 }
 
 impl Services {
@@ -73,6 +75,7 @@ impl Services {
             catalogue: data.catalogue.clone(),
             schema: crate::graphql::build_schema(data),
             cors: CorsSettings::default(),
+            replicas: Arc::default(),
         }
     }
 }
@@ -92,6 +95,7 @@ struct AppState {
     database_url: Arc<str>,
     feed_streams: Arc<tokio::sync::Semaphore>,
     public: Arc<public_cache::PublicCache>,
+    replicas: Arc<crate::db::replicas::Replicas>,
 }
 
 /// The router: `POST /graphql` (and `GET /graphql?query=…`; GraphiQL without a query),
@@ -108,6 +112,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         cors,
         catalogue,
         database_url,
+        replicas,
     } = services;
     let documents = Documents::load(
         limits.trusted_documents.as_deref(),
@@ -126,6 +131,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         events,
         catalogue,
         database_url: database_url.into(),
+        replicas,
     };
     state.public.follow(&state.events);
     forget_idle_clients(&state);

@@ -21,6 +21,7 @@ mod migrations;
 mod public_cache;
 mod read_api;
 mod readme;
+mod replicas;
 mod schema_export;
 mod screens;
 mod security;

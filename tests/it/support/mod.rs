@@ -246,12 +246,30 @@ impl TestApp {
         limits: Limits,
         cors: justice_counts::http::cors::CorsSettings,
     ) -> Self {
-        Self::serve_all(db, db.pool.clone(), auth, limits, cors).await
+        Self::serve_all(db, db.pool.clone(), auth, limits, cors, Vec::new()).await
     }
 
     /// Serves the API over `pool` (a pool of `db`) with these settings.
     pub async fn serve(db: &TestDb, pool: Pool, auth: AuthConfig, limits: Limits) -> Self {
-        Self::serve_all(db, pool, auth, limits, Default::default()).await
+        Self::serve_all(db, pool, auth, limits, Default::default(), Vec::new()).await
+    }
+
+    /// Serves the API over `db`, queries reading from these replicas' pools.
+    pub async fn spawn_with_replicas(db: &TestDb, replicas: Vec<Pool>) -> Self {
+        let limits = Limits {
+            rate_limit_burst: 0,
+            ..Limits::default()
+        };
+        let auth = AuthConfig::new(TokenKeys::generate());
+        Self::serve_all(
+            db,
+            db.pool.clone(),
+            auth,
+            limits,
+            Default::default(),
+            replicas,
+        )
+        .await
     }
 
     async fn serve_all(
@@ -260,6 +278,7 @@ impl TestApp {
         auth: AuthConfig,
         limits: Limits,
         cors: justice_counts::http::cors::CorsSettings,
+        replicas: Vec<Pool>,
     ) -> Self {
         let auth = Arc::new(auth);
         let events = justice_counts::events::EventBus::new();
@@ -267,6 +286,7 @@ impl TestApp {
         auth.credentials.follow(&events);
         let router = http::router(http::Services {
             cors,
+            replicas: Arc::new(justice_counts::db::replicas::Replicas::over(replicas)),
             ..http::Services::over(
                 graphql::SchemaData {
                     pool,

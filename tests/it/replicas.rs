@@ -1,0 +1,181 @@
+//! Read replicas: a real streaming replica of the test cluster (`pg_basebackup -R`) serves the
+//! queries, and a user who has just written reads their write.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, TestDb, agency_id};
+
+const SET_HOMEPAGE: &str = "mutation($input: AgencySettingsInput!) { \
+    updateAgencySettings(input: $input) { id } }";
+const HOMEPAGE: &str = "query($id: ID!) { agency(id: $id) { settings { kind value } } }";
+
+/// The directory of the test cluster, from the `host` of its socket URL.
+fn cluster_dir(url: &str) -> Option<PathBuf> {
+    let host = url
+        .split_once('?')?
+        .1
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("host="))?;
+    let mut bytes = Vec::new();
+    let mut rest = host.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'%' && tail.len() >= 2 {
+            let hex = std::str::from_utf8(&tail[..2]).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(first);
+            rest = tail;
+        }
+    }
+    Some(PathBuf::from(String::from_utf8(bytes).ok()?))
+}
+
+async fn homepage(app: &TestApp, token: &str, agency: &str) -> Option<String> {
+    let answer = app
+        .graphql_as(Some(token), HOMEPAGE, json!({ "id": agency }))
+        .await;
+    assert!(answer["errors"].is_null(), "{answer}");
+    answer["data"]["agency"]["settings"]
+        .as_array()?
+        .iter()
+        .find(|setting| setting["kind"] == "HOMEPAGE_URL")
+        .and_then(|setting| setting["value"].as_str().map(str::to_owned))
+}
+
+async fn set_homepage(app: &TestApp, token: &str, agency: &str, url: &str) {
+    let answer: Value = app
+        .graphql_as(
+            Some(token),
+            SET_HOMEPAGE,
+            json!({ "input": {
+                "agencyId": agency,
+                "settings": [{ "kind": "HOMEPAGE_URL", "value": url }],
+            } }),
+        )
+        .await;
+    assert!(answer["errors"].is_null(), "{answer}");
+}
+
+async fn replay(replica: &mut AsyncPgConnection, paused: bool) {
+    let call = if paused {
+        "SELECT pg_wal_replay_pause()"
+    } else {
+        "SELECT pg_wal_replay_resume()"
+    };
+    diesel::sql_query(call).execute(replica).await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct State {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        state: String,
+    }
+    let wanted = if paused { "paused" } else { "not paused" };
+    let started = Instant::now();
+    loop {
+        let states: Vec<State> =
+            diesel::sql_query("SELECT pg_get_wal_replay_pause_state() AS state")
+                .load(replica)
+                .await
+                .unwrap();
+        if states.iter().any(|s| s.state == wanted) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "replay not {wanted}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn queries_read_from_a_streaming_replica_and_writers_read_their_writes() {
+    let db = TestDb::with_demo().await;
+    let Some(primary) = cluster_dir(&db.url) else {
+        // A server named by TEST_DATABASE_URL cannot be copied from here.
+        eprintln!("no private test cluster: the replica test needs one");
+        return;
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("jc-replica-")
+        .tempdir()
+        .unwrap();
+    let root = dir.path().to_owned();
+    let replica = tokio::task::spawn_blocking(move || {
+        let binaries = PgBinaries::locate(&BinarySearch::system(None))?;
+        Cluster::start(
+            binaries,
+            &ClusterOptions {
+                root,
+                durable: false,
+                standby_of: Some(primary),
+                ..ClusterOptions::default()
+            },
+        )
+    })
+    .await
+    .unwrap()
+    .expect("the replica starts")
+    .0;
+    let replica_url = replica.url(&db.name);
+    let mut control = AsyncPgConnection::establish(&replica_url).await.unwrap();
+    let pool = justice_counts::db::connect(&replica_url, 4).await.unwrap();
+    let app = TestApp::spawn_with_replicas(&db, vec![pool]).await;
+    let sheriff = agency_id(&app, &db, "Pine County Sheriff's Office").await;
+    let staff = app.token_for(&db, "admin@example.com").await;
+    let agency_admin = app.token_for(&db, "sheriff.admin@example.com").await;
+    let before = homepage(&app, &staff, &sheriff).await;
+
+    // With replay paused, the replica stays where it is while the primary moves on.
+    replay(&mut control, true).await;
+    set_homepage(&app, &staff, &sheriff, "https://first.example.org").await;
+    assert_eq!(
+        homepage(&app, &agency_admin, &sheriff).await,
+        before,
+        "another user's query is served by the replica, which has not replayed the write"
+    );
+    assert_eq!(
+        homepage(&app, &staff, &sheriff).await.as_deref(),
+        Some("https://first.example.org"),
+        "the writer reads their own write (from the primary, the replica being behind)"
+    );
+
+    replay(&mut control, false).await;
+    let started = Instant::now();
+    while homepage(&app, &agency_admin, &sheriff).await.as_deref()
+        != Some("https://first.example.org")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the replica does not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The writer's reads went back to the replica once it had replayed the write: with
+    // replay paused again, a write by someone else is invisible to them.
+    assert_eq!(
+        homepage(&app, &staff, &sheriff).await.as_deref(),
+        Some("https://first.example.org")
+    );
+    replay(&mut control, true).await;
+    set_homepage(&app, &agency_admin, &sheriff, "https://second.example.org").await;
+    assert_eq!(
+        homepage(&app, &staff, &sheriff).await.as_deref(),
+        Some("https://first.example.org"),
+        "the first writer reads from the replica again"
+    );
+    assert_eq!(
+        homepage(&app, &agency_admin, &sheriff).await.as_deref(),
+        Some("https://second.example.org"),
+        "the second writer reads their own write"
+    );
+    replay(&mut control, false).await;
+    drop(control);
+    drop(app);
+    drop(replica);
+}
