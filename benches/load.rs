@@ -297,6 +297,8 @@ async fn fixed_rate(client: &reqwest::Client, url: &str, screen: &Screen, token:
 struct Monitor {
     client: tokio_postgres::Client,
     log: std::path::PathBuf,
+    /// Captured statements that were not prepared statements reused.
+    unprepared: Mutex<usize>,
 }
 
 impl Monitor {
@@ -356,12 +358,18 @@ impl Monitor {
             let Some((_, logged)) = message.split_once(" ms  ") else {
                 continue;
             };
+            // `execute <unnamed>` is a statement prepared for one use; a name, one the server
+            // prepared once and reuses.
             let text = if let Some(rest) = logged.strip_prefix("execute ") {
-                rest.split_once(": ").map(|(_, sql)| sql)
+                rest.split_once(": ")
+                    .map(|(name, sql)| (name == "<unnamed>", sql))
             } else {
-                logged.strip_prefix("statement: ")
+                logged.strip_prefix("statement: ").map(|sql| (true, sql))
             };
-            if let Some(sql) = text {
+            if let Some((unnamed, sql)) = text {
+                if unnamed {
+                    *self.unprepared.lock().unwrap() += 1;
+                }
                 statements.push((sql.to_owned(), parameters(detail)));
             }
         }
@@ -615,6 +623,7 @@ async fn main() -> anyhow::Result<()> {
     let monitor = Monitor {
         client: monitor_client,
         log: bench.pgdata().join("log/server.csv"),
+        unprepared: Mutex::new(0),
     };
     let postmaster = bench.postmaster_pid()?;
 
@@ -626,7 +635,14 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..20 {
             send_ok(&client, &graphql, screen, &token).await;
         }
+        let unprepared_before = *monitor.unprepared.lock().unwrap();
         let statements = monitor.capture(&client, &graphql, screen, &token).await;
+        eprintln!(
+            "{}: {} statements, {} of them not reused prepared statements",
+            screen.name,
+            statements.len(),
+            *monitor.unprepared.lock().unwrap() - unprepared_before
+        );
         let listing: String = statements
             .iter()
             .map(|(sql, values)| format!("{sql};\n-- parameters: {values:?}\n\n"))

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{Request, Variables};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -70,7 +70,12 @@ async fn execute(
         .data(viewer);
     let response = match strategy {
         Strategy::Spawned(delay) => {
-            let loader = DataLoader::new(Db::new(pool.clone()), tokio::spawn).delay(delay);
+            let loader = DataLoader::with_cache(
+                Db::new(pool.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            )
+            .delay(delay);
             schema.execute(request.data(loader)).await
         }
         Strategy::RequestDriven => {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use chrono::{DateTime, Utc};
 use futures_channel::mpsc::{self, UnboundedReceiver};
 use futures_util::future::BoxFuture;
@@ -86,8 +86,12 @@ impl Db {
     }
 }
 
-/// The per-request loader over the database.
-pub type DbLoader = DataLoader<Db>;
+/// The per-request loader over the database. For a document of queries only it keeps what
+/// it fetched for the rest of the request, so a key asked for again in a later pass (the
+/// agency's settings for its metrics, then for its latest reports' metrics) is not fetched
+/// twice; for mutations it keeps nothing, since a write in the middle would make it stale.
+/// The [pipeline](super::pipeline) turns keeping on once the document is parsed.
+pub type DbLoader = DataLoader<Db, HashMapCache>;
 
 /// The batch fetches a request's loader has started, to be driven by that request.
 pub struct LoaderTasks(UnboundedReceiver<BoxFuture<'static, ()>>);
@@ -120,7 +124,12 @@ pub fn new_routed_loader(route: Route) -> (DbLoader, LoaderTasks) {
         let _ = sender.unbounded_send(task);
     };
     (
-        DataLoader::new(Db { route }, spawner).delay(Duration::ZERO),
+        {
+            let loader = DataLoader::with_cache(Db { route }, spawner, HashMapCache::default())
+                .delay(Duration::ZERO);
+            loader.enable_all_cache(false);
+            loader
+        },
         LoaderTasks(receiver),
     )
 }

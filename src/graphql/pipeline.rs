@@ -16,10 +16,11 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
     NextValidation,
 };
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
 use lru::LruCache;
 
+use super::loaders::DbLoader;
 use super::operation::OperationName;
 use super::{codes, cost, order};
 use crate::limits::Limits;
@@ -127,6 +128,13 @@ impl Extension for RequestPipeline {
         }
         if let Some(name) = ctx.data_opt::<OperationName>() {
             name.record(&document);
+        }
+        if let Some(loader) = ctx.data_opt::<DbLoader>() {
+            let queries_only = document
+                .operations
+                .iter()
+                .all(|(_, operation)| operation.node.ty == OperationType::Query);
+            loader.enable_all_cache(queries_only);
         }
         let owned = ExecutableDocument::clone(&document);
         if let Ok(mut kept) = self.document.lock() {

@@ -298,3 +298,38 @@ async fn screens_send_the_same_number_of_statements_however_much_data_they_show(
         assert!(count <= BOUND, "{count} statements");
     }
 }
+
+#[tokio::test]
+async fn a_query_fetches_a_key_once_even_when_asked_again_later() {
+    // `report(id)` loads the report, then its agency to check access; `agency` asks for the
+    // same agency again one level down, which the request's loader already holds.
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let token = app.token_for(&db, "admin@example.com").await;
+    let mut conn = db.connect().await;
+    let report: ReportId = reports::table
+        .select(reports::id)
+        .order(reports::id)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    app.graphql_as(Some(&token), "{ __typename }", json!({}))
+        .await;
+    let before = db.statements.get();
+    let answer = app
+        .graphql_as(
+            Some(&token),
+            "query($id: ID!) { report(id: $id) { id agency { name } } }",
+            json!({ "id": report.to_string() }),
+        )
+        .await;
+    assert!(
+        answer["data"]["report"]["agency"]["name"].is_string(),
+        "{answer}"
+    );
+    assert_eq!(
+        db.statements.get() - before,
+        2,
+        "the report and its agency, each once"
+    );
+}
