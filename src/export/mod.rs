@@ -156,9 +156,9 @@ pub async fn scope_of(
     catalogue: &Catalogue,
     agencies: &[AgencyId],
 ) -> AppResult<PublishedScope> {
-    let found = Agency::by_ids(conn, agencies).await?;
+    let found = Agency::by_ids(&mut &*conn, agencies).await?;
     let ids: Vec<AgencyId> = found.iter().map(|agency| agency.id).collect();
-    let mut settings = AgencyMetricSettings::of_agencies(conn, &ids).await?;
+    let mut settings = AgencyMetricSettings::of_agencies(&mut &*conn, &ids).await?;
     let mut scope = PublishedScope::default();
     for agency in &found {
         let settings = settings.remove(&agency.id).unwrap_or_default();

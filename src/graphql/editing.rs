@@ -308,8 +308,8 @@ impl ReportSubscription {
         #[graphql(desc = "The agency.")] agency_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = ReportChange> + use<>> {
         let id: AgencyId = parse_id(&agency_id, "agency").gql()?;
-        let mut conn = connection(ctx).await.gql()?;
-        let agency = AgencyRow::by_ids(&mut conn, &[id])
+        let conn = connection(ctx).await.gql()?;
+        let agency = AgencyRow::by_ids(&mut &*conn, &[id])
             .await
             .gql()?
             .pop()

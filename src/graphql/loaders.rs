@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::hash::Hash;
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::{Gql, OperationName};
 use crate::db::{Pool, PooledConnection};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::models::agency::{Agency, AgencySetting, Jurisdiction};
 use crate::models::datapoint::{
     Cell, Datapoint, DatapointChange, ReportContext, SeriesQuery, SeriesValue,
@@ -29,38 +29,52 @@ use crate::models::metric_setting::{AgencyMetricSettings, SettingChange};
 use crate::models::report::{Report, StatusChange};
 use crate::models::spreadsheet::{ReportChange, SpreadsheetMessage};
 use crate::models::user::{Membership, RoleChange, User};
+use diesel_async::AsyncPgConnection;
 
 /// Where a request's statements go: the primary, or for a document of queries only the read
 /// replica chosen for the request (the primary when that replica cannot be reached).
+///
+/// The loaders' batches in flight at the same time share one connection: batches of the same
+/// pass are sent one after the other without waiting for each other's answers (PostgreSQL's
+/// pipelining), instead of each taking a connection from the pool and a round trip of its
+/// own. The connection goes back to the pool as soon as no batch uses it, so a request never
+/// holds one while it waits for another.
 #[derive(Clone)]
-pub struct Route {
+pub struct Route(Arc<RouteInner>);
+
+struct RouteInner {
     primary: Pool,
     replica: Option<(Pool, OperationName)>,
+    shared: tokio::sync::Mutex<Weak<PooledConnection<'static>>>,
 }
 
 impl Route {
     /// Everything to the primary.
     pub fn primary(pool: Pool) -> Self {
-        Self {
-            primary: pool,
-            replica: None,
-        }
+        Self::reading(pool, None, OperationName::default())
     }
 
     /// Reads to `replica` once `operation` is known to hold queries only (its document is
     /// parsed before any field resolves), everything else to `primary`.
     pub fn reading(primary: Pool, replica: Option<Pool>, operation: OperationName) -> Self {
-        Self {
+        Self(Arc::new(RouteInner {
             primary,
             replica: replica.map(|replica| (replica, operation)),
-        }
+            shared: tokio::sync::Mutex::new(Weak::new()),
+        }))
     }
 
-    /// A connection for the request's next statement.
+    fn replica(&self) -> Option<&Pool> {
+        self.0
+            .replica
+            .as_ref()
+            .filter(|(_, operation)| operation.queries_only())
+            .map(|(replica, _)| replica)
+    }
+
+    /// A connection of its own for the request's next statements.
     pub async fn get(&self) -> AppResult<PooledConnection<'_>> {
-        if let Some((replica, operation)) = &self.replica
-            && operation.queries_only()
-        {
+        if let Some(replica) = self.replica() {
             match replica.get().await {
                 Ok(conn) => return Ok(conn),
                 Err(error) => {
@@ -68,7 +82,32 @@ impl Route {
                 }
             }
         }
-        Ok(self.primary.get().await?)
+        Ok(self.0.primary.get().await?)
+    }
+
+    /// The connection shared by the request's batches in flight, for statements that may be
+    /// pipelined; it goes back to the pool when the last holder drops it.
+    pub async fn shared(&self) -> AppResult<Arc<PooledConnection<'static>>> {
+        let mut shared = self.0.shared.lock().await;
+        if let Some(conn) = shared.upgrade() {
+            return Ok(conn);
+        }
+        let mut conn = None;
+        if let Some(replica) = self.replica() {
+            match replica.get_owned().await {
+                Ok(replica) => conn = Some(replica),
+                Err(error) => {
+                    tracing::warn!(%error, "a read replica is unreachable; reading from the primary");
+                }
+            }
+        }
+        let conn = match conn {
+            Some(conn) => conn,
+            None => self.0.primary.get_owned().await.map_err(AppError::from)?,
+        };
+        let conn = Arc::new(conn);
+        *shared = Arc::downgrade(&conn);
+        Ok(conn)
     }
 }
 
@@ -193,8 +232,11 @@ impl Wake for SelfWake {
 }
 
 impl Db {
-    /// A connection for one batch of `keys` keys of type `K`, counted in the metrics.
-    async fn connection<K>(&self, keys: usize) -> async_graphql::Result<PooledConnection<'_>> {
+    /// The connection for one batch of `keys` keys of type `K`, counted in the metrics.
+    async fn connection<K>(
+        &self,
+        keys: usize,
+    ) -> async_graphql::Result<Arc<PooledConnection<'static>>> {
         let loader = std::any::type_name::<K>()
             .rsplit("::")
             .next()
@@ -208,7 +250,7 @@ impl Db {
         let span = tracing::Span::current();
         span.record("loader", loader);
         span.record("keys", keys);
-        self.route.get().await.gql()
+        self.route.shared().await.gql()
     }
 }
 
@@ -236,8 +278,8 @@ impl Loader<AgencyId> for Db {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut conn = self.connection::<AgencyId>(keys.len()).await?;
-        let agencies = Agency::by_ids(&mut conn, keys).await.gql()?;
+        let conn = self.connection::<AgencyId>(keys.len()).await?;
+        let agencies = Agency::by_ids(&mut &**conn, keys).await.gql()?;
         Ok(agencies
             .into_iter()
             .map(|agency| (agency.id, agency))
@@ -261,8 +303,8 @@ impl Loader<ChildrenOf> for Db {
             return Ok(HashMap::new());
         }
         let parents: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
-        let mut conn = self.connection::<ChildrenOf>(keys.len()).await?;
-        let children = Agency::children_of(&mut conn, &parents).await.gql()?;
+        let conn = self.connection::<ChildrenOf>(keys.len()).await?;
+        let children = Agency::children_of(&mut &**conn, &parents).await.gql()?;
         Ok(group(keys, children, |child| {
             child.super_agency_id.map(ChildrenOf)
         }))
@@ -277,8 +319,8 @@ impl Loader<UserId> for Db {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut conn = self.connection::<UserId>(keys.len()).await?;
-        let users = User::by_ids(&mut conn, keys).await.gql()?;
+        let conn = self.connection::<UserId>(keys.len()).await?;
+        let users = User::by_ids(&mut &**conn, keys).await.gql()?;
         Ok(users.into_iter().map(|user| (user.id, user)).collect())
     }
 }
@@ -299,8 +341,8 @@ impl Loader<MembershipsOf> for Db {
             return Ok(HashMap::new());
         }
         let users: Vec<UserId> = keys.iter().map(|key| key.0).collect();
-        let mut conn = self.connection::<MembershipsOf>(keys.len()).await?;
-        let memberships = Membership::of_users(&mut conn, &users).await.gql()?;
+        let conn = self.connection::<MembershipsOf>(keys.len()).await?;
+        let memberships = Membership::of_users(&mut &**conn, &users).await.gql()?;
         Ok(group(keys, memberships, |membership| {
             Some(MembershipsOf(membership.user_id))
         }))
@@ -323,8 +365,10 @@ impl Loader<TeamOf> for Db {
             return Ok(HashMap::new());
         }
         let agencies: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
-        let mut conn = self.connection::<TeamOf>(keys.len()).await?;
-        let members = Membership::of_agencies(&mut conn, &agencies).await.gql()?;
+        let conn = self.connection::<TeamOf>(keys.len()).await?;
+        let members = Membership::of_agencies(&mut &**conn, &agencies)
+            .await
+            .gql()?;
         Ok(group(keys, members, |(membership, _)| {
             Some(TeamOf(membership.agency_id))
         }))
@@ -339,8 +383,8 @@ impl Loader<ReportId> for Db {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut conn = self.connection::<ReportId>(keys.len()).await?;
-        let reports = Report::by_ids(&mut conn, keys).await.gql()?;
+        let conn = self.connection::<ReportId>(keys.len()).await?;
+        let reports = Report::by_ids(&mut &**conn, keys).await.gql()?;
         Ok(reports
             .into_iter()
             .map(|report| (report.id, report))
@@ -365,8 +409,9 @@ macro_rules! grouped_loader {
                     return Ok(HashMap::new());
                 }
                 let $ids: Vec<$id> = keys.iter().map(|key| key.0).collect();
-                let mut connection = self.connection::<$key>(keys.len()).await?;
-                let $conn = &mut *connection;
+                let connection = self.connection::<$key>(keys.len()).await?;
+                let mut shared: &AsyncPgConnection = &connection;
+                let $conn = &mut shared;
                 let rows: Vec<$value> = $fetch.await.gql()?;
                 Ok(group(keys, rows, |$row| Some($key($group))))
             }
@@ -452,8 +497,8 @@ impl Loader<MetricSettingsOf> for Db {
             return Ok(HashMap::new());
         }
         let ids: Vec<AgencyId> = keys.iter().map(|key| key.0).collect();
-        let mut conn = self.connection::<MetricSettingsOf>(keys.len()).await?;
-        let settings = AgencyMetricSettings::of_agencies(&mut conn, &ids)
+        let conn = self.connection::<MetricSettingsOf>(keys.len()).await?;
+        let settings = AgencyMetricSettings::of_agencies(&mut &**conn, &ids)
             .await
             .gql()?;
         Ok(settings
@@ -500,8 +545,8 @@ impl Loader<SeriesOf> for Db {
                 to: None,
                 published_only,
             };
-            let mut conn = self.connection::<SeriesOf>(batch.len()).await?;
-            for value in SeriesValue::load(&mut conn, &query).await.gql()? {
+            let conn = self.connection::<SeriesOf>(batch.len()).await?;
+            for value in SeriesValue::load(&mut &**conn, &query).await.gql()? {
                 let key = SeriesOf {
                     agency: value.agency_id,
                     metric: value.metric_key.clone(),

@@ -274,8 +274,8 @@ pub(super) async fn public(
             let id = agency_id(id)?;
             let query = Filters::parse(&uri, pairs)?.query(Audience::Public, id);
             query.check(&state.catalogue)?;
-            let mut conn = state.pool.get().await?;
-            let agency = Agency::by_ids(&mut conn, &[id]).await?.pop();
+            let conn = state.pool.get().await?;
+            let agency = Agency::by_ids(&mut &*conn, &[id]).await?.pop();
             drop(conn);
             if !agency.is_some_and(|agency| agency.is_dashboard_enabled) {
                 return Err(agency_not_found(id));

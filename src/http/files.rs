@@ -64,8 +64,8 @@ pub(super) async fn member_agency(
             "send a bearer token of a member of the agency".into(),
         ));
     }
-    let mut conn = state.pool.get().await?;
-    let agency = Agency::by_ids(&mut conn, &[id])
+    let conn = state.pool.get().await?;
+    let agency = Agency::by_ids(&mut &*conn, &[id])
         .await?
         .pop()
         .ok_or_else(|| agency_not_found(id))?;

@@ -113,12 +113,12 @@ pub async fn check(
             "the file name must be at most 255 characters on one line".into(),
         ));
     }
-    let agency = Agency::by_ids(conn, &[upload.agency])
+    let agency = Agency::by_ids(&mut &*conn, &[upload.agency])
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| AppError::NotFound(format!("no agency has id {}", upload.agency)))?;
-    let children = Agency::children_of(conn, &[upload.agency]).await?;
+    let children = Agency::children_of(&mut &*conn, &[upload.agency]).await?;
     let mut systems = agency.systems();
     for child in &children {
         systems.extend(child.systems());
@@ -420,16 +420,16 @@ pub async fn context(
     agency: AgencyId,
     system: System,
 ) -> AppResult<Context> {
-    let agency = Agency::by_ids(conn, &[agency])
+    let agency = Agency::by_ids(&mut &*conn, &[agency])
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| AppError::NotFound(format!("no agency has id {agency}")))?;
-    let children = Agency::children_of(conn, &[agency.id]).await?;
+    let children = Agency::children_of(&mut &*conn, &[agency.id]).await?;
     let ids: Vec<AgencyId> = std::iter::once(agency.id)
         .chain(children.iter().map(|c| c.id))
         .collect();
-    let mut settings = AgencyMetricSettings::of_agencies(conn, &ids).await?;
+    let mut settings = AgencyMetricSettings::of_agencies(&mut &*conn, &ids).await?;
     let mut target = |agency: &Agency| Target {
         id: agency.id,
         name: agency.name.clone(),

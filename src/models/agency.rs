@@ -163,7 +163,7 @@ impl Agency {
     }
 
     /// The agencies with these ids, in no particular order.
-    pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[AgencyId]) -> QueryResult<Vec<Self>> {
+    pub async fn by_ids(conn: &mut &AsyncPgConnection, ids: &[AgencyId]) -> QueryResult<Vec<Self>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -176,7 +176,7 @@ impl Agency {
 
     /// The child agencies of these superagencies, ordered by name.
     pub async fn children_of(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         parents: &[AgencyId],
     ) -> QueryResult<Vec<Self>> {
         if parents.is_empty() {
@@ -263,7 +263,7 @@ pub struct AgencySetting {
 impl AgencySetting {
     /// The settings of these agencies, by kind.
     pub async fn of_agencies(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         agencies: &[AgencyId],
     ) -> QueryResult<Vec<Self>> {
         if agencies.is_empty() {
@@ -293,7 +293,7 @@ pub struct Jurisdiction {
 impl Jurisdiction {
     /// The jurisdictions of these agencies, by geoid.
     pub async fn of_agencies(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         agencies: &[AgencyId],
     ) -> QueryResult<Vec<Self>> {
         if agencies.is_empty() {

@@ -96,7 +96,7 @@ pub struct Datapoint {
 impl Datapoint {
     /// Every value on these reports.
     pub async fn of_reports(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         reports: &[ReportId],
     ) -> QueryResult<Vec<Self>> {
         if reports.is_empty() {
@@ -155,7 +155,7 @@ pub struct Cell {
 impl DatapointChange {
     /// The changes of values on these reports, oldest first.
     pub async fn of_reports(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         reports: &[ReportId],
     ) -> QueryResult<Vec<(Self, Cell)>> {
         if reports.is_empty() {
@@ -199,7 +199,7 @@ pub struct ReportContext {
 impl ReportContext {
     /// The contexts of these reports.
     pub async fn of_reports(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         reports: &[ReportId],
     ) -> QueryResult<Vec<Self>> {
         if reports.is_empty() {
@@ -250,7 +250,10 @@ pub struct SeriesQuery {
 impl SeriesValue {
     /// The aggregate and breakdown values (not sub-categories) the batch needs, in period
     /// order.
-    pub async fn load(conn: &mut AsyncPgConnection, query: &SeriesQuery) -> QueryResult<Vec<Self>> {
+    pub async fn load(
+        conn: &mut &AsyncPgConnection,
+        query: &SeriesQuery,
+    ) -> QueryResult<Vec<Self>> {
         if query.agencies.is_empty() || query.metrics.is_empty() {
             return Ok(Vec::new());
         }

@@ -145,7 +145,7 @@ pub struct AgencyMetricSettings {
 impl AgencyMetricSettings {
     /// The settings of these agencies (every agency gets an entry).
     pub async fn of_agencies(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         agencies: &[AgencyId],
     ) -> QueryResult<HashMap<AgencyId, Self>> {
         let mut all: HashMap<AgencyId, Self> = agencies
@@ -155,21 +155,26 @@ impl AgencyMetricSettings {
         if agencies.is_empty() {
             return Ok(all);
         }
-        let settings: Vec<MetricSetting> = metric_settings::table
-            .filter(metric_settings::agency_id.eq_any(agencies))
-            .select(MetricSetting::as_select())
-            .load(conn)
-            .await?;
-        let members: Vec<MemberSetting> = metric_setting_members::table
-            .filter(metric_setting_members::agency_id.eq_any(agencies))
-            .select(MemberSetting::as_select())
-            .load(conn)
-            .await?;
-        let answers: Vec<ChecklistAnswer> = metric_setting_answers::table
-            .filter(metric_setting_answers::agency_id.eq_any(agencies))
-            .select(ChecklistAnswer::as_select())
-            .load(conn)
-            .await?;
+        // Three statements sent together on the one connection (pipelined).
+        let shared: &AsyncPgConnection = conn;
+        let (settings, members, answers): (
+            Vec<MetricSetting>,
+            Vec<MemberSetting>,
+            Vec<ChecklistAnswer>,
+        ) = futures_util::try_join!(
+            metric_settings::table
+                .filter(metric_settings::agency_id.eq_any(agencies))
+                .select(MetricSetting::as_select())
+                .load(&mut &*shared),
+            metric_setting_members::table
+                .filter(metric_setting_members::agency_id.eq_any(agencies))
+                .select(MemberSetting::as_select())
+                .load(&mut &*shared),
+            metric_setting_answers::table
+                .filter(metric_setting_answers::agency_id.eq_any(agencies))
+                .select(ChecklistAnswer::as_select())
+                .load(&mut &*shared),
+        )?;
         for setting in settings {
             all.entry(setting.agency_id)
                 .or_default()
@@ -589,7 +594,7 @@ pub struct SettingChange {
 impl SettingChange {
     /// The setting changes of these agencies, oldest first.
     pub async fn of_agencies(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         agencies: &[AgencyId],
     ) -> QueryResult<Vec<Self>> {
         use crate::db::schema::metric_setting_changes as changes;

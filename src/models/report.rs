@@ -167,7 +167,7 @@ impl Report {
     }
 
     /// The reports with these ids.
-    pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[ReportId]) -> QueryResult<Vec<Self>> {
+    pub async fn by_ids(conn: &mut &AsyncPgConnection, ids: &[ReportId]) -> QueryResult<Vec<Self>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -214,7 +214,7 @@ impl Report {
     /// The latest reports of these agencies: for each agency its latest monthly report, and
     /// its latest annual report for each month reporting years start in. One query.
     pub async fn latest_of(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         agencies: &[AgencyId],
     ) -> QueryResult<Vec<Self>> {
         if agencies.is_empty() {
@@ -240,7 +240,7 @@ impl Report {
 
     /// Who edited these reports, with the users, most recent first.
     pub async fn editors_of(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         reports: &[ReportId],
     ) -> QueryResult<Vec<(ReportId, DateTime<Utc>, User)>> {
         if reports.is_empty() {
@@ -261,7 +261,7 @@ impl Report {
 
     /// The status changes of these reports, oldest first.
     pub async fn status_changes_of(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         reports: &[ReportId],
     ) -> QueryResult<Vec<StatusChange>> {
         if reports.is_empty() {

@@ -199,7 +199,10 @@ pub struct SpreadsheetMessage {
 
 impl SpreadsheetMessage {
     /// The messages of these spreadsheets, in the order raised.
-    pub async fn of(conn: &mut AsyncPgConnection, ids: &[SpreadsheetId]) -> QueryResult<Vec<Self>> {
+    pub async fn of(
+        conn: &mut &AsyncPgConnection,
+        ids: &[SpreadsheetId],
+    ) -> QueryResult<Vec<Self>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -225,7 +228,10 @@ pub struct ReportChange {
 
 impl ReportChange {
     /// What these spreadsheets did to reports.
-    pub async fn of(conn: &mut AsyncPgConnection, ids: &[SpreadsheetId]) -> QueryResult<Vec<Self>> {
+    pub async fn of(
+        conn: &mut &AsyncPgConnection,
+        ids: &[SpreadsheetId],
+    ) -> QueryResult<Vec<Self>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

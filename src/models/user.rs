@@ -39,7 +39,7 @@ impl User {
     }
 
     /// The users with these ids, in no particular order.
-    pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[UserId]) -> QueryResult<Vec<Self>> {
+    pub async fn by_ids(conn: &mut &AsyncPgConnection, ids: &[UserId]) -> QueryResult<Vec<Self>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -179,7 +179,7 @@ pub struct Membership {
 impl Membership {
     /// The memberships of these users, ordered by agency.
     pub async fn of_users(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         users: &[UserId],
     ) -> QueryResult<Vec<Self>> {
         if users.is_empty() {
@@ -195,7 +195,7 @@ impl Membership {
 
     /// The members of these agencies with their users, ordered by name.
     pub async fn of_agencies(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         agencies: &[AgencyId],
     ) -> QueryResult<Vec<(Self, User)>> {
         if agencies.is_empty() {
@@ -524,7 +524,7 @@ pub struct RoleChange {
 impl RoleChange {
     /// The membership changes of these agencies, oldest first.
     pub async fn of_agencies(
-        conn: &mut AsyncPgConnection,
+        conn: &mut &AsyncPgConnection,
         agencies: &[AgencyId],
     ) -> QueryResult<Vec<Self>> {
         if agencies.is_empty() {

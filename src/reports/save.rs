@@ -106,7 +106,7 @@ async fn save_in_transaction(conn: &mut AsyncPgConnection, save: &Save) -> AppRe
     }
     let version = report.version + 1;
 
-    let existing: HashMap<CellKey, Datapoint> = Datapoint::of_reports(conn, &[report.id])
+    let existing: HashMap<CellKey, Datapoint> = Datapoint::of_reports(&mut &*conn, &[report.id])
         .await?
         .into_iter()
         .map(|d| {

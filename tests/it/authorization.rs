@@ -405,12 +405,12 @@ fn next_period() -> NaiveDate {
 async fn fresh_report(db: &TestDb, fixture: &Fixture, status: ReportStatus) -> Report {
     let mut conn = db.connect().await;
     let agency_id = AgencyId(fixture.sheriff.parse().unwrap());
-    let agency = Agency::by_ids(&mut conn, &[agency_id])
+    let agency = Agency::by_ids(&mut &conn, &[agency_id])
         .await
         .unwrap()
         .pop()
         .unwrap();
-    let settings = AgencyMetricSettings::of_agencies(&mut conn, &[agency_id])
+    let settings = AgencyMetricSettings::of_agencies(&mut &conn, &[agency_id])
         .await
         .unwrap()
         .remove(&agency_id)

@@ -879,12 +879,29 @@ async fn an_unreachable_database_is_answered_at_once_with_503() {
         .execute(&mut admin)
         .await
         .unwrap();
-    diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    // A connection the pool was opening as connections were refused may still arrive: end
+    // the database's connections until none has been left for a while.
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let mut quiet = 0;
+    while quiet < 3 {
+        let ended: Vec<Count> = diesel::sql_query(format!(
+            "SELECT count(pg_terminate_backend(pid)) AS count FROM pg_stat_activity \
+             WHERE datname = '{name}'"
+        ))
+        .load(&mut admin)
+        .await
+        .unwrap();
+        quiet = if ended.iter().all(|row| row.count == 0) {
+            quiet + 1
+        } else {
+            0
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for token in [None, Some(token.as_str())] {
         let started = Instant::now();
         let mut answer = query(
