@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Request, Variables};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -18,7 +18,7 @@ use justice_counts::auth::tokens::TokenKeys;
 use justice_counts::auth::{self, AuthConfig};
 use justice_counts::db::schema::{agencies, reports};
 use justice_counts::db::{self, StatementCounter};
-use justice_counts::graphql::loaders::{Db, new_loader};
+use justice_counts::graphql::loaders::{Db, RequestCache, new_loader};
 use justice_counts::graphql::{self, AppSchema};
 use justice_counts::models::ids::{AgencyId, ReportId};
 use justice_counts::seed;
@@ -70,12 +70,8 @@ async fn execute(
         .data(viewer);
     let response = match strategy {
         Strategy::Spawned(delay) => {
-            let loader = DataLoader::with_cache(
-                Db::new(pool.clone()),
-                tokio::spawn,
-                HashMapCache::default(),
-            )
-            .delay(delay);
+            let loader = DataLoader::with_cache(Db::new(pool.clone()), tokio::spawn, RequestCache)
+                .delay(delay);
             schema.execute(request.data(loader)).await
         }
         Strategy::RequestDriven => {

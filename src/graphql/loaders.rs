@@ -11,7 +11,11 @@ use std::sync::{Arc, Weak};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
 
-use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use std::any::TypeId;
+
+use async_graphql::dataloader::{
+    CacheFactory, CacheStorage, DataLoader, HashMapCache, Loader, NoCache,
+};
 use chrono::{DateTime, Utc};
 use futures_channel::mpsc::{self, UnboundedReceiver};
 use futures_util::future::BoxFuture;
@@ -130,7 +134,38 @@ impl Db {
 /// agency's settings for its metrics, then for its latest reports' metrics) is not fetched
 /// twice; for mutations it keeps nothing, since a write in the middle would make it stale.
 /// The [pipeline](super::pipeline) turns keeping on once the document is parsed.
-pub type DbLoader = DataLoader<Db, HashMapCache>;
+pub type DbLoader = DataLoader<Db, RequestCache>;
+
+/// What a request's loader keeps: rows and settings that later passes ask for again (agencies,
+/// users, reports, memberships, settings). Long lists (values, history, contexts) are asked
+/// for once per report and would only be copied into the cache for nothing.
+#[derive(Default)]
+pub struct RequestCache;
+
+impl CacheFactory for RequestCache {
+    fn create<K, V>(&self) -> Box<dyn CacheStorage<Key = K, Value = V>>
+    where
+        K: Send + Sync + Clone + Eq + Hash + 'static,
+        V: Send + Sync + Clone + 'static,
+    {
+        let kept = [
+            TypeId::of::<AgencyId>(),
+            TypeId::of::<UserId>(),
+            TypeId::of::<ReportId>(),
+            TypeId::of::<ChildrenOf>(),
+            TypeId::of::<MembershipsOf>(),
+            TypeId::of::<TeamOf>(),
+            TypeId::of::<MetricSettingsOf>(),
+            TypeId::of::<SettingsOf>(),
+            TypeId::of::<JurisdictionsOf>(),
+        ];
+        if kept.contains(&TypeId::of::<K>()) {
+            HashMapCache::default().create::<K, V>()
+        } else {
+            NoCache.create::<K, V>()
+        }
+    }
+}
 
 /// The batch fetches a request's loader has started, to be driven by that request.
 pub struct LoaderTasks(UnboundedReceiver<BoxFuture<'static, ()>>);
@@ -164,8 +199,8 @@ pub fn new_routed_loader(route: Route) -> (DbLoader, LoaderTasks) {
     };
     (
         {
-            let loader = DataLoader::with_cache(Db { route }, spawner, HashMapCache::default())
-                .delay(Duration::ZERO);
+            let loader =
+                DataLoader::with_cache(Db { route }, spawner, RequestCache).delay(Duration::ZERO);
             loader.enable_all_cache(false);
             loader
         },
