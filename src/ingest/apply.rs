@@ -284,7 +284,7 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
     // Reports for the periods that get values (not in a dry run): made before the comparison
     // so that one pass over the staged values finds every report.
     if !mode.dry_run {
-        diesel::sql_query(
+        let created = diesel::sql_query(
             "INSERT INTO reports (agency_id, frequency, date_range_start, date_range_end, status) \
              SELECT DISTINCT v.agency_id, v.frequency, v.date_range_start, \
                  (v.date_range_start + CASE v.frequency WHEN 'MONTHLY' THEN interval '1 month' \
@@ -297,6 +297,11 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
         .bind::<Integer, _>(id)
         .execute(conn)
         .await?;
+        // Thousands of new reports in a status the statistics call rare would lead the
+        // planner of the statements below to nested loops over them.
+        if created > 1_000 {
+            diesel::sql_query("ANALYZE reports").execute(conn).await?;
+        }
     }
     // Compare with what is stored, in one pass: each value's report (created by this
     // transaction, or not there at all in a dry run, means a new report), the value it

@@ -229,13 +229,22 @@ pub struct Parser {
     months: Matcher,
     /// The member matcher of each breakdown (by dimension id), made on first use.
     members: HashMap<&'static str, Matcher>,
+    /// The child agencies by their trimmed, lowercased name (the first of equal names).
+    children: HashMap<String, usize>,
     is_csv: bool,
 }
 
 impl Parser {
     /// A parser for one file of `context`'s upload.
     pub fn new(context: Context, is_csv: bool) -> Self {
+        let mut children = HashMap::new();
+        for (index, child) in context.children.iter().enumerate() {
+            children
+                .entry(child.name.trim().to_lowercase())
+                .or_insert(index);
+        }
         Self {
+            children,
             sheets: layout::sheets_of(context.system),
             context,
             invalid_sheets: Vec::new(),
@@ -641,10 +650,10 @@ impl Parser {
                 problems.push(empty(default_key.as_deref(), "agency"));
             } else {
                 let wanted = agency_cell.display().trim().to_lowercase();
-                match context
+                match self
                     .children
-                    .iter()
-                    .find(|child| child.name.trim().to_lowercase() == wanted)
+                    .get(&wanted)
+                    .and_then(|&index| context.children.get(index))
                 {
                     Some(child) => target = child,
                     None => problems.push(invalid(
