@@ -1,7 +1,6 @@
-//! Read replicas: a real streaming replica of the test cluster (`pg_basebackup -R`) serves the
-//! queries, and a user who has just written reads their write.
+//! Read replicas: a real streaming replica (`pg_basebackup -R`) of a primary of the test's
+//! own serves the queries, and a user who has just written reads their write.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -13,28 +12,6 @@ use crate::support::{TestApp, TestDb, agency_id};
 const SET_HOMEPAGE: &str = "mutation($input: AgencySettingsInput!) { \
     updateAgencySettings(input: $input) { id } }";
 const HOMEPAGE: &str = "query($id: ID!) { agency(id: $id) { settings { kind value } } }";
-
-/// The directory of the test cluster, from the `host` of its socket URL.
-fn cluster_dir(url: &str) -> Option<PathBuf> {
-    let host = url
-        .split_once('?')?
-        .1
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("host="))?;
-    let mut bytes = Vec::new();
-    let mut rest = host.as_bytes();
-    while let Some((&first, tail)) = rest.split_first() {
-        if first == b'%' && tail.len() >= 2 {
-            let hex = std::str::from_utf8(&tail[..2]).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = &tail[2..];
-        } else {
-            bytes.push(first);
-            rest = tail;
-        }
-    }
-    Some(PathBuf::from(String::from_utf8(bytes).ok()?))
-}
 
 async fn homepage(app: &TestApp, token: &str, agency: &str) -> Option<String> {
     let answer = app
@@ -95,25 +72,43 @@ async fn replay(replica: &mut AsyncPgConnection, paused: bool) {
 
 #[tokio::test]
 async fn queries_read_from_a_streaming_replica_and_writers_read_their_writes() {
-    let db = TestDb::with_demo().await;
-    let Some(primary) = cluster_dir(&db.url) else {
-        // A server named by TEST_DATABASE_URL cannot be copied from here.
-        eprintln!("no private test cluster: the replica test needs one");
-        return;
-    };
-    let dir = tempfile::Builder::new()
+    // A primary of this test's own: the shared test cluster's WAL (a database created and
+    // dropped for every test) would keep the replica replaying other tests' work.
+    let primary_dir = tempfile::Builder::new()
+        .prefix("jc-primary-")
+        .tempdir()
+        .unwrap();
+    let replica_dir = tempfile::Builder::new()
         .prefix("jc-replica-")
         .tempdir()
         .unwrap();
-    let root = dir.path().to_owned();
+    let (primary_root, replica_root) =
+        (primary_dir.path().to_owned(), replica_dir.path().to_owned());
+    let primary = tokio::task::spawn_blocking(move || {
+        let binaries = PgBinaries::locate(&BinarySearch::system(None))?;
+        Cluster::start(
+            binaries,
+            &ClusterOptions {
+                root: primary_root,
+                durable: false,
+                ..ClusterOptions::default()
+            },
+        )
+    })
+    .await
+    .unwrap()
+    .expect("the primary starts")
+    .0;
+    let db = TestDb::with_demo_on(&primary.url("{db}")).await;
+    let primary_root = primary.root().to_owned();
     let replica = tokio::task::spawn_blocking(move || {
         let binaries = PgBinaries::locate(&BinarySearch::system(None))?;
         Cluster::start(
             binaries,
             &ClusterOptions {
-                root,
+                root: replica_root,
                 durable: false,
-                standby_of: Some(primary),
+                standby_of: Some(primary_root),
                 ..ClusterOptions::default()
             },
         )
@@ -150,10 +145,8 @@ async fn queries_read_from_a_streaming_replica_and_writers_read_their_writes() {
     while homepage(&app, &agency_admin, &sheriff).await.as_deref()
         != Some("https://first.example.org")
     {
-        // Other tests' databases are created and dropped meanwhile: the replica replays all
-        // of that before it reaches this write.
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < Duration::from_secs(30),
             "the replica does not catch up"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -180,5 +173,7 @@ async fn queries_read_from_a_streaming_replica_and_writers_read_their_writes() {
     replay(&mut control, false).await;
     drop(control);
     drop(app);
+    drop(db);
     drop(replica);
+    drop(primary);
 }

@@ -171,6 +171,38 @@ impl TestDb {
         Self::clone_of(Some(&template)).await
     }
 
+    /// A migrated database holding the catalogue and the demo data on another PostgreSQL
+    /// server, whose databases have URLs `url_pattern` with `{db}` for the name.
+    pub async fn with_demo_on(url_pattern: &str) -> Self {
+        let name = "demo".to_owned();
+        let admin_url = url_pattern.replace("{db}", "postgres");
+        db::create_database_if_missing(&admin_url, &name)
+            .await
+            .expect("create database");
+        let url = url_pattern.replace("{db}", &name);
+        db::run_migrations(&url).await.expect("migrations run");
+        let catalogue = Arc::new(Catalogue::standard().expect("catalogue"));
+        let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+        sync::sync(&mut conn, &catalogue)
+            .await
+            .expect("catalogue sync");
+        seed::demo::seed(&mut conn, &catalogue)
+            .await
+            .expect("demo data loads");
+        let statements = StatementCounter::default();
+        let pool = db::connect_counting(&url, 4, Some(statements.clone()))
+            .await
+            .expect("pool");
+        Self {
+            url,
+            pool,
+            statements,
+            catalogue,
+            name,
+            admin_url,
+        }
+    }
+
     /// An empty database: no migrations, no catalogue.
     pub async fn empty() -> Self {
         Self::clone_of(Some("template0")).await
