@@ -29,14 +29,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use justice_counts::db::schema::{agencies, reports};
-use justice_counts::models::enums::System;
-use justice_counts::models::ids::{AgencyId, ReportId};
 use justice_counts::seed;
 use serde_json::{Value, json};
-use support::{BenchDb, operation};
+use support::{BenchDb, ScreenIds, operation};
 
 mod support;
 
@@ -511,25 +506,11 @@ async fn main() -> anyhow::Result<()> {
     admin.batch_execute("VACUUM ANALYZE").await?;
     drop(admin);
 
-    let mut conn = AsyncPgConnection::establish(&url).await?;
-    let sheriff: AgencyId = agencies::table
-        .filter(agencies::name.eq("Pine County Sheriff's Office"))
-        .select(agencies::id)
-        .first(&mut conn)
-        .await?;
-    let jail: AgencyId = agencies::table
-        .filter(agencies::name.like("Benchmark Agency%"))
-        .filter(agencies::systems.contains(vec![Some(System::Jails)]))
-        .select(agencies::id)
-        .first(&mut conn)
-        .await?;
-    let report: ReportId = reports::table
-        .filter(reports::agency_id.eq(jail))
-        .order(reports::date_range_start.desc())
-        .select(reports::id)
-        .first(&mut conn)
-        .await?;
-    drop(conn);
+    let ScreenIds {
+        sheriff,
+        jail,
+        report,
+    } = ScreenIds::find(&url).await?;
     let body =
         |name: &str, variables: Value| json!({ "query": operation(name), "variables": variables });
     let screens = [

@@ -12,18 +12,15 @@ use std::time::{Duration, Instant};
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Request, Variables};
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use justice_counts::auth::tokens::TokenKeys;
 use justice_counts::auth::{self, AuthConfig};
-use justice_counts::db::schema::{agencies, reports};
 use justice_counts::db::{self, StatementCounter};
 use justice_counts::graphql::loaders::{Db, RequestCache, new_loader};
 use justice_counts::graphql::{self, AppSchema};
-use justice_counts::models::ids::{AgencyId, ReportId};
 use justice_counts::seed;
 use serde_json::json;
-use support::{BenchDb, operation};
+use support::{BenchDb, ScreenIds, operation};
 
 mod support;
 
@@ -102,26 +99,12 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("generating 500 agencies ...");
     seed::scale::seed(&pool, &catalogue, 500, false).await?;
 
+    let ScreenIds {
+        sheriff,
+        jail,
+        report,
+    } = ScreenIds::find(&url).await?;
     let mut conn = AsyncPgConnection::establish(&url).await?;
-    let sheriff: AgencyId = agencies::table
-        .filter(agencies::name.eq("Pine County Sheriff's Office"))
-        .select(agencies::id)
-        .first(&mut conn)
-        .await?;
-    let jail: AgencyId = agencies::table
-        .filter(agencies::name.like("Benchmark Agency%"))
-        .filter(
-            agencies::systems.contains(vec![Some(justice_counts::models::enums::System::Jails)]),
-        )
-        .select(agencies::id)
-        .first(&mut conn)
-        .await?;
-    let report: ReportId = reports::table
-        .filter(reports::agency_id.eq(jail))
-        .order(reports::date_range_start.desc())
-        .select(reports::id)
-        .first(&mut conn)
-        .await?;
     let screens = [
         Screen {
             name: "records (65 reports)",

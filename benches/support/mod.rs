@@ -3,9 +3,13 @@
 
 use std::sync::Arc;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use justice_counts::catalogue::{Catalogue, sync};
 use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
+use justice_counts::db::schema::{agencies, reports};
+use justice_counts::models::enums::System;
+use justice_counts::models::ids::{AgencyId, ReportId};
 use justice_counts::{db, seed};
 
 /// A database of its own for a benchmark run; the cluster stops when this is dropped.
@@ -74,6 +78,47 @@ impl BenchDb {
     #[allow(dead_code, reason = "not every benchmark reads PostgreSQL's files")]
     pub fn pgdata(&self) -> std::path::PathBuf {
         self._cluster.pgdata()
+    }
+}
+
+/// The rows the screens are run on, in the demo data with generated agencies added.
+#[allow(dead_code, reason = "not every benchmark serves screens")]
+pub struct ScreenIds {
+    /// The demo sheriff's office.
+    pub sheriff: AgencyId,
+    /// A generated agency reporting jails.
+    pub jail: AgencyId,
+    /// Its latest report.
+    pub report: ReportId,
+}
+
+impl ScreenIds {
+    /// Looks them up in the database at `url`.
+    #[allow(dead_code, reason = "not every benchmark serves screens")]
+    pub async fn find(url: &str) -> anyhow::Result<Self> {
+        let mut conn = AsyncPgConnection::establish(url).await?;
+        let sheriff: AgencyId = agencies::table
+            .filter(agencies::name.eq("Pine County Sheriff's Office"))
+            .select(agencies::id)
+            .first(&mut conn)
+            .await?;
+        let jail: AgencyId = agencies::table
+            .filter(agencies::name.like("Benchmark Agency%"))
+            .filter(agencies::systems.contains(vec![Some(System::Jails)]))
+            .select(agencies::id)
+            .first(&mut conn)
+            .await?;
+        let report: ReportId = reports::table
+            .filter(reports::agency_id.eq(jail))
+            .order(reports::date_range_start.desc())
+            .select(reports::id)
+            .first(&mut conn)
+            .await?;
+        Ok(Self {
+            sheriff,
+            jail,
+            report,
+        })
     }
 }
 

@@ -129,7 +129,17 @@ impl TestDb {
         let server = server().await;
         let name = format!("{}_{}", server.run, COUNTER.fetch_add(1, Ordering::Relaxed));
         create_database(server, &name, template).await;
-        let url = server.url(&name);
+        let catalogue = Arc::new(Catalogue::standard().expect("catalogue"));
+        Self::opened(server.url(&name), name, server.url("postgres"), catalogue).await
+    }
+
+    /// The test's view of database `name` at `url`, with a counting pool.
+    async fn opened(
+        url: String,
+        name: String,
+        admin_url: String,
+        catalogue: Arc<Catalogue>,
+    ) -> Self {
         let statements = StatementCounter::default();
         let pool = db::connect_counting(&url, 4, Some(statements.clone()))
             .await
@@ -138,9 +148,9 @@ impl TestDb {
             url,
             pool,
             statements,
-            catalogue: Arc::new(Catalogue::standard().expect("catalogue")),
+            catalogue,
             name,
-            admin_url: server.url("postgres"),
+            admin_url,
         }
     }
 
@@ -189,18 +199,7 @@ impl TestDb {
         seed::demo::seed(&mut conn, &catalogue)
             .await
             .expect("demo data loads");
-        let statements = StatementCounter::default();
-        let pool = db::connect_counting(&url, 4, Some(statements.clone()))
-            .await
-            .expect("pool");
-        Self {
-            url,
-            pool,
-            statements,
-            catalogue,
-            name,
-            admin_url,
-        }
+        Self::opened(url, name, admin_url, catalogue).await
     }
 
     /// An empty database: no migrations, no catalogue.
