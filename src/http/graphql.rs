@@ -642,7 +642,11 @@ async fn execute(
     };
     // Queries read from a replica when there are some, except for answers about to be kept
     // in the public cache: a replica may not yet have replayed the change that emptied it.
-    let reader = viewer.user_id().map(|user| user.to_string());
+    let reader = if state.replicas.is_empty() {
+        None
+    } else {
+        viewer.user_id().map(|user| user.to_string())
+    };
     let replica = if public.is_some() {
         None
     } else {
