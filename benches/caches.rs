@@ -17,19 +17,14 @@ use std::time::Instant;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use justice_counts::auth::AuthConfig;
-use justice_counts::auth::tokens::TokenKeys;
 use justice_counts::catalogue::Catalogue;
 use justice_counts::db::schema::agencies;
 use justice_counts::db::{self, PoolSettings, StatementCounter};
-use justice_counts::events::EventBus;
-use justice_counts::graphql::SchemaData;
 use justice_counts::limits::Limits;
 use justice_counts::models::ids::AgencyId;
-use justice_counts::models::user::User;
-use justice_counts::{http, seed};
+use justice_counts::seed;
 use serde_json::json;
-use support::{BenchDb, operation};
+use support::{BenchDb, operation, serve_in_process};
 
 mod support;
 
@@ -64,43 +59,10 @@ async fn serve(
         },
     )
     .await?;
-    let keys = TokenKeys::generate();
-    let mut conn = pool.get().await?;
-    let user = User::find_by_email(&mut conn, "admin@example.com")
-        .await?
-        .unwrap();
-    drop(conn);
-    let token = keys.issue(
-        user.id,
-        None,
-        chrono::Utc::now() + chrono::Duration::hours(2),
-    )?;
-    let auth = Arc::new(AuthConfig::with_limits(keys, &limits));
-    let events = EventBus::new();
-    events.listen(url.to_owned()).await?;
-    auth.credentials.follow(&events);
-    let router = http::router(http::Services::over(
-        SchemaData {
-            pool,
-            catalogue: catalogue.clone(),
-            auth,
-            events,
-            limits,
-        },
-        url,
-    ))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
+    let (url, token) = serve_in_process(url, pool, catalogue, limits, true, true).await?;
     Ok(Server {
         name,
-        url: format!("http://{address}/graphql"),
+        url,
         token: signed_in.then_some(token),
         statements,
     })

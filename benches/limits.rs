@@ -13,19 +13,14 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use justice_counts::auth::AuthConfig;
-use justice_counts::auth::tokens::TokenKeys;
 use justice_counts::catalogue::Catalogue;
 use justice_counts::db::schema::agencies;
 use justice_counts::db::{self, PoolSettings};
-use justice_counts::events::EventBus;
-use justice_counts::graphql::{self, SchemaData};
 use justice_counts::limits::Limits;
 use justice_counts::models::ids::AgencyId;
-use justice_counts::models::user::User;
-use justice_counts::{http, seed};
+use justice_counts::seed;
 use serde_json::json;
-use support::{BenchDb, operation};
+use support::{BenchDb, operation, serve_in_process};
 
 mod support;
 
@@ -56,56 +51,8 @@ async fn serve(
         },
     )
     .await?;
-    let keys = TokenKeys::generate();
-    let mut conn = pool.get().await?;
-    let user = User::find_by_email(&mut conn, "admin@example.com")
-        .await?
-        .unwrap();
-    drop(conn);
-    let token = keys.issue(
-        user.id,
-        None,
-        chrono::Utc::now() + chrono::Duration::hours(2),
-    )?;
-    let auth = Arc::new(AuthConfig::with_limits(keys, &limits));
-    let events = EventBus::new();
-    let data = SchemaData {
-        pool: pool.clone(),
-        catalogue: catalogue.clone(),
-        auth: auth.clone(),
-        events: events.clone(),
-        limits: limits.clone(),
-    };
-    let schema = if checked {
-        graphql::build_schema(data)
-    } else {
-        graphql::build_schema_without_document_limits(data)
-    };
-    let router = http::router(http::Services {
-        schema,
-        pool,
-        auth,
-        limits,
-        events,
-        cors: http::cors::CorsSettings::default(),
-        catalogue: catalogue.clone(),
-        database_url: url.to_owned(),
-        replicas: Arc::default(),
-    })?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
-    Ok(Server {
-        name,
-        url: format!("http://{address}/graphql"),
-        token,
-    })
+    let (url, token) = serve_in_process(url, pool, catalogue, limits, checked, false).await?;
+    Ok(Server { name, url, token })
 }
 
 /// Requests per second of `REQUESTS_PER_ROUND` requests from `CLIENTS` concurrent clients.

@@ -5,12 +5,18 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use justice_counts::auth::AuthConfig;
+use justice_counts::auth::tokens::TokenKeys;
 use justice_counts::catalogue::{Catalogue, sync};
 use justice_counts::db::cluster::{BinarySearch, Cluster, ClusterOptions, PgBinaries};
 use justice_counts::db::schema::{agencies, reports};
+use justice_counts::events::EventBus;
+use justice_counts::graphql::{self, SchemaData};
+use justice_counts::limits::Limits;
 use justice_counts::models::enums::System;
 use justice_counts::models::ids::{AgencyId, ReportId};
-use justice_counts::{db, seed};
+use justice_counts::models::user::User;
+use justice_counts::{db, http, seed};
 
 /// A database of its own for a benchmark run; the cluster stops when this is dropped.
 pub struct BenchDb {
@@ -120,6 +126,71 @@ impl ScreenIds {
             report,
         })
     }
+}
+
+/// The API served over `pool` (a pool of the database at `url`) on a loopback port by this
+/// process: its `/graphql` URL and an access token of the demo platform admin. `checked`:
+/// with the limits on documents; `follow`: with the in-memory caches kept current by the
+/// database's notifications (without it, nothing is served from memory).
+#[allow(dead_code, reason = "not every benchmark serves in-process")]
+pub async fn serve_in_process(
+    url: &str,
+    pool: db::Pool,
+    catalogue: &Arc<Catalogue>,
+    limits: Arc<Limits>,
+    checked: bool,
+    follow: bool,
+) -> anyhow::Result<(String, String)> {
+    let keys = TokenKeys::generate();
+    let mut conn = pool.get().await?;
+    let user = User::find_by_email(&mut conn, "admin@example.com")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the demo data has no platform admin"))?;
+    drop(conn);
+    let token = keys.issue(
+        user.id,
+        None,
+        chrono::Utc::now() + chrono::Duration::hours(2),
+    )?;
+    let auth = Arc::new(AuthConfig::with_limits(keys, &limits));
+    let events = EventBus::new();
+    if follow {
+        events.listen(url.to_owned()).await?;
+        auth.credentials.follow(&events);
+    }
+    let data = SchemaData {
+        pool: pool.clone(),
+        catalogue: catalogue.clone(),
+        auth: auth.clone(),
+        events: events.clone(),
+        limits: limits.clone(),
+    };
+    let schema = if checked {
+        graphql::build_schema(data)
+    } else {
+        graphql::build_schema_without_document_limits(data)
+    };
+    let router = http::router(http::Services {
+        schema,
+        pool,
+        auth,
+        limits,
+        events,
+        cors: http::cors::CorsSettings::default(),
+        catalogue: catalogue.clone(),
+        database_url: url.to_owned(),
+        replicas: Arc::default(),
+    })?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    Ok((format!("http://{address}/graphql"), token))
 }
 
 /// The document of a screen (`operations/<name>.graphql`).

@@ -497,12 +497,10 @@ async fn the_bare_binary_reads_the_options_of_serve_from_the_environment() {
     stop(child).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_use_the_private_cluster_of_a_running_server() {
-    let dir = data_dir();
-    let (child, base_url) = serve(dir.path()).await;
-    let output = command(dir.path())
-        .args(["token", "issue", "--email", "sheriff.reader@example.com"])
+/// Runs a command of the binary to success; its standard output.
+async fn run_ok(data_dir: &Path, args: &[&str]) -> String {
+    let output = command(data_dir)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
@@ -510,10 +508,23 @@ async fn commands_use_the_private_cluster_of_a_running_server() {
         .unwrap();
     assert!(
         output.status.success(),
-        "{}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_use_the_private_cluster_of_a_running_server() {
+    let dir = data_dir();
+    let (child, base_url) = serve(dir.path()).await;
+    let token = run_ok(
+        dir.path(),
+        &["token", "issue", "--email", "sheriff.reader@example.com"],
+    )
+    .await
+    .trim()
+    .to_owned();
     let me = graphql(&base_url, Some(&token), "{ me { email } }", json!({})).await;
     assert_eq!(
         me["data"]["me"]["email"], "sheriff.reader@example.com",
@@ -521,25 +532,13 @@ async fn commands_use_the_private_cluster_of_a_running_server() {
     );
     // An export reads the same cluster while the server serves it: an agency's public feed,
     // as the server's own feed gives it.
-    let export = command(dir.path())
-        .args(["export", "--published-only", "--agency", "5"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
-    );
+    let exported = run_ok(dir.path(), &["export", "--published-only", "--agency", "5"]).await;
     let served = reqwest::get(format!("{base_url}/feed/5.csv"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let exported = String::from_utf8(export.stdout).unwrap();
     assert!(exported.lines().count() > 100);
     assert_eq!(exported.lines().count(), served.lines().count());
     // The commands left the server's cluster running.
