@@ -201,6 +201,13 @@ async fn main() -> anyhow::Result<()> {
         .batch_execute(
             "CREATE TABLE copy_datapoints (LIKE datapoints INCLUDING DEFAULTS \
                  INCLUDING CONSTRAINTS INCLUDING INDEXES INCLUDING IDENTITY); \
+             CREATE TABLE copy_datapoints_checked (LIKE datapoints INCLUDING DEFAULTS \
+                 INCLUDING CONSTRAINTS INCLUDING INDEXES INCLUDING IDENTITY, \
+                 FOREIGN KEY (report_id) REFERENCES reports (id), \
+                 FOREIGN KEY (metric_key) REFERENCES metric_definitions (key), \
+                 FOREIGN KEY (metric_key, dimension_id, member) \
+                     REFERENCES breakdown_members (metric_key, dimension_id, member), \
+                 FOREIGN KEY (updated_by) REFERENCES users (id)); \
              CREATE TABLE copy_file (metric text, year text, month text, agency text, \
                  breakdown_category text, breakdown text, value text)",
         )
@@ -234,6 +241,12 @@ async fn main() -> anyhow::Result<()> {
         &rows_text,
     )
     .await?;
+    let (copied_checked, copy_checked_time) = copy_rows(
+        "COPY copy_datapoints_checked (report_id, metric_key, dimension_id, member, value, source) \
+         FROM STDIN",
+        &rows_text,
+    )
+    .await?;
     let file_text = std::fs::read(&path)?;
     let (copied_file, copy_file_time) = copy_rows(
         "COPY copy_file FROM STDIN WITH (FORMAT csv, HEADER true)",
@@ -245,6 +258,7 @@ async fn main() -> anyhow::Result<()> {
     let ingest_rate = rate(written, ingest_time.as_secs_f64());
     let copy_rate = rate(copied as usize, copy_time);
     let copy_file_rate = rate(copied_file as usize, copy_file_time);
+    let copy_checked_rate = rate(copied_checked as usize, copy_checked_time);
     println!(
         "values saved: {} new, {} messages; file stored in {:.2} s",
         saved.n,
@@ -266,12 +280,18 @@ async fn main() -> anyhow::Result<()> {
         copy_rate, copy_time
     );
     println!(
+        "COPY into it with its foreign keys:  {:>8.0} rows/s ({:.2} s, {copied_checked} rows)",
+        copy_checked_rate, copy_checked_time
+    );
+    println!(
         "COPY of the CSV into text columns:   {:>8.0} rows/s ({:.2} s, {copied_file} rows)",
         copy_file_rate, copy_file_time
     );
     println!(
-        "ratio ingest / COPY (datapoints-shaped): {:.2}; ingest / COPY (file as text): {:.2}",
+        "ratio ingest / COPY (datapoints-shaped): {:.2}; with foreign keys: {:.2}; \
+         ingest / COPY (file as text): {:.2}",
         ingest_rate / copy_rate,
+        ingest_rate / copy_checked_rate,
         ingest_rate / copy_file_rate
     );
     println!(

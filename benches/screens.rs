@@ -57,11 +57,9 @@ async fn execute(
     screen: &Screen,
 ) -> Duration {
     let started = Instant::now();
-    let mut conn = pool.get().await.unwrap();
-    let viewer = auth::authenticate(&mut conn, config, Some(&format!("Bearer {token}")))
+    let viewer = auth::authenticate(pool, config, Some(&format!("Bearer {token}")))
         .await
         .unwrap();
-    drop(conn);
     let request = Request::new(screen.operation.clone())
         .variables(Variables::from_json(screen.variables.clone()))
         .data(viewer);

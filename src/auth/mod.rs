@@ -15,10 +15,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
-use diesel_async::AsyncPgConnection;
 
 use self::permissions::Operation;
 use self::tokens::{TokenKeys, VerifiedToken};
+use crate::db::Pool;
 use crate::error::{AppError, AppResult};
 use crate::limits::Limits;
 use crate::models::enums::AgencyRole;
@@ -129,7 +129,7 @@ impl Viewer {
 /// Turns the value of an `Authorization` header into a viewer: anonymous without one, a user
 /// for a valid, unrevoked token of an existing user, UNAUTHENTICATED otherwise.
 pub async fn authenticate(
-    conn: &mut AsyncPgConnection,
+    pool: &Pool,
     config: &AuthConfig,
     authorization: Option<&str>,
 ) -> AppResult<Viewer> {
@@ -144,8 +144,10 @@ pub async fn authenticate(
         Ok(entry) => (entry.token, entry.credentials),
         Err(ticket) => {
             let verified = config.keys.verify(token)?;
+            // A connection only when the credentials are not already in memory.
+            let mut conn = pool.get().await?;
             let credentials = User::credentials(
-                conn,
+                &mut conn,
                 verified.user_id,
                 &verified.revocation_ids,
                 verified.session_id,

@@ -7,8 +7,8 @@ use super::catalogue::MetricDefinition;
 use super::guards::SignedIn;
 use super::guards::{Can, viewer};
 use super::loaders::{
-    ChildrenOf, DbLoader, JurisdictionsOf, LatestReportsOf, MetricSettingsOf, RoleChangesOf,
-    SettingsOf,
+    ChildrenOf, DbLoader, EditorsOf, JurisdictionsOf, LatestReportsOf, MetricSettingsOf,
+    RoleChangesOf, SettingsOf,
 };
 use super::metric::AgencyMetric;
 use super::pagination::{
@@ -29,7 +29,7 @@ use crate::models::enums::{
     AgencySettingKind, JurisdictionKind, ReportFrequency, ReportStatus, System,
 };
 use crate::models::ids::AgencyId;
-use crate::models::report::{Report as ReportRow, ReportFilter};
+use crate::models::report::{PageWith, Report as ReportRow, ReportFilter};
 use crate::models::spreadsheet::Spreadsheet;
 use crate::models::user::RoleChange;
 
@@ -226,16 +226,34 @@ impl Agency {
         .slice()
         .gql()?;
         let filter = filter.unwrap_or_default().into_filter().gql()?;
+        // The count and the editors, when the selection asks for them, come with the page.
+        let look = ctx.look_ahead();
+        let with = PageWith {
+            count: look.field("totalCount").exists(),
+            editors: look.field("edges").field("node").field("editors").exists()
+                || look.field("nodes").field("editors").exists(),
+        };
         let mut conn = connection(ctx).await.gql()?;
-        let page = ReportRow::page(&mut conn, self.0.id, &filter, slice)
+        let fetched = ReportRow::page(&mut conn, self.0.id, &filter, slice, with)
             .await
             .gql()?;
+        drop(conn);
+        if let Some(editors) = fetched.editors {
+            let loader = ctx.data_unchecked::<DbLoader>();
+            loader
+                .feed_many(editors.into_iter().map(|(id, list)| (EditorsOf(id), list)))
+                .await;
+        }
+        let total = match fetched.total {
+            Some(count) => TotalCount::Known(count),
+            None => TotalCount::Reports(self.0.id, filter),
+        };
         Ok(connection_of(
-            page,
+            fetched.page,
             &slice,
             ReportRow::key,
             Report,
-            TotalCount::Reports(self.0.id, filter),
+            total,
         ))
     }
 

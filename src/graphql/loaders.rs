@@ -158,6 +158,8 @@ impl CacheFactory for RequestCache {
             TypeId::of::<MetricSettingsOf>(),
             TypeId::of::<SettingsOf>(),
             TypeId::of::<JurisdictionsOf>(),
+            // Fed by a page of reports that read them in its own statement.
+            TypeId::of::<EditorsOf>(),
         ];
         if kept.contains(&TypeId::of::<K>()) {
             HashMapCache::default().create::<K, V>()

@@ -113,6 +113,8 @@ impl PageArgs {
 
 /// What a connection's `totalCount` counts; counted only when asked for.
 pub enum TotalCount {
+    /// Already counted.
+    Known(i64),
     /// An agency's reports matching a filter.
     Reports(AgencyId, ReportFilter),
     /// An agency's uploads.
@@ -123,8 +125,12 @@ pub enum TotalCount {
 
 impl TotalCount {
     async fn count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        if let Self::Known(count) = self {
+            return Ok(*count);
+        }
         let mut conn = connection(ctx).await.gql()?;
         match self {
+            Self::Known(count) => Ok(*count),
             Self::Reports(agency, filter) => Report::count(&mut conn, *agency, filter).await.gql(),
             Self::Spreadsheets(agency) => Spreadsheet::count(&mut conn, *agency).await.gql(),
             Self::Agencies(filter) => Agency::count(&mut conn, filter).await.gql(),

@@ -48,8 +48,7 @@ pub(super) async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<View
         return Ok(Viewer::Anonymous);
     };
     let authorization = authorization.to_str().unwrap_or("invalid");
-    let mut conn = state.pool.get().await?;
-    auth::authenticate(&mut conn, &state.auth, Some(authorization)).await
+    auth::authenticate(&state.pool, &state.auth, Some(authorization)).await
 }
 
 /// The agency when the viewer may read its non-public data; NOT_FOUND otherwise (as for an

@@ -590,13 +590,7 @@ async fn execute(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .map(|value| value.to_str().unwrap_or("invalid"));
-    let viewer = match authorization {
-        None => Ok(Viewer::Anonymous),
-        Some(_) => match state.pool.get().await {
-            Ok(mut conn) => auth::authenticate(&mut conn, &state.auth, authorization).await,
-            Err(error) => Err(AppError::from(error)),
-        },
-    };
+    let viewer = auth::authenticate(&state.pool, &state.auth, authorization).await;
     let viewer = match viewer {
         Ok(viewer) => viewer,
         Err(error) => {

@@ -284,16 +284,9 @@ async fn accept(
         .or_else(|| payload.get("authorization"))
         .and_then(|value| value.as_str())
         .map(str::to_owned);
-    let viewer = {
-        let mut conn = state
-            .pool
-            .get()
-            .await
-            .map_err(|error| AppError::from(error).into_gql())?;
-        auth::authenticate(&mut conn, &state.auth, header.as_deref())
-            .await
-            .map_err(AppError::into_gql)?
-    };
+    let viewer = auth::authenticate(&state.pool, &state.auth, header.as_deref())
+        .await
+        .map_err(AppError::into_gql)?;
     let holder = match &viewer {
         Viewer::User(user) => Holder::User(user.user_id),
         Viewer::Anonymous => Holder::Address(address.0),

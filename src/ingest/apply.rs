@@ -45,8 +45,12 @@ impl Mode {
 
 #[derive(QueryableByName)]
 struct Duplicate {
+    #[diesel(sql_type = Integer)]
+    sheet_index: i32,
     #[diesel(sql_type = Text)]
     sheet: String,
+    #[diesel(sql_type = Integer)]
+    agency_id: i32,
     #[diesel(sql_type = Text)]
     metric_key: String,
     #[diesel(sql_type = Text)]
@@ -57,6 +61,12 @@ struct Duplicate {
     agency: String,
     #[diesel(sql_type = Array<BigInt>)]
     rows: Vec<i64>,
+}
+
+#[derive(QueryableByName)]
+struct SheetSpan {
+    #[diesel(sql_type = Bool)]
+    several: bool,
 }
 
 #[derive(QueryableByName)]
@@ -111,16 +121,29 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
         .execute(conn)
         .await?;
 
-    // Duplicate rows: none of the sheet's values of that metric and period are kept.
+    // Duplicate rows: none of the sheet's values of that metric and period are kept. The
+    // groups are found by one hashed pass; only their rows are read again.
     let duplicates: Vec<Duplicate> = diesel::sql_query(
-        "SELECT min(v.sheet) AS sheet, v.metric_key, v.frequency::text AS frequency, \
-             v.date_range_start AS start, min(a.name) AS agency, \
-             array_agg(v.row_number ORDER BY v.row_number) AS rows \
-         FROM spreadsheet_values v JOIN agencies a ON a.id = v.agency_id \
-         WHERE v.spreadsheet_id = $1 AND NOT v.derived \
-         GROUP BY v.sheet_index, v.agency_id, v.metric_key, v.dimension_id, v.member, \
-             v.frequency, v.date_range_start \
-         HAVING count(*) > 1 \
+        "WITH groups AS MATERIALIZED ( \
+             SELECT sheet_index, agency_id, metric_key, dimension_id, member, frequency, \
+                 date_range_start \
+             FROM spreadsheet_values WHERE spreadsheet_id = $1 AND NOT derived \
+             GROUP BY sheet_index, agency_id, metric_key, dimension_id, member, frequency, \
+                 date_range_start \
+             HAVING count(*) > 1) \
+         SELECT g.sheet_index, min(v.sheet) AS sheet, g.agency_id, g.metric_key, \
+             g.frequency::text AS frequency, g.date_range_start AS start, \
+             min(a.name) AS agency, array_agg(v.row_number ORDER BY v.row_number) AS rows \
+         FROM groups g \
+         JOIN spreadsheet_values v ON v.spreadsheet_id = $1 AND NOT v.derived \
+             AND v.agency_id = g.agency_id AND v.metric_key = g.metric_key \
+             AND v.frequency = g.frequency AND v.date_range_start = g.date_range_start \
+             AND v.sheet_index = g.sheet_index \
+             AND v.dimension_id IS NOT DISTINCT FROM g.dimension_id \
+             AND v.member IS NOT DISTINCT FROM g.member \
+         JOIN agencies a ON a.id = g.agency_id \
+         GROUP BY g.sheet_index, g.agency_id, g.metric_key, g.dimension_id, g.member, \
+             g.frequency, g.date_range_start \
          ORDER BY min(v.row_number)",
     )
     .bind::<Integer, _>(id)
@@ -146,32 +169,48 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
             options: Vec::new(),
         }));
     }
-    diesel::sql_query(
-        "UPDATE spreadsheet_values v SET outcome = 'DROPPED' \
-         FROM (SELECT DISTINCT sheet_index, agency_id, metric_key, frequency, date_range_start \
-               FROM spreadsheet_values WHERE spreadsheet_id = $1 AND NOT derived \
-               GROUP BY sheet_index, agency_id, metric_key, dimension_id, member, frequency, \
-                   date_range_start \
-               HAVING count(*) > 1) d \
-         WHERE v.spreadsheet_id = $1 AND v.sheet_index = d.sheet_index \
-             AND v.agency_id = d.agency_id AND v.metric_key = d.metric_key \
-             AND v.frequency = d.frequency AND v.date_range_start = d.date_range_start",
+    if !duplicates.is_empty() {
+        let column = |f: fn(&Duplicate) -> String| duplicates.iter().map(f).collect::<Vec<_>>();
+        diesel::sql_query(
+            "UPDATE spreadsheet_values v SET outcome = 'DROPPED' \
+             FROM unnest($2::int4[], $3::int4[], $4::text[], $5::text[], $6::date[]) \
+                 AS d(sheet_index, agency_id, metric_key, frequency, date_range_start) \
+             WHERE v.spreadsheet_id = $1 AND v.sheet_index = d.sheet_index \
+                 AND v.agency_id = d.agency_id AND v.metric_key = d.metric_key \
+                 AND v.frequency = d.frequency::report_frequency \
+                 AND v.date_range_start = d.date_range_start",
+        )
+        .bind::<Integer, _>(id)
+        .bind::<Array<Integer>, _>(duplicates.iter().map(|d| d.sheet_index).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(duplicates.iter().map(|d| d.agency_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(column(|d| d.metric_key.clone()))
+        .bind::<Array<Text>, _>(column(|d| d.frequency.clone()))
+        .bind::<Array<Date>, _>(duplicates.iter().map(|d| d.start).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
+    // A value given again by a later sheet replaces the earlier one (only an upload of several
+    // sheets can do that).
+    let sheets: SheetSpan = diesel::sql_query(
+        "SELECT coalesce(min(sheet_index) <> max(sheet_index), false) AS several \
+         FROM spreadsheet_values WHERE spreadsheet_id = $1",
     )
     .bind::<Integer, _>(id)
-    .execute(conn)
+    .get_result(conn)
     .await?;
-    // A value given again by a later sheet replaces the earlier one.
-    diesel::sql_query(
-        "UPDATE spreadsheet_values v SET outcome = 'DROPPED' \
-         FROM (SELECT id, row_number() OVER (PARTITION BY agency_id, metric_key, dimension_id, \
-                   member, frequency, date_range_start \
-                   ORDER BY sheet_index DESC, row_number DESC) AS rank \
-               FROM spreadsheet_values WHERE spreadsheet_id = $1 AND outcome IS NULL) r \
-         WHERE v.id = r.id AND r.rank > 1",
-    )
-    .bind::<Integer, _>(id)
-    .execute(conn)
-    .await?;
+    if sheets.several {
+        diesel::sql_query(
+            "UPDATE spreadsheet_values v SET outcome = 'DROPPED' \
+             FROM (SELECT id, row_number() OVER (PARTITION BY agency_id, metric_key, \
+                       dimension_id, member, frequency, date_range_start \
+                       ORDER BY sheet_index DESC, row_number DESC) AS rank \
+                   FROM spreadsheet_values WHERE spreadsheet_id = $1 AND outcome IS NULL) r \
+             WHERE v.id = r.id AND r.rank > 1",
+        )
+        .bind::<Integer, _>(id)
+        .execute(conn)
+        .await?;
+    }
 
     // Breakdowns against totals given in the same upload.
     let mismatches: Vec<Mismatch> = diesel::sql_query(
@@ -302,22 +341,38 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
         if created > 1_000 {
             diesel::sql_query("ANALYZE reports").execute(conn).await?;
         }
+        // The upload's reports, locked in id order as every writer locks reports: no other
+        // transaction adds or changes their values until this one ends, so the comparison
+        // below stays true and new values can be given their ids now.
+        diesel::sql_query(
+            "SELECT r.id FROM reports r \
+             WHERE (r.agency_id, r.frequency, r.date_range_start) IN ( \
+                 SELECT agency_id, frequency, date_range_start FROM spreadsheet_values \
+                 WHERE spreadsheet_id = $1 AND outcome IS NULL) \
+             ORDER BY r.id FOR UPDATE OF r",
+        )
+        .bind::<Integer, _>(id)
+        .execute(conn)
+        .await?;
     }
     // Compare with what is stored, in one pass: each value's report (created by this
     // transaction, or not there at all in a dry run, means a new report), the value it
-    // replaces, and the outcome.
+    // replaces, and the outcome. A value with no row yet (not in a dry run) gets its id.
     diesel::sql_query(
         "UPDATE spreadsheet_values v SET \
              report_id = c.report_id, \
              report_created = c.report_id IS NULL OR c.created, \
-             datapoint_id = c.datapoint_id, \
+             datapoint_id = CASE WHEN c.inserts \
+                 THEN nextval('datapoints_id_seq'::regclass) ELSE c.datapoint_id END, \
+             datapoint_created = c.inserts, \
              old_value = c.old_value, \
              outcome = CASE \
                  WHEN v.value IS NOT DISTINCT FROM c.old_value THEN 'UNCHANGED' \
                  WHEN c.old_value IS NULL THEN 'NEW' \
                  ELSE 'UPDATED' END::value_outcome \
          FROM (SELECT s.id, r.id AS report_id, r.xmin = pg_current_xact_id()::xid AS created, \
-                   d.id AS datapoint_id, d.value AS old_value \
+                   d.id AS datapoint_id, d.value AS old_value, \
+                   $2 AND d.id IS NULL AND s.value IS NOT NULL AS inserts \
                FROM spreadsheet_values s \
                LEFT JOIN reports r ON r.agency_id = s.agency_id AND r.frequency = s.frequency \
                    AND r.date_range_start = s.date_range_start \
@@ -329,6 +384,7 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
          WHERE v.id = c.id",
     )
     .bind::<Integer, _>(id)
+    .bind::<Bool, _>(!mode.dry_run)
     .execute(conn)
     .await?;
 
@@ -355,34 +411,39 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
 async fn write(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<()> {
     let id = mode.spreadsheet.0;
     let user = mode.user.map(|user| user.0);
-    // The values.
+    // The values: rows that are there updated, new rows inserted under their reserved ids
+    // (plain statements: the reports are locked, so no other writer can add the same cell).
     diesel::sql_query(
-        "INSERT INTO datapoints (report_id, metric_key, dimension_id, member, value, source, \
-             updated_by) \
-         SELECT report_id, metric_key, dimension_id, member, value, $2::value_source, $3 \
-         FROM spreadsheet_values \
-         WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED') \
-         ON CONFLICT ON CONSTRAINT datapoints_one_per_cell DO UPDATE SET \
-             value = excluded.value, source = excluded.source, \
-             updated_by = excluded.updated_by, updated_at = now()",
+        "UPDATE datapoints d SET value = v.value, source = $2::value_source, \
+             updated_by = $3, updated_at = now() \
+         FROM spreadsheet_values v \
+         WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED') \
+             AND NOT v.datapoint_created AND d.id = v.datapoint_id",
     )
     .bind::<Integer, _>(id)
     .bind::<Text, _>(mode.source_name())
     .bind::<Nullable<Integer>, _>(user)
     .execute(conn)
     .await?;
-    // Changed reports: locked in id order (as every writer locks reports), their status
-    // changes recorded, then a new version, back to draft for a person's upload (a new report
-    // becomes a draft either way); the history of each value, editors, and one event each.
-    // Separate statements, so that each is planned on the real numbers of the one before.
-    const CHANGED: &str = "SELECT DISTINCT report_id FROM spreadsheet_values \
-         WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED')";
-    diesel::sql_query(format!(
-        "SELECT id FROM reports WHERE id IN ({CHANGED}) ORDER BY id FOR UPDATE"
-    ))
+    diesel::sql_query(
+        "INSERT INTO datapoints (id, report_id, metric_key, dimension_id, member, value, source, \
+             updated_by) \
+         SELECT datapoint_id, report_id, metric_key, dimension_id, member, value, \
+             $2::value_source, $3 \
+         FROM spreadsheet_values \
+         WHERE spreadsheet_id = $1 AND datapoint_created",
+    )
     .bind::<Integer, _>(id)
+    .bind::<Text, _>(mode.source_name())
+    .bind::<Nullable<Integer>, _>(user)
     .execute(conn)
     .await?;
+    // Changed reports: their status changes recorded, then a new version, back to draft for a
+    // person's upload (a new report becomes a draft either way); the history of each value,
+    // editors, and one event each. Separate statements, so that each is planned on the real
+    // numbers of the one before.
+    const CHANGED: &str = "SELECT DISTINCT report_id FROM spreadsheet_values \
+         WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED')";
     diesel::sql_query(format!(
         "INSERT INTO report_status_changes (report_id, old_status, new_status, changed_by) \
          SELECT id, status, 'DRAFT', $2 FROM reports \
@@ -406,12 +467,8 @@ async fn write(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<
     diesel::sql_query(
         "INSERT INTO datapoint_changes (datapoint_id, changed_by, old_value, new_value, source, \
              report_version) \
-         SELECT d.id, $3, v.old_value, v.value, $2::value_source, r.version \
-         FROM spreadsheet_values v \
-         JOIN reports r ON r.id = v.report_id \
-         JOIN datapoints d ON d.report_id = v.report_id AND d.metric_key = v.metric_key \
-             AND coalesce(d.dimension_id, '') = coalesce(v.dimension_id, '') \
-             AND coalesce(d.member, '') = coalesce(v.member, '') AND d.sub_category IS NULL \
+         SELECT v.datapoint_id, $3, v.old_value, v.value, $2::value_source, r.version \
+         FROM spreadsheet_values v JOIN reports r ON r.id = v.report_id \
          WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED')",
     )
     .bind::<Integer, _>(id)

@@ -5,12 +5,42 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::catalogue::MetricDefinition;
 use crate::db::schema::{metric_setting_answers, metric_setting_members, metric_settings};
 use crate::models::enums::{ReportFrequency, System};
 use crate::models::ids::AgencyId;
+
+/// A row of one of the three settings tables, as [`AgencyMetricSettings::of_agencies`] reads
+/// them together: `kind` 0 is a metric's setting, 1 a member's (dimension and member), 2 a
+/// checklist answer (item in `dimension_id`, answer in `is_enabled`).
+#[derive(QueryableByName)]
+struct SettingRow {
+    #[diesel(sql_type = SmallInt)]
+    kind: i16,
+    #[diesel(sql_type = Integer)]
+    agency_id: i32,
+    #[diesel(sql_type = Text)]
+    metric_key: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    dimension_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    member: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    is_enabled: Option<bool>,
+    #[diesel(sql_type = Nullable<crate::db::schema::sql_types::ReportFrequency>)]
+    frequency: Option<ReportFrequency>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    starting_month: Option<i16>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    is_disaggregated_by_subsystem: Option<bool>,
+    #[diesel(sql_type = Nullable<Text>)]
+    text: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    updated_at: Option<DateTime<Utc>>,
+}
 
 /// An agency's setting for one metric.
 #[derive(Debug, Clone, Insertable)]
@@ -155,48 +185,61 @@ impl AgencyMetricSettings {
         if agencies.is_empty() {
             return Ok(all);
         }
-        // Three statements sent together on the one connection (pipelined).
-        let shared: &AsyncPgConnection = conn;
-        let (settings, members, answers): (
-            Vec<MetricSetting>,
-            Vec<MemberSetting>,
-            Vec<ChecklistAnswer>,
-        ) = futures_util::try_join!(
-            metric_settings::table
-                .filter(metric_settings::agency_id.eq_any(agencies))
-                .select(MetricSetting::as_select())
-                .load(&mut &*shared),
-            metric_setting_members::table
-                .filter(metric_setting_members::agency_id.eq_any(agencies))
-                .select(MemberSetting::as_select())
-                .load(&mut &*shared),
-            metric_setting_answers::table
-                .filter(metric_setting_answers::agency_id.eq_any(agencies))
-                .select(ChecklistAnswer::as_select())
-                .load(&mut &*shared),
-        )?;
-        for setting in settings {
-            all.entry(setting.agency_id)
-                .or_default()
-                .settings
-                .insert(setting.metric_key.clone(), setting);
-        }
-        for member in members {
-            let key = (
-                member.metric_key.clone(),
-                member.dimension_id.clone(),
-                member.member.clone(),
-            );
-            all.entry(member.agency_id)
-                .or_default()
-                .members
-                .insert(key, member);
-        }
-        for answer in answers {
-            all.entry(answer.agency_id)
-                .or_default()
-                .answers
-                .insert((answer.metric_key, answer.item_key), answer.is_included);
+        // The three tables in one statement: a row per stored setting, tagged by its table.
+        let rows: Vec<SettingRow> = diesel::sql_query(
+            "SELECT 0::int2 AS kind, agency_id, metric_key, NULL::text AS dimension_id, \
+                 NULL::text AS member, is_enabled, frequency, starting_month, \
+                 is_disaggregated_by_subsystem, definition_note AS text, updated_at \
+             FROM metric_settings WHERE agency_id = ANY($1) \
+             UNION ALL \
+             SELECT 1::int2, agency_id, metric_key, dimension_id, member, is_enabled, NULL, \
+                 NULL, NULL, description, NULL \
+             FROM metric_setting_members WHERE agency_id = ANY($1) \
+             UNION ALL \
+             SELECT 2::int2, agency_id, metric_key, item_key, NULL, is_included, NULL, NULL, \
+                 NULL, NULL, NULL \
+             FROM metric_setting_answers WHERE agency_id = ANY($1)",
+        )
+        .bind::<Array<Integer>, _>(agencies.iter().map(|agency| agency.0).collect::<Vec<_>>())
+        .load(conn)
+        .await?;
+        for row in rows {
+            let agency_id = AgencyId(row.agency_id);
+            let entry = all.entry(agency_id).or_default();
+            match (row.kind, row.dimension_id, row.member, row.updated_at) {
+                (0, _, _, Some(updated_at)) => {
+                    let setting = MetricSetting {
+                        agency_id,
+                        metric_key: row.metric_key,
+                        is_enabled: row.is_enabled,
+                        frequency: row.frequency,
+                        starting_month: row.starting_month,
+                        is_disaggregated_by_subsystem: row.is_disaggregated_by_subsystem,
+                        definition_note: row.text,
+                        updated_at,
+                    };
+                    entry.settings.insert(setting.metric_key.clone(), setting);
+                }
+                (1, Some(dimension_id), Some(member), _) => {
+                    let key = (row.metric_key.clone(), dimension_id.clone(), member.clone());
+                    let setting = MemberSetting {
+                        agency_id,
+                        metric_key: row.metric_key,
+                        dimension_id,
+                        member,
+                        is_enabled: row.is_enabled,
+                        description: row.text,
+                    };
+                    entry.members.insert(key, setting);
+                }
+                (2, Some(item_key), _, _) => {
+                    entry.answers.insert(
+                        (row.metric_key, item_key),
+                        row.is_enabled.unwrap_or_default(),
+                    );
+                }
+                _ => {}
+            }
         }
         Ok(all)
     }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::schema::{report_editors, report_status_changes, reports, users};
@@ -17,6 +18,70 @@ pub fn period_end(start: NaiveDate, frequency: ReportFrequency) -> Option<NaiveD
         ReportFrequency::Annual => 12,
     };
     start.checked_add_months(Months::new(months))
+}
+
+/// What a page of reports brings along from the same statement.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageWith {
+    /// The number of reports matching the filter (counted there only on a page without a
+    /// cursor).
+    pub count: bool,
+    /// Each report's editors.
+    pub editors: bool,
+}
+
+/// A page of reports and what it was asked to bring along.
+#[derive(Debug)]
+pub struct ReportPage {
+    /// The reports.
+    pub page: Page<Report>,
+    /// How many reports match the filter, when counted with the page.
+    pub total: Option<i64>,
+    /// The editors of each report read (as [`Report::editors_of`] gives them), when asked.
+    pub editors: Option<Vec<(ReportId, Vec<Editor>)>>,
+}
+
+/// One editor of a report: the report, when they last edited it, and who they are.
+pub type Editor = (ReportId, DateTime<Utc>, User);
+
+/// A report's editors, most recent first, as one JSON array (NULL for none).
+const EDITORS_AS_JSON: &str = "(SELECT json_agg(json_build_object('at', e.last_edited_at, \
+     'id', u.id, 'name', u.name, 'email', u.email, 'admin', u.is_platform_admin, \
+     'created', u.created_at) ORDER BY e.last_edited_at DESC)::text \
+     FROM report_editors e JOIN users u ON u.id = e.user_id WHERE e.report_id = reports.id)";
+
+#[derive(serde::Deserialize)]
+struct EditorJson {
+    at: DateTime<Utc>,
+    id: i32,
+    name: String,
+    email: String,
+    admin: bool,
+    created: DateTime<Utc>,
+}
+
+fn parse_editors(report: ReportId, json: Option<String>) -> QueryResult<Vec<Editor>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let editors: Vec<EditorJson> = serde_json::from_str(&json)
+        .map_err(|error| diesel::result::Error::DeserializationError(Box::new(error)))?;
+    Ok(editors
+        .into_iter()
+        .map(|editor| {
+            (
+                report,
+                editor.at,
+                User {
+                    id: UserId(editor.id),
+                    name: editor.name,
+                    email: editor.email,
+                    is_platform_admin: editor.admin,
+                    created_at: editor.created,
+                },
+            )
+        })
+        .collect())
 }
 
 /// A new report.
@@ -184,9 +249,12 @@ impl Report {
         agency: AgencyId,
         filter: &ReportFilter,
         slice: Slice<ReportKey>,
-    ) -> QueryResult<Page<Self>> {
-        // The default selection is every column in table order, which is what `Report` reads.
+        with: PageWith,
+    ) -> QueryResult<ReportPage> {
         let mut query = filtered(&[agency], filter);
+        // Without a cursor the count over the whole filtered list is the total; with one it
+        // would count only the rows past the cursor, so the total is left to a query of its own.
+        let count = with.count && slice.after.is_none() && slice.before.is_none();
         if let Some(after) = slice.after {
             query = after_key(query, after);
         }
@@ -198,8 +266,37 @@ impl Report {
         } else {
             query.order((reports::date_range_start.desc(), reports::id.desc()))
         };
-        let rows: Vec<Self> = query.limit(slice.limit + 1).load(conn).await?;
-        Ok(Page::from_overfetched(rows, &slice))
+        let rows: Vec<(Self, Option<i64>, Option<String>)> = query
+            .select((
+                Self::as_select(),
+                diesel::dsl::sql::<Nullable<BigInt>>(if count {
+                    "count(*) OVER ()"
+                } else {
+                    "NULL::int8"
+                }),
+                diesel::dsl::sql::<Nullable<Text>>(if with.editors {
+                    EDITORS_AS_JSON
+                } else {
+                    "NULL::text"
+                }),
+            ))
+            .limit(slice.limit + 1)
+            .load(conn)
+            .await?;
+        let total = count.then(|| <[_]>::first(&rows).and_then(|row| row.1).unwrap_or(0));
+        let mut editors = Vec::new();
+        let mut reports = Vec::with_capacity(rows.len());
+        for (report, _, report_editors) in rows {
+            if with.editors {
+                editors.push((report.id, parse_editors(report.id, report_editors)?));
+            }
+            reports.push(report);
+        }
+        Ok(ReportPage {
+            page: Page::from_overfetched(reports, &slice),
+            total,
+            editors: with.editors.then_some(editors),
+        })
     }
 
     /// How many of an agency's reports match `filter`.

@@ -1,0 +1,1 @@
+ALTER TABLE spreadsheet_values DROP COLUMN datapoint_created;
