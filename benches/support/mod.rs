@@ -165,13 +165,13 @@ pub async fn serve_in_process(
         events: events.clone(),
         limits: limits.clone(),
     };
-    let schema = if checked {
-        graphql::build_schema(data)
+    let executor = if checked {
+        graphql::build_executor(data)
     } else {
         graphql::build_schema_without_document_limits(data)
     };
     let router = http::router(http::Services {
-        schema,
+        executor,
         pool,
         auth,
         limits,

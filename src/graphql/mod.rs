@@ -28,6 +28,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, MergedObject, MergedSubscription, SDLExportOptions, Schema};
 
 pub use self::operation::OperationName;
+pub use self::pipeline::Executor;
 use crate::auth::AuthConfig;
 use crate::auth::permissions::agency_not_found;
 use crate::catalogue::Catalogue;
@@ -87,6 +88,7 @@ fn base_builder(
 
 /// What the schema resolves with, shared by every request. Per-request data (the viewer,
 /// the client address and the dataloaders) is added by the HTTP handler.
+#[derive(Clone)]
 pub struct SchemaData {
     /// The database pool.
     pub pool: Pool,
@@ -102,7 +104,19 @@ pub struct SchemaData {
 
 /// The schema with its shared data.
 pub fn build_schema(data: SchemaData) -> AppSchema {
-    with_data(builder(&data.limits), data)
+    build_executor(data).schema().clone()
+}
+
+/// The schema with its shared data, and the same schema without the extension for the
+/// requests that do not need it (see [`pipeline::Executor`]).
+pub fn build_executor(data: SchemaData) -> Executor {
+    let pipeline = pipeline::Pipeline::checked(data.limits.clone());
+    let direct = with_data(base_builder(&data.limits), data.clone());
+    let checked = with_data(
+        base_builder(&data.limits).extension(pipeline.factory()),
+        data,
+    );
+    Executor::new(&pipeline, checked, Some(direct))
 }
 
 fn with_data(
@@ -120,11 +134,13 @@ fn with_data(
 /// The schema without the limits on documents: the baseline of the benchmark that measures
 /// what the limits cost. Never served.
 #[doc(hidden)]
-pub fn build_schema_without_document_limits(data: SchemaData) -> AppSchema {
-    with_data(
-        base_builder(&data.limits).extension(pipeline::Pipeline::unchecked()),
+pub fn build_schema_without_document_limits(data: SchemaData) -> Executor {
+    let pipeline = pipeline::Pipeline::unchecked();
+    let schema = with_data(
+        base_builder(&data.limits).extension(pipeline.factory()),
         data,
-    )
+    );
+    Executor::new(&pipeline, schema, None)
 }
 
 /// The schema without data: enough to introspect it or print it, not to resolve fields.

@@ -8,44 +8,102 @@
 //! screen's document is parsed and its size checked once, not on every request: the frontend
 //! sends the same few documents over and over. The checks that depend on the variables run
 //! every time.
+//!
+//! A kept document of queries only that has passed validation once is run by the
+//! [`Executor`] on a second build of the schema that has no extension at all: the executor
+//! does the extension's request-level work itself, and no field pays for the extension's
+//! per-field hooks. Validation still runs on every request (the variables' values are part
+//! of it); the only errors it can still find are those of the values, whose code
+//! (`BAD_USER_INPUT`) is the one the extension would give them.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
     NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
-use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{
+    Request, Response, SchemaEnv, ServerError, ServerResult, ValidationResult, Variables,
+};
 use lru::LruCache;
 
 use super::loaders::DbLoader;
 use super::operation::OperationName;
-use super::{codes, cost, order};
+use super::{AppSchema, codes, cost, order};
 use crate::limits::Limits;
 
 /// The longest document text kept parsed.
 const MAX_KEPT_TEXT: usize = 16 * 1024;
 
-/// Parsed documents by their text.
-type Parsed = Mutex<LruCache<String, Arc<ExecutableDocument>>>;
+/// A parsed document, and what is known of it.
+struct Kept {
+    document: ExecutableDocument,
+    /// Every operation is a query.
+    queries_only: bool,
+    /// It passed validation once: whatever the variables, only their values can fail it.
+    validated: AtomicBool,
+}
+
+impl Kept {
+    fn new(document: ExecutableDocument) -> Self {
+        let queries_only = document
+            .operations
+            .iter()
+            .all(|(_, operation)| operation.node.ty == OperationType::Query);
+        Self {
+            document,
+            queries_only,
+            validated: AtomicBool::new(false),
+        }
+    }
+}
+
+/// What the extension and the executor share: the limits, the kept documents, and the
+/// schema's types (for the limits that depend on them).
+struct Shared {
+    limits: Option<Arc<Limits>>,
+    parsed: Option<Mutex<LruCache<String, Arc<Kept>>>>,
+    schema: OnceLock<SchemaEnv>,
+    /// Requests the executor ran without the extension.
+    direct: AtomicU64,
+}
+
+impl Shared {
+    fn remembered(&self, query: &str) -> Option<Arc<Kept>> {
+        self.parsed.as_ref()?.lock().ok()?.get(query).cloned()
+    }
+
+    fn remember(&self, query: &str, kept: &Arc<Kept>) {
+        if query.len() <= MAX_KEPT_TEXT
+            && let Some(parsed) = &self.parsed
+            && let Ok(mut parsed) = parsed.lock()
+        {
+            parsed.put(query.to_owned(), kept.clone());
+        }
+    }
+}
 
 /// Extension factory: a fresh pipeline per request.
 pub struct Pipeline {
-    limits: Option<Arc<Limits>>,
-    parsed: Option<Arc<Parsed>>,
+    shared: Arc<Shared>,
 }
 
 impl Pipeline {
     /// The pipeline with the limits on documents, keeping up to `limits.parsed_documents`
     /// parsed documents.
     pub fn checked(limits: Arc<Limits>) -> Self {
-        let parsed = NonZeroUsize::new(limits.parsed_documents)
-            .map(|size| Arc::new(Mutex::new(LruCache::new(size))));
+        let parsed =
+            NonZeroUsize::new(limits.parsed_documents).map(|size| Mutex::new(LruCache::new(size)));
         Self {
-            limits: Some(limits),
-            parsed,
+            shared: Arc::new(Shared {
+                limits: Some(limits),
+                parsed,
+                schema: OnceLock::new(),
+                direct: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -53,8 +111,21 @@ impl Pipeline {
     /// of the limits).
     pub fn unchecked() -> Self {
         Self {
-            limits: None,
-            parsed: None,
+            shared: Arc::new(Shared {
+                limits: None,
+                parsed: None,
+                schema: OnceLock::new(),
+                direct: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Another factory of the same pipeline (sharing its kept documents), to register.
+    pub fn factory(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
         }
     }
 }
@@ -62,34 +133,87 @@ impl Pipeline {
 impl ExtensionFactory for Pipeline {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(RequestPipeline {
-            limits: self.limits.clone(),
-            parsed: self.parsed.clone(),
+            shared: self.shared.clone(),
             document: Mutex::new(None),
         })
     }
 }
 
-struct RequestPipeline {
-    limits: Option<Arc<Limits>>,
-    parsed: Option<Arc<Parsed>>,
-    /// The parsed document, kept to put the response's keys in order.
-    document: Mutex<Option<Arc<ExecutableDocument>>>,
+/// Runs requests on the schema, and the kept, validated documents of queries only on the
+/// same schema built without the extension (see the module's documentation).
+#[derive(Clone)]
+pub struct Executor {
+    checked: AppSchema,
+    direct: Option<AppSchema>,
+    shared: Arc<Shared>,
 }
 
-impl RequestPipeline {
-    fn remembered(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
-        let parsed = self.parsed.as_ref()?;
-        parsed.lock().ok()?.get(query).cloned()
-    }
-
-    fn remember(&self, query: &str, document: &Arc<ExecutableDocument>) {
-        if query.len() <= MAX_KEPT_TEXT
-            && let Some(parsed) = &self.parsed
-            && let Ok(mut parsed) = parsed.lock()
-        {
-            parsed.put(query.to_owned(), document.clone());
+impl Executor {
+    /// The executor of `pipeline`'s schema, `checked` (built with `pipeline`), and of the same
+    /// schema built without any extension, `direct`.
+    pub(super) fn new(pipeline: &Pipeline, checked: AppSchema, direct: Option<AppSchema>) -> Self {
+        Self {
+            checked,
+            direct,
+            shared: pipeline.shared.clone(),
         }
     }
+
+    /// The schema (with the extension): for subscriptions, introspection and printing.
+    pub fn schema(&self) -> &AppSchema {
+        &self.checked
+    }
+
+    /// How many requests ran without the extension.
+    pub fn direct_runs(&self) -> u64 {
+        self.shared.direct.load(Ordering::Relaxed)
+    }
+
+    /// Runs `request`, whose data holds `operation`, with the request's `loader`.
+    pub async fn execute(
+        &self,
+        request: Request,
+        operation: &OperationName,
+        loader: DbLoader,
+    ) -> Response {
+        let kept = self
+            .shared
+            .remembered(&request.query)
+            .filter(|kept| kept.queries_only && kept.validated.load(Ordering::Acquire));
+        let (Some(direct), Some(kept), Some(schema)) =
+            (&self.direct, kept, self.shared.schema.get())
+        else {
+            return self.checked.execute(request.data(loader)).await;
+        };
+        self.shared.direct.fetch_add(1, Ordering::Relaxed);
+        // What the extension's hooks would do, in their order.
+        if let Some(limits) = &self.shared.limits
+            && let Err(exceeded) =
+                cost::check_document(limits, &schema.registry, &kept.document, &request.variables)
+        {
+            let mut response = Response::from_errors(vec![exceeded.into()]);
+            codes::complete(&mut response);
+            return response;
+        }
+        operation.record(&kept.document);
+        loader.enable_all_cache(true);
+        let operation_name = request.operation_name.clone();
+        let mut request = request.data(loader);
+        request.set_parsed_query(kept.document.clone());
+        let mut response = direct.execute(request).await;
+        // The document is valid: validation can only fault the variables' values, which is
+        // the user's input, as is an unknown operation name; the default code is that one.
+        codes::complete(&mut response);
+        order::restore(&kept.document, operation_name.as_deref(), &mut response);
+        response
+    }
+}
+
+struct RequestPipeline {
+    shared: Arc<Shared>,
+    /// The parsed document, kept to mark it validated and to put the response's keys in
+    /// order.
+    document: Mutex<Option<Arc<Kept>>>,
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -107,38 +231,36 @@ impl Extension for RequestPipeline {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = match self.remembered(query) {
+        let shared = &self.shared;
+        let kept = match shared.remembered(query) {
             // Its text passed the checks when it was first parsed.
-            Some(document) => document,
+            Some(kept) => kept,
             None => {
-                if let Some(limits) = &self.limits {
+                if let Some(limits) = &shared.limits {
                     cost::check_text(limits, query)?;
                 }
-                let document = Arc::new(
-                    next.run(ctx, query, variables)
-                        .await
-                        .map_err(codes::parse_failed)?,
-                );
-                self.remember(query, &document);
-                document
+                let document = next
+                    .run(ctx, query, variables)
+                    .await
+                    .map_err(codes::parse_failed)?;
+                let kept = Arc::new(Kept::new(document));
+                shared.remember(query, &kept);
+                kept
             }
         };
-        if let Some(limits) = &self.limits {
-            cost::check_document(limits, &ctx.schema_env.registry, &document, variables)?;
+        shared.schema.get_or_init(|| ctx.schema_env.clone());
+        if let Some(limits) = &shared.limits {
+            cost::check_document(limits, &ctx.schema_env.registry, &kept.document, variables)?;
         }
         if let Some(name) = ctx.data_opt::<OperationName>() {
-            name.record(&document);
+            name.record(&kept.document);
         }
         if let Some(loader) = ctx.data_opt::<DbLoader>() {
-            let queries_only = document
-                .operations
-                .iter()
-                .all(|(_, operation)| operation.node.ty == OperationType::Query);
-            loader.enable_all_cache(queries_only);
+            loader.enable_all_cache(kept.queries_only);
         }
-        let owned = ExecutableDocument::clone(&document);
-        if let Ok(mut kept) = self.document.lock() {
-            *kept = Some(document);
+        let owned = kept.document.clone();
+        if let Ok(mut document) = self.document.lock() {
+            *document = Some(kept);
         }
         Ok(owned)
     }
@@ -148,7 +270,13 @@ impl Extension for RequestPipeline {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(codes::validation_failed)
+        let result = next.run(ctx).await.map_err(codes::validation_failed)?;
+        if let Ok(document) = self.document.lock()
+            && let Some(kept) = document.as_ref()
+        {
+            kept.validated.store(true, Ordering::Release);
+        }
+        Ok(result)
     }
 
     async fn execute(
@@ -158,9 +286,9 @@ impl Extension for RequestPipeline {
         next: NextExecute<'_>,
     ) -> Response {
         let mut response = next.run(ctx, operation_name).await;
-        let document = self.document.lock().ok().and_then(|mut kept| kept.take());
-        if let Some(document) = document {
-            order::restore(&document, operation_name, &mut response);
+        let kept = self.document.lock().ok().and_then(|mut kept| kept.take());
+        if let Some(kept) = kept {
+            order::restore(&kept.document, operation_name, &mut response);
         }
         response
     }

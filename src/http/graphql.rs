@@ -651,11 +651,10 @@ async fn execute(
     let (loader, loader_tasks) = loaders::new_routed_loader(route.clone());
     let request = request
         .data(route)
-        .data(loader)
         .data(viewer)
         .data(address)
         .data(operation.clone());
-    let run = loader_tasks.drive(state.schema.execute(request));
+    let run = loader_tasks.drive(state.executor.execute(request, &operation, loader));
     let response = tokio::time::timeout(state.limits.request_timeout, run).await;
     if exchange.operation.is_none() {
         exchange.operation = operation.get();

@@ -33,7 +33,7 @@ use crate::auth::AuthConfig;
 use crate::auth::throttle::ClientAddress;
 use crate::db::Pool;
 use crate::events::EventBus;
-use crate::graphql::AppSchema;
+use crate::graphql::{AppSchema, Executor};
 use crate::limits::Limits;
 use crate::metrics::{HttpLabels, metrics, pool_registry};
 
@@ -42,8 +42,8 @@ pub const REQUEST_ID: &str = "x-request-id";
 
 /// What the router serves with.
 pub struct Services {
-    /// The schema.
-    pub schema: AppSchema,
+    /// The schema, and how requests run on it.
+    pub executor: Executor,
     /// The database pool (authentication and health checks).
     pub pool: Pool,
     /// Token settings, password hasher and sign-in throttles.
@@ -73,7 +73,7 @@ impl Services {
             limits: data.limits.clone(),
             events: data.events.clone(),
             catalogue: data.catalogue.clone(),
-            schema: crate::graphql::build_schema(data),
+            executor: crate::graphql::build_executor(data),
             cors: CorsSettings::default(),
             replicas: Arc::default(),
         }
@@ -84,6 +84,7 @@ impl Services {
 #[derive(Clone)]
 struct AppState {
     schema: AppSchema,
+    executor: Executor,
     pool: Pool,
     auth: Arc<AuthConfig>,
     limits: Arc<Limits>,
@@ -104,7 +105,7 @@ struct AppState {
 /// per client address.
 pub fn router(services: Services) -> anyhow::Result<Router> {
     let Services {
-        schema,
+        executor,
         pool,
         auth,
         limits,
@@ -119,7 +120,8 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         limits.persisted_queries_cache,
     )?;
     let state = AppState {
-        schema,
+        schema: executor.schema().clone(),
+        executor,
         pool,
         rates: Arc::new(RequestRates::new(&limits)),
         documents: Arc::new(documents),

@@ -321,8 +321,11 @@ async fn a_document_sent_again_is_checked_against_its_new_variables() {
         (&*"x".repeat(10_001), true),
         ("Pine", false),
     ] {
+        let direct = app.executor.direct_runs();
         let answer = query(&app, None, document, json!({ "name": name })).await;
         if refused {
+            // Valid and kept: checked outside the extension.
+            assert_eq!(app.executor.direct_runs(), direct + 1);
             assert_eq!(answer.limit(), "max_string_length", "{}", answer.body);
         } else {
             assert!(answer.body["errors"].is_null(), "{}", answer.body);
@@ -1079,4 +1082,61 @@ async fn a_statement_over_its_time_is_cancelled_by_the_database() {
         .execute(&mut conn)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn only_valid_query_documents_run_without_the_extension_and_answer_the_same() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let token = app.token_for(&db, "admin@example.com").await;
+    let runs = || app.executor.direct_runs();
+
+    // A document that does not validate is never taken for a valid one.
+    for _ in 0..2 {
+        let answer = app
+            .graphql_as(Some(&token), "{ agencies { nope } }", json!({}))
+            .await;
+        assert_eq!(error_codes(&answer), ["GRAPHQL_VALIDATION_FAILED"]);
+    }
+    assert_eq!(runs(), 0);
+
+    // A query: through the extension until it has validated once, then directly. A value of
+    // the wrong type gets the same error either way.
+    let document = "query($first: Int) { agencies(first: $first) { totalCount } }";
+    let wrong = app
+        .graphql_as(Some(&token), document, json!({ "first": "many" }))
+        .await;
+    assert_eq!(error_codes(&wrong), ["BAD_USER_INPUT"]);
+    assert_eq!(runs(), 0);
+    for (first, direct) in [(2, 0), (3, 1)] {
+        let answer = app
+            .graphql_as(Some(&token), document, json!({ "first": first }))
+            .await;
+        assert!(answer["errors"].is_null(), "{answer}");
+        assert_eq!(runs(), direct);
+    }
+    let wrong_again = app
+        .graphql_as(Some(&token), document, json!({ "first": "many" }))
+        .await;
+    assert_eq!(runs(), 2);
+    let error = |answer: &Value| {
+        let mut error = answer["errors"][0].clone();
+        error["extensions"]
+            .as_object_mut()
+            .unwrap()
+            .remove("requestId");
+        error
+    };
+    assert_eq!(error(&wrong_again), error(&wrong));
+    assert!(wrong_again["data"].is_null());
+
+    // A mutation always goes through the extension.
+    let mutation = "mutation($ids: [ID!]!) { deleteReports(reportIds: $ids) }";
+    for _ in 0..2 {
+        let answer = app
+            .graphql_as(Some(&token), mutation, json!({ "ids": [] }))
+            .await;
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+    assert_eq!(runs(), 2);
 }

@@ -245,6 +245,8 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub auth: Arc<AuthConfig>,
+    /// How the router runs GraphQL requests.
+    pub executor: graphql::Executor,
 }
 
 impl TestApp {
@@ -315,7 +317,7 @@ impl TestApp {
         let events = justice_counts::events::EventBus::new();
         events.listen(db.url.clone()).await.expect("event listener");
         auth.credentials.follow(&events);
-        let router = http::router(http::Services {
+        let services = http::Services {
             cors,
             replicas: Arc::new(justice_counts::db::replicas::Replicas::over(replicas)),
             ..http::Services::over(
@@ -328,8 +330,9 @@ impl TestApp {
                 },
                 &db.url,
             )
-        })
-        .expect("router");
+        };
+        let executor = services.executor.clone();
+        let router = http::router(services).expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -345,6 +348,7 @@ impl TestApp {
             base_url: format!("http://{address}"),
             client: reqwest::Client::new(),
             auth,
+            executor,
         }
     }
 
