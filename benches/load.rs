@@ -309,6 +309,18 @@ impl Monitor {
         row.get(0)
     }
 
+    /// Sessions opened on the `bench` database so far.
+    async fn sessions(&self) -> i64 {
+        let row = tokio_postgres::Client::query_one(
+            &self.client,
+            "SELECT sessions FROM pg_stat_database WHERE datname = 'bench'",
+            &[],
+        )
+        .await
+        .unwrap();
+        row.get(0)
+    }
+
     async fn set_statement_log(&self, on: bool) {
         let sql = if on {
             "ALTER SYSTEM SET log_min_duration_statement = 0"
@@ -353,18 +365,21 @@ impl Monitor {
             let Some((_, logged)) = message.split_once(" ms  ") else {
                 continue;
             };
-            // `execute <unnamed>` is a statement prepared for one use; a name, one the server
-            // prepared once and reuses.
+            // A statement parsed during the request was prepared for it (whatever its name:
+            // a client may name a statement it closes after one use); one kept prepared
+            // since the warm-up is only executed.
+            if logged.starts_with("parse ") {
+                *self.unprepared.lock().unwrap() += 1;
+                continue;
+            }
             let text = if let Some(rest) = logged.strip_prefix("execute ") {
-                rest.split_once(": ")
-                    .map(|(name, sql)| (name == "<unnamed>", sql))
+                rest.split_once(": ").map(|(_, sql)| sql)
             } else {
-                logged.strip_prefix("statement: ").map(|sql| (true, sql))
-            };
-            if let Some((unnamed, sql)) = text {
-                if unnamed {
+                logged.strip_prefix("statement: ").inspect(|_| {
                     *self.unprepared.lock().unwrap() += 1;
-                }
+                })
+            };
+            if let Some(sql) = text {
                 statements.push((sql.to_owned(), parameters(detail)));
             }
         }
@@ -427,8 +442,15 @@ async fn prepare_replay(
     prepared
 }
 
-/// Requests per second of the captured statements replayed by 10 connections.
-async fn ceiling(database_url: &str, captured: &[(String, Vec<Option<String>>)]) -> (f64, usize) {
+/// Requests per second of the captured statements replayed by 10 connections, and
+/// PostgreSQL's CPU milliseconds per replayed request. The cluster's CPU is read while the
+/// replay's connections are still open: the CPU of a backend that has exited is no longer in
+/// `/proc`.
+async fn ceiling(
+    database_url: &str,
+    postmaster: u32,
+    captured: &[(String, Vec<Option<String>>)],
+) -> (f64, f64) {
     let mut clients = Vec::new();
     for _ in 0..CONNECTIONS {
         let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
@@ -438,6 +460,7 @@ async fn ceiling(database_url: &str, captured: &[(String, Vec<Option<String>>)])
         let statements = prepare_replay(&client, captured).await;
         clients.push((client, statements));
     }
+    let cluster_before = cluster_ticks(postmaster);
     let started = Instant::now();
     let deadline = started + PHASE;
     let runs = clients.iter().map(|(client, statements)| async move {
@@ -453,7 +476,11 @@ async fn ceiling(database_url: &str, captured: &[(String, Vec<Option<String>>)])
         done
     });
     let done: usize = futures_util::future::join_all(runs).await.into_iter().sum();
-    (done as f64 / started.elapsed().as_secs_f64(), done)
+    let rate = done as f64 / started.elapsed().as_secs_f64();
+    let postgres_ms =
+        cluster_seconds(&cluster_before, &cluster_ticks(postmaster)) * 1e3 / done as f64;
+    drop(clients);
+    (rate, postgres_ms)
 }
 
 #[derive(Default)]
@@ -640,6 +667,7 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("round {round} of {rounds} ...");
         for ((screen, figures), captured) in screens.iter().zip(&mut figures).zip(&captured) {
             let statements_before = monitor.statements().await;
+            let sessions_before = monitor.sessions().await;
             let (server_before, cluster_before, own_before) = (
                 server_seconds(&server),
                 cluster_ticks(postmaster),
@@ -648,6 +676,11 @@ async fn main() -> anyhow::Result<()> {
             let sample = saturate(&client, &graphql, screen, &token, CONNECTIONS, PHASE).await;
             let requests = sample.requests as f64;
             let statements = monitor.statements().await - statements_before;
+            eprintln!(
+                "{}: {} sessions opened",
+                screen.name,
+                monitor.sessions().await - sessions_before
+            );
             figures
                 .server_ms
                 .push((server_seconds(&server) - server_before) * 1e3 / requests);
@@ -673,13 +706,9 @@ async fn main() -> anyhow::Result<()> {
                 .push(ms(percentile(&fixed.latencies, 0.99)));
 
             if !captured.is_empty() {
-                let cluster_before = cluster_ticks(postmaster);
-                let (rate, done) = ceiling(&url, captured).await;
+                let (rate, postgres_ms) = ceiling(&url, postmaster, captured).await;
                 figures.ceiling.push(rate);
-                figures.ceiling_postgres_ms.push(
-                    cluster_seconds(&cluster_before, &cluster_ticks(postmaster)) * 1e3
-                        / done as f64,
-                );
+                figures.ceiling_postgres_ms.push(postgres_ms);
             }
         }
     }

@@ -9,6 +9,7 @@ use diesel::sql_types::{Array, Bool, Integer, Nullable, SmallInt, Text, Timestam
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::catalogue::MetricDefinition;
+use crate::db::fixed::fixed_query;
 use crate::db::schema::{metric_setting_answers, metric_setting_members, metric_settings};
 use crate::models::enums::{ReportFrequency, System};
 use crate::models::ids::AgencyId;
@@ -186,7 +187,7 @@ impl AgencyMetricSettings {
             return Ok(all);
         }
         // The three tables in one statement: a row per stored setting, tagged by its table.
-        let rows: Vec<SettingRow> = diesel::sql_query(
+        let rows: Vec<SettingRow> = fixed_query::<Array<Integer>, _>(
             "SELECT 0::int2 AS kind, agency_id, metric_key, NULL::text AS dimension_id, \
                  NULL::text AS member, is_enabled, frequency, starting_month, \
                  is_disaggregated_by_subsystem, definition_note AS text, updated_at \
@@ -199,8 +200,8 @@ impl AgencyMetricSettings {
              SELECT 2::int2, agency_id, metric_key, item_key, NULL, is_included, NULL, NULL, \
                  NULL, NULL, NULL \
              FROM metric_setting_answers WHERE agency_id = ANY($1)",
+            agencies.iter().map(|agency| agency.0).collect::<Vec<_>>(),
         )
-        .bind::<Array<Integer>, _>(agencies.iter().map(|agency| agency.0).collect::<Vec<_>>())
         .load(conn)
         .await?;
         for row in rows {

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::fixed::fixed;
 use crate::db::schema::{report_editors, report_status_changes, reports, users};
 use crate::models::enums::{ReportFrequency, ReportStatus};
 use crate::models::ids::{AgencyId, ReportId, UserId};
@@ -269,12 +270,12 @@ impl Report {
         let rows: Vec<(Self, Option<i64>, Option<String>)> = query
             .select((
                 Self::as_select(),
-                diesel::dsl::sql::<Nullable<BigInt>>(if count {
+                fixed::<Nullable<BigInt>>(if count {
                     "count(*) OVER ()"
                 } else {
                     "NULL::int8"
                 }),
-                diesel::dsl::sql::<Nullable<Text>>(if with.editors {
+                fixed::<Nullable<Text>>(if with.editors {
                     EDITORS_AS_JSON
                 } else {
                     "NULL::text"
@@ -318,12 +319,12 @@ impl Report {
             return Ok(Vec::new());
         }
         // Monthly reports form one group; annual ones one group per starting month.
-        let group = diesel::dsl::sql::<diesel::sql_types::Double>(
+        let group = fixed::<diesel::sql_types::Double>(
             "CASE WHEN reports.frequency = 'MONTHLY' THEN 0 ELSE extract(month FROM reports.date_range_start) END",
         );
         reports::table
             .filter(reports::agency_id.eq_any(agencies))
-            .distinct_on((reports::agency_id, reports::frequency, group.clone()))
+            .distinct_on((reports::agency_id, reports::frequency, group))
             .order((
                 reports::agency_id,
                 reports::frequency,

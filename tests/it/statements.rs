@@ -337,3 +337,59 @@ async fn a_query_fetches_a_key_once_even_when_asked_again_later() {
         "the report and its agency, each once"
     );
 }
+
+#[derive(QueryableByName)]
+struct Prepared {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    statement: String,
+}
+
+#[tokio::test]
+async fn statements_written_out_in_the_source_stay_prepared() {
+    // diesel prepares raw SQL afresh for every execution (PostgreSQL then parses and plans it
+    // every time); the screens' statements written out in the source must stay prepared on
+    // the connection like those of the query builder.
+    use justice_counts::models::metric_setting::AgencyMetricSettings;
+    use justice_counts::models::page::Slice;
+    use justice_counts::models::report::{PageWith, Report, ReportFilter};
+
+    let db = TestDb::with_demo().await;
+    let mut conn = db.connect().await;
+    let agency: AgencyId = reports::table
+        .select(reports::agency_id)
+        .order(reports::id)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    let slice = Slice {
+        after: None,
+        before: None,
+        limit: 20,
+        backwards: false,
+    };
+    let with = PageWith {
+        count: true,
+        editors: true,
+    };
+    for _ in 0..3 {
+        AgencyMetricSettings::of_agencies(&mut &conn, &[agency])
+            .await
+            .unwrap();
+        let page = Report::page(&mut conn, agency, &ReportFilter::default(), slice, with)
+            .await
+            .unwrap();
+        assert!(page.total.is_some_and(|total| total > 0));
+        Report::latest_of(&mut &conn, &[agency]).await.unwrap();
+    }
+    let kept: Vec<Prepared> = diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    for marker in ["metric_setting_answers", "count(*) OVER ()", "DISTINCT ON"] {
+        let count = kept
+            .iter()
+            .filter(|prepared| prepared.statement.contains(marker))
+            .count();
+        assert_eq!(count, 1, "statements with `{marker}` kept prepared");
+    }
+}
