@@ -9,6 +9,7 @@ use async_graphql::{Context, Object};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
 
 use super::{Gql, connection};
 use crate::auth::secrets;
@@ -50,7 +51,8 @@ pub trait CursorKey: Sized + Clone {
 /// A short check value of a cursor's text, so that an edited cursor is recognised as such
 /// rather than read as another position.
 fn check_value(text: &str) -> String {
-    secrets::digest(text)[..8].to_owned()
+    // The first 8 hex digits of the text's SHA-256.
+    secrets::hex(&Sha256::digest(text.as_bytes())[..4])
 }
 
 /// The opaque cursor of a position.

@@ -30,7 +30,8 @@ impl ScalarType for Date {
     }
 
     fn to_value(&self) -> Value {
-        Value::String(self.0.format("%Y-%m-%d").to_string())
+        // ISO 8601 (`YYYY-MM-DD`): the dates accepted are within years 1–9999.
+        Value::String(self.0.to_string())
     }
 }
 
