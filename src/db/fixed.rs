@@ -18,6 +18,7 @@ use diesel::sql_types::{SqlType, Untyped};
 use diesel::{QueryResult, expression::is_aggregate};
 
 /// An SQL expression of type `ST`, as written (for a select list, a filter or an ordering).
+/// diesel cannot check the tables it names: the statement it goes into must hold them.
 pub struct Fixed<ST> {
     sql: &'static str,
     sql_type: PhantomData<ST>,
@@ -71,7 +72,8 @@ impl<ST, GB> ValidGrouping<GB> for Fixed<ST> {
 }
 
 /// A statement whose rows are read by name (`QueryableByName`), with one parameter: `$1`, of
-/// type `ST`, which the text may use more than once.
+/// type `ST`, which the text may use more than once. It has no other parameter, and its first
+/// `$1` is the parameter itself (not inside a literal or a comment).
 pub struct FixedQuery<ST, T> {
     head: &'static str,
     tail: &'static str,

@@ -212,6 +212,44 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
         .await?;
     }
 
+    // Reports for the periods that get values (not in a dry run): made before the comparison
+    // so that one pass over the staged values finds every report. Totals made from
+    // breakdowns and members cleared below belong to these same periods.
+    if !mode.dry_run {
+        let created = diesel::sql_query(
+            "INSERT INTO reports (agency_id, frequency, date_range_start, date_range_end, status) \
+             SELECT DISTINCT v.agency_id, v.frequency, v.date_range_start, \
+                 (v.date_range_start + CASE v.frequency WHEN 'MONTHLY' THEN interval '1 month' \
+                                                        ELSE interval '1 year' END)::date, \
+                 'NOT_STARTED'::report_status \
+             FROM spreadsheet_values v \
+             WHERE v.spreadsheet_id = $1 AND v.outcome IS NULL AND v.value IS NOT NULL \
+             ON CONFLICT (agency_id, frequency, date_range_start) DO NOTHING",
+        )
+        .bind::<Integer, _>(id)
+        .execute(conn)
+        .await?;
+        // Thousands of new reports in a status the statistics call rare would lead the
+        // planner of the statements below to nested loops over them.
+        if created > 1_000 {
+            diesel::sql_query("ANALYZE reports").execute(conn).await?;
+        }
+        // The upload's reports, locked in id order as every writer locks reports: no other
+        // transaction adds or changes their values until this one ends, so what the steps
+        // below read of the stored values stays true (the totals already stored, the members
+        // to clear, the comparison) and new values can be given their ids. Editors' saves to
+        // these reports wait until the upload is applied.
+        diesel::sql_query(
+            "SELECT r.id FROM reports r \
+             WHERE (r.agency_id, r.frequency, r.date_range_start) IN ( \
+                 SELECT agency_id, frequency, date_range_start FROM spreadsheet_values \
+                 WHERE spreadsheet_id = $1 AND outcome IS NULL) \
+             ORDER BY r.id FOR UPDATE OF r",
+        )
+        .bind::<Integer, _>(id)
+        .execute(conn)
+        .await?;
+    }
     // Breakdowns against totals given in the same upload.
     let mismatches: Vec<Mismatch> = diesel::sql_query(
         "WITH sums AS ( \
@@ -320,41 +358,6 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
         .await?;
     }
 
-    // Reports for the periods that get values (not in a dry run): made before the comparison
-    // so that one pass over the staged values finds every report.
-    if !mode.dry_run {
-        let created = diesel::sql_query(
-            "INSERT INTO reports (agency_id, frequency, date_range_start, date_range_end, status) \
-             SELECT DISTINCT v.agency_id, v.frequency, v.date_range_start, \
-                 (v.date_range_start + CASE v.frequency WHEN 'MONTHLY' THEN interval '1 month' \
-                                                        ELSE interval '1 year' END)::date, \
-                 'NOT_STARTED'::report_status \
-             FROM spreadsheet_values v \
-             WHERE v.spreadsheet_id = $1 AND v.outcome IS NULL AND v.value IS NOT NULL \
-             ON CONFLICT (agency_id, frequency, date_range_start) DO NOTHING",
-        )
-        .bind::<Integer, _>(id)
-        .execute(conn)
-        .await?;
-        // Thousands of new reports in a status the statistics call rare would lead the
-        // planner of the statements below to nested loops over them.
-        if created > 1_000 {
-            diesel::sql_query("ANALYZE reports").execute(conn).await?;
-        }
-        // The upload's reports, locked in id order as every writer locks reports: no other
-        // transaction adds or changes their values until this one ends, so the comparison
-        // below stays true and new values can be given their ids now.
-        diesel::sql_query(
-            "SELECT r.id FROM reports r \
-             WHERE (r.agency_id, r.frequency, r.date_range_start) IN ( \
-                 SELECT agency_id, frequency, date_range_start FROM spreadsheet_values \
-                 WHERE spreadsheet_id = $1 AND outcome IS NULL) \
-             ORDER BY r.id FOR UPDATE OF r",
-        )
-        .bind::<Integer, _>(id)
-        .execute(conn)
-        .await?;
-    }
     // Compare with what is stored, in one pass: each value's report (created by this
     // transaction, or not there at all in a dry run, means a new report), the value it
     // replaces, and the outcome. A value with no row yet (not in a dry run) gets its id.

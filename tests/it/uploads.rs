@@ -1687,3 +1687,68 @@ async fn the_ingest_command_runs_an_automated_upload_and_fails_on_errors() {
         "Invalid 'offense_type' Column Value"
     );
 }
+
+#[tokio::test]
+async fn an_upload_waits_for_an_editor_saving_its_period_and_keeps_what_was_saved() {
+    use diesel_async::SimpleAsyncConnection;
+
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    execute(
+        &db,
+        &format!(
+            "INSERT INTO reports (agency_id, frequency, date_range_start, date_range_end, status) \
+             VALUES ({}, 'MONTHLY', '2021-03-01', '2021-04-01', 'DRAFT')",
+            harbor.0
+        ),
+    )
+    .await;
+    let report = rows(
+        &db,
+        &format!(
+            "SELECT id FROM reports WHERE agency_id = {} AND frequency = 'MONTHLY' \
+                 AND date_range_start = '2021-03-01'",
+            harbor.0
+        ),
+    )
+    .await;
+    let report = int(&report[0]["id"]);
+    // An editor's save, under way: the report locked, a total written, not yet committed.
+    let mut editor = db.connect().await;
+    editor
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM reports WHERE id = {report} FOR UPDATE; \
+             INSERT INTO datapoints (report_id, metric_key, value, source) \
+             VALUES ({report}, 'LAW_ENFORCEMENT_ARRESTS', 42, 'MANUAL_ENTRY')"
+        ))
+        .await
+        .unwrap();
+    // The upload gives a breakdown without a total for the same month.
+    let csv = "year,month,offense_type,value\n2021,3,Person Offenses,3\n2021,3,drug offense,4\n";
+    let (ingested, ()) = tokio::join!(
+        ingest_file(
+            &db,
+            harbor,
+            System::LawEnforcement,
+            "arrests_by_type.csv",
+            csv.as_bytes(),
+            CONTRIBUTOR,
+            false,
+        ),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            editor.batch_execute("COMMIT").await.unwrap();
+        }
+    );
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    // The upload read the stored values only once the save was in: the saved total is kept,
+    // not replaced by the breakdown's sum.
+    let march: Vec<Value> = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS")
+        .await
+        .into_iter()
+        .filter(|v| v["start"] == "2021-03-01")
+        .collect();
+    assert_eq!(march.len(), 3, "{march:#?}");
+    assert_eq!(march[0]["dimension"], Value::Null);
+    assert_eq!(march[0]["value"], 42.0, "{march:#?}");
+}
