@@ -25,9 +25,7 @@ use super::{Gql, OperationName};
 use crate::db::{Pool, PooledConnection};
 use crate::error::{AppError, AppResult};
 use crate::models::agency::{Agency, AgencySetting, Jurisdiction};
-use crate::models::datapoint::{
-    Cell, Datapoint, DatapointChange, ReportContext, SeriesQuery, SeriesValue,
-};
+use crate::models::datapoint::{Cell, DatapointChange, ReportValue, SeriesQuery, SeriesValue};
 use crate::models::ids::{AgencyId, ReportId, SpreadsheetId, UserId};
 use crate::models::metric_setting::{AgencyMetricSettings, SettingChange};
 use crate::models::report::{Report, StatusChange};
@@ -457,16 +455,10 @@ macro_rules! grouped_loader {
 }
 
 grouped_loader!(
-    /// Key: the values on a report.
-    DatapointsOf(ReportId) => Datapoint,
-    |conn, ids| Datapoint::of_reports(conn, &ids),
-    |row| row.report_id
-);
-grouped_loader!(
-    /// Key: the contexts given on a report.
-    ContextsOf(ReportId) => ReportContext,
-    |conn, ids| ReportContext::of_reports(conn, &ids),
-    |row| row.report_id
+    /// Key: the values and the contexts on a report.
+    ValuesOf(ReportId) => ReportValue,
+    |conn, ids| ReportValue::of_reports(conn, &ids),
+    |row| row.report_id()
 );
 grouped_loader!(
     /// Key: the recorded value changes on a report.

@@ -10,16 +10,14 @@ use chrono::Datelike;
 use super::agency::Agency;
 use super::catalogue::MetricDefinition;
 use super::guards::viewer;
-use super::loaders::{
-    ChangesOf, ContextsOf, DatapointsOf, DbLoader, EditorsOf, MetricSettingsOf, StatusChangesOf,
-};
+use super::loaders::{ChangesOf, DbLoader, EditorsOf, MetricSettingsOf, StatusChangesOf, ValuesOf};
 use super::scalars::{Date, Timestamp};
 use super::{Gql, catalogue, find_agency, parse_id};
 use crate::auth::permissions::Permission;
 use crate::catalogue::{Catalogue, MetricDefinition as CatalogueMetric};
 use crate::error::AppError;
 use crate::models::agency::Agency as AgencyRow;
-use crate::models::datapoint::{Cell, Datapoint, DatapointChange, ReportContext};
+use crate::models::datapoint::{Cell, Datapoint, DatapointChange, ReportContext, ReportValue};
 use crate::models::enums::{ReportFrequency, ReportStatus, ValueSource};
 use crate::models::ids::{ReportId, UserId};
 use crate::models::metric_setting::AgencyMetricSettings;
@@ -143,28 +141,28 @@ impl Report {
     async fn metrics(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ReportMetric>> {
         let loader = ctx.data_unchecked::<DbLoader>();
         let report = &self.0;
-        // Concurrently, so that the four loads join the same batches.
-        let (agency, settings, loaded_values, contexts) = tokio::join!(
+        // Concurrently, so that the three loads join the same batches.
+        let (agency, settings, loaded_values) = tokio::join!(
             loader.load_one(report.agency_id),
             loader.load_one(MetricSettingsOf(report.agency_id)),
-            loader.load_one(DatapointsOf(report.id)),
-            loader.load_one(ContextsOf(report.id)),
+            loader.load_one(ValuesOf(report.id)),
         );
         let agency: AgencyRow = agency?
             .ok_or_else(|| AppError::NotFound("the report's agency is gone".into()).into_gql())?;
         let settings = settings?.unwrap_or_default();
         let mut datapoints: HashMap<String, Vec<Datapoint>> = HashMap::new();
-        for datapoint in loaded_values?.unwrap_or_default() {
-            datapoints
-                .entry(datapoint.metric_key.clone())
-                .or_default()
-                .push(datapoint);
+        let mut contexts: HashMap<String, ReportContext> = HashMap::new();
+        for loaded in loaded_values?.unwrap_or_default() {
+            match loaded {
+                ReportValue::Datapoint(datapoint) => datapoints
+                    .entry(datapoint.metric_key.clone())
+                    .or_default()
+                    .push(datapoint),
+                ReportValue::Context(context) => {
+                    contexts.insert(context.metric_key.clone(), context);
+                }
+            }
         }
-        let mut contexts: HashMap<String, ReportContext> = contexts?
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| (c.metric_key.clone(), c))
-            .collect();
         let catalogue = catalogue(ctx);
         let systems = agency.systems();
         let month = report.date_range_start.month();

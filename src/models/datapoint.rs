@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::fixed::fixed_query;
 use crate::db::schema::{datapoint_changes, datapoints, report_contexts, reports};
 use crate::models::enums::{ReportFrequency, ReportStatus, ValueSource};
 use crate::models::ids::{AgencyId, DatapointId, ReportId, UserId};
@@ -196,8 +198,57 @@ pub struct ReportContext {
     pub updated_by: Option<UserId>,
 }
 
-impl ReportContext {
-    /// The contexts of these reports.
+/// A value or a context of a report, as [`ReportValue::of_reports`] reads them together.
+#[derive(Debug, Clone)]
+pub enum ReportValue {
+    /// A stored value.
+    Datapoint(Datapoint),
+    /// The context of one metric.
+    Context(ReportContext),
+}
+
+/// A row of either table: `kind` 0 is a value, 1 a context (its text in `text`).
+#[derive(QueryableByName)]
+struct ValueRow {
+    #[diesel(sql_type = SmallInt)]
+    kind: i16,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    id: Option<i64>,
+    #[diesel(sql_type = Integer)]
+    report_id: i32,
+    #[diesel(sql_type = Text)]
+    metric_key: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    dimension_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    member: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    sub_category: Option<String>,
+    #[diesel(sql_type = Nullable<Double>)]
+    value: Option<f64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    text: Option<String>,
+    #[diesel(sql_type = Nullable<crate::db::schema::sql_types::ValueSource>)]
+    source: Option<ValueSource>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    updated_by: Option<i32>,
+}
+
+impl ReportValue {
+    /// The report it belongs to.
+    pub fn report_id(&self) -> ReportId {
+        match self {
+            Self::Datapoint(datapoint) => datapoint.report_id,
+            Self::Context(context) => context.report_id,
+        }
+    }
+
+    /// The values (in metric, then breakdown order) and the contexts of these reports, in one
+    /// statement.
     pub async fn of_reports(
         conn: &mut &AsyncPgConnection,
         reports: &[ReportId],
@@ -205,11 +256,50 @@ impl ReportContext {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        report_contexts::table
-            .filter(report_contexts::report_id.eq_any(reports))
-            .select(Self::as_select())
-            .load(conn)
-            .await
+        let rows: Vec<ValueRow> = fixed_query::<Array<Integer>, _>(
+            "SELECT 0::int2 AS kind, id, report_id, metric_key, dimension_id, member, \
+                 sub_category, value, NULL::text AS text, source, created_at, updated_at, \
+                 updated_by \
+             FROM datapoints WHERE report_id = ANY($1) \
+             UNION ALL \
+             SELECT 1::int2, NULL, report_id, metric_key, NULL, NULL, NULL, NULL, value, NULL, \
+                 NULL, updated_at, updated_by \
+             FROM report_contexts WHERE report_id = ANY($1) \
+             ORDER BY kind, metric_key, dimension_id NULLS FIRST, id",
+            reports.iter().map(|report| report.0).collect::<Vec<_>>(),
+        )
+        .load(conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(
+                |row| match (row.kind, row.id, row.source, row.created_at, row.text) {
+                    (0, Some(id), Some(source), Some(created_at), _) => {
+                        Some(Self::Datapoint(Datapoint {
+                            id: DatapointId(id),
+                            report_id: ReportId(row.report_id),
+                            metric_key: row.metric_key,
+                            dimension_id: row.dimension_id,
+                            member: row.member,
+                            sub_category: row.sub_category,
+                            value: row.value,
+                            source,
+                            created_at,
+                            updated_at: row.updated_at,
+                            updated_by: row.updated_by.map(UserId),
+                        }))
+                    }
+                    (1, _, _, _, Some(text)) => Some(Self::Context(ReportContext {
+                        report_id: ReportId(row.report_id),
+                        metric_key: row.metric_key,
+                        value: text,
+                        updated_at: row.updated_at,
+                        updated_by: row.updated_by.map(UserId),
+                    })),
+                    _ => None,
+                },
+            )
+            .collect())
     }
 }
 

@@ -295,9 +295,10 @@ async fn screens_send_the_same_number_of_statements_however_much_data_they_show(
     assert_eq!(one_metric, thirty_metrics, "data entry: 1 metric vs 30");
     assert_eq!(one_member, fifty_members, "team: 1 member vs 50");
     // The records list: its agency, then one statement for the page, its count and its
-    // editors. Data entry: the three settings tables are read in one statement.
+    // editors. Data entry: the three settings tables are read in one statement, the report's
+    // values and contexts in another.
     assert_eq!(hundred, 2, "records list");
-    assert_eq!(thirty_metrics, 8, "data entry");
+    assert_eq!(thirty_metrics, 7, "data entry");
     for count in [hundred, thirty_metrics, fifty_members] {
         assert!(count <= BOUND, "{count} statements");
     }
@@ -349,6 +350,7 @@ async fn statements_written_out_in_the_source_stay_prepared() {
     // diesel prepares raw SQL afresh for every execution (PostgreSQL then parses and plans it
     // every time); the screens' statements written out in the source must stay prepared on
     // the connection like those of the query builder.
+    use justice_counts::models::datapoint::ReportValue;
     use justice_counts::models::metric_setting::AgencyMetricSettings;
     use justice_counts::models::page::Slice;
     use justice_counts::models::report::{PageWith, Report, ReportFilter};
@@ -379,13 +381,20 @@ async fn statements_written_out_in_the_source_stay_prepared() {
             .await
             .unwrap();
         assert!(page.total.is_some_and(|total| total > 0));
-        Report::latest_of(&mut &conn, &[agency]).await.unwrap();
+        let latest = Report::latest_of(&mut &conn, &[agency]).await.unwrap();
+        let ids: Vec<ReportId> = latest.iter().map(|report| report.id).collect();
+        ReportValue::of_reports(&mut &conn, &ids).await.unwrap();
     }
     let kept: Vec<Prepared> = diesel::sql_query("SELECT statement FROM pg_prepared_statements")
         .load(&mut conn)
         .await
         .unwrap();
-    for marker in ["metric_setting_answers", "count(*) OVER ()", "DISTINCT ON"] {
+    for marker in [
+        "metric_setting_answers",
+        "count(*) OVER ()",
+        "DISTINCT ON",
+        "report_contexts",
+    ] {
         let count = kept
             .iter()
             .filter(|prepared| prepared.statement.contains(marker))
