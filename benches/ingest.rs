@@ -36,6 +36,31 @@ struct Id {
 }
 
 #[derive(QueryableByName)]
+struct Statement {
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    seconds: f64,
+    #[diesel(sql_type = BigInt)]
+    calls: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    query: String,
+}
+
+/// User and system CPU time of this process so far.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    ticks(11).unwrap_or(0.0) / 100.0 + ticks(12).unwrap_or(0.0) / 100.0
+}
+
+#[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -47,9 +72,35 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|rows| rows.parse().ok())
         .unwrap_or(1_000_000);
-    let bench = BenchDb::with_demo().await?;
+    // `INGEST_BENCH_EXPLAIN=FILE` writes the plans of the ingest's slow statements, with
+    // their timings, to FILE.
+    let explain = std::env::var_os("INGEST_BENCH_EXPLAIN");
+    let mut settings = vec![
+        (
+            "shared_preload_libraries".into(),
+            "pg_stat_statements".into(),
+        ),
+        ("pg_stat_statements.track".into(), "top".into()),
+    ];
+    if explain.is_some() {
+        settings.extend(
+            [
+                ("session_preload_libraries", "auto_explain"),
+                ("auto_explain.log_min_duration", "300ms"),
+                ("auto_explain.log_analyze", "on"),
+                ("auto_explain.log_buffers", "on"),
+                ("auto_explain.log_wal", "on"),
+                ("auto_explain.log_triggers", "on"),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+    }
+    let bench = BenchDb::with_settings(settings).await?;
     let pool = db::connect_with(&bench.url, PoolSettings::new(4)).await?;
     let mut conn = pool.get().await?;
+    diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&mut conn)
+        .await?;
 
     // Row layout of one month of one agency: every metric's total and breakdown members.
     let layout = justice_counts::ingest::layout::sheets_of(System::LawEnforcement);
@@ -143,9 +194,13 @@ async fn main() -> anyhow::Result<()> {
         source: ValueSource::AutomatedBulkUpload,
         dry_run: false,
     };
+    diesel::sql_query("SELECT pg_stat_statements_reset()")
+        .execute(&mut conn)
+        .await?;
     drop(conn);
     reset_peak_rss();
     let rss_before = peak_rss_kib();
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let mut conn = pool.get().await?;
     let id = ingest::create(
@@ -161,9 +216,28 @@ async fn main() -> anyhow::Result<()> {
     let settings = IngestSettings::default();
     let finished = ingest::run(&pool, &bench.catalogue, id, &settings, &Quiet).await?;
     let ingest_time = started.elapsed();
+    let ingest_cpu = process_cpu_seconds() - cpu_before;
     let rss_peak = peak_rss_kib();
     println!("ingest: {finished:?}");
     let mut conn = pool.get().await?;
+    let statements: Vec<Statement> = diesel::sql_query(
+        "SELECT total_exec_time / 1000 AS seconds, calls, \
+             regexp_replace(left(query, 110), '\\s+', ' ', 'g') AS query \
+         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12",
+    )
+    .load(&mut conn)
+    .await?;
+    println!(
+        "server process CPU during the ingest: {ingest_cpu:.2} s of {:.2} s",
+        ingest_time.as_secs_f64()
+    );
+    println!("PostgreSQL's time per statement during the ingest (pg_stat_statements):");
+    for statement in &statements {
+        println!(
+            "  {:>7.2} s {:>6} x  {}",
+            statement.seconds, statement.calls, statement.query
+        );
+    }
     let saved: Count = diesel::sql_query(format!(
         "SELECT count(*) AS n FROM spreadsheet_values WHERE spreadsheet_id = {} AND outcome = 'NEW'",
         id.0
@@ -247,6 +321,9 @@ async fn main() -> anyhow::Result<()> {
         &rows_text,
     )
     .await?;
+    if let Some(target) = &explain {
+        std::fs::copy(bench.log_path(), target)?;
+    }
     let file_text = std::fs::read(&path)?;
     let (copied_file, copy_file_time) = copy_rows(
         "COPY copy_file FROM STDIN WITH (FORMAT csv, HEADER true)",

@@ -198,6 +198,7 @@ impl Background {
         let settings = IngestSettings {
             batch_rows: args.ingest_batch_rows as usize,
             statement_timeout: args.ingest_statement_timeout,
+            work_mem_mb: args.ingest_work_mem_mb,
         };
         let mut handlers: HashMap<String, Arc<dyn jobs::Handler>> = HashMap::new();
         handlers.insert(

@@ -273,6 +273,12 @@ pub struct BackgroundArgs {
     #[arg(long, env = "INGEST_STATEMENT_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub ingest_statement_timeout: Duration,
 
+    /// Memory, in MiB, one sort or hash of an ingest's statements may use before it spills to
+    /// disk (PostgreSQL's `work_mem`, set for the ingest's transactions only).
+    #[arg(long, env = "INGEST_WORK_MEM_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub ingest_work_mem_mb: u32,
+
     /// Drop directory of automated uploads: files put in `<dir>/<agency id>/<system>/` are
     /// ingested, then moved to `done/` or `failed/` beside their result.
     #[arg(long, env = "INGEST_DIR")]
@@ -291,6 +297,7 @@ impl Default for BackgroundArgs {
             job_poll: Duration::from_secs(5),
             ingest_batch_rows: 10_000,
             ingest_statement_timeout: Duration::from_secs(600),
+            ingest_work_mem_mb: 64,
             ingest_dir: None,
             ingest_dir_poll: Duration::from_secs(5),
         }

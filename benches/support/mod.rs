@@ -80,6 +80,12 @@ impl BenchDb {
         Ok(text.lines().next().unwrap_or_default().trim().parse()?)
     }
 
+    /// The cluster's server log.
+    #[allow(dead_code, reason = "not every benchmark reads PostgreSQL's log")]
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self._cluster.root().join("postgres.log")
+    }
+
     /// The cluster's data directory.
     #[allow(dead_code, reason = "not every benchmark reads PostgreSQL's files")]
     pub fn pgdata(&self) -> std::path::PathBuf {

@@ -392,6 +392,7 @@ diesel::table! {
         spreadsheet_id -> Int4,
         report_id -> Int4,
         change -> ReportChangeKind,
+        report_version -> Nullable<Int4>,
     }
 }
 

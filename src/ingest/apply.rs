@@ -358,33 +358,31 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
         .await?;
     }
 
-    // Compare with what is stored, in one pass: each value's report (created by this
-    // transaction, or not there at all in a dry run, means a new report), the value it
-    // replaces, and the outcome. A value with no row yet (not in a dry run) gets its id.
+    // Compare with what is stored, in one pass over the staged values in the order they lie
+    // on disk (each row is looked up in `reports` and `datapoints` by their unique indexes, so
+    // the rows are rewritten in place rather than in the random order of a hash join): each
+    // value's report (created by this transaction, or not there at all in a dry run, means a
+    // new report), the value it replaces, and the outcome. A value with no row yet (not in a
+    // dry run) gets its id.
     diesel::sql_query(
         "UPDATE spreadsheet_values v SET \
-             report_id = c.report_id, \
-             report_created = c.report_id IS NULL OR c.created, \
-             datapoint_id = CASE WHEN c.inserts \
-                 THEN nextval('datapoints_id_seq'::regclass) ELSE c.datapoint_id END, \
-             datapoint_created = c.inserts, \
-             old_value = c.old_value, \
-             outcome = CASE \
-                 WHEN v.value IS NOT DISTINCT FROM c.old_value THEN 'UNCHANGED' \
-                 WHEN c.old_value IS NULL THEN 'NEW' \
-                 ELSE 'UPDATED' END::value_outcome \
-         FROM (SELECT s.id, r.id AS report_id, r.xmin = pg_current_xact_id()::xid AS created, \
-                   d.id AS datapoint_id, d.value AS old_value, \
-                   $2 AND d.id IS NULL AND s.value IS NOT NULL AS inserts \
-               FROM spreadsheet_values s \
-               LEFT JOIN reports r ON r.agency_id = s.agency_id AND r.frequency = s.frequency \
-                   AND r.date_range_start = s.date_range_start \
-               LEFT JOIN datapoints d ON d.report_id = r.id AND d.metric_key = s.metric_key \
-                   AND coalesce(d.dimension_id, '') = coalesce(s.dimension_id, '') \
-                   AND coalesce(d.member, '') = coalesce(s.member, '') \
-                   AND d.sub_category IS NULL \
-               WHERE s.spreadsheet_id = $1 AND s.outcome IS NULL) c \
-         WHERE v.id = c.id",
+             (report_id, report_created, datapoint_id, datapoint_created, old_value, outcome) = ( \
+                 SELECT r.id, r.id IS NULL OR r.xmin = pg_current_xact_id()::xid, \
+                     CASE WHEN $2 AND d.id IS NULL AND v.value IS NOT NULL \
+                         THEN nextval('datapoints_id_seq'::regclass) ELSE d.id END, \
+                     $2 AND d.id IS NULL AND v.value IS NOT NULL, \
+                     d.value, \
+                     CASE WHEN v.value IS NOT DISTINCT FROM d.value THEN 'UNCHANGED' \
+                          WHEN d.value IS NULL THEN 'NEW' \
+                          ELSE 'UPDATED' END::value_outcome \
+                 FROM (SELECT) AS one \
+                 LEFT JOIN reports r ON r.agency_id = v.agency_id \
+                     AND r.frequency = v.frequency AND r.date_range_start = v.date_range_start \
+                 LEFT JOIN datapoints d ON d.report_id = r.id AND d.metric_key = v.metric_key \
+                     AND d.sub_category IS NULL \
+                     AND d.dimension_id IS NOT DISTINCT FROM v.dimension_id \
+                     AND d.member IS NOT DISTINCT FROM v.member) \
+         WHERE v.spreadsheet_id = $1 AND v.outcome IS NULL",
     )
     .bind::<Integer, _>(id)
     .bind::<Bool, _>(!mode.dry_run)
@@ -467,12 +465,15 @@ async fn write(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<
     .bind::<Bool, _>(!mode.automated())
     .execute(conn)
     .await?;
+    // History for values that were there and changed (a value first given by this upload
+    // has none: the upload's own record says which values it created, and at which version).
     diesel::sql_query(
         "INSERT INTO datapoint_changes (datapoint_id, changed_by, old_value, new_value, source, \
              report_version) \
          SELECT v.datapoint_id, $3, v.old_value, v.value, $2::value_source, r.version \
          FROM spreadsheet_values v JOIN reports r ON r.id = v.report_id \
-         WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED')",
+         WHERE v.spreadsheet_id = $1 AND v.outcome IN ('NEW', 'UPDATED') \
+             AND NOT v.datapoint_created",
     )
     .bind::<Integer, _>(id)
     .bind::<Text, _>(mode.source_name())
@@ -500,14 +501,18 @@ async fn write(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<
     .execute(conn)
     .await?;
     diesel::sql_query(
-        "INSERT INTO spreadsheet_report_changes (spreadsheet_id, report_id, change) \
-         SELECT $1, report_id, CASE \
-             WHEN bool_or(report_created) THEN 'NEW' \
-             WHEN bool_or(outcome IN ('NEW', 'UPDATED')) THEN 'UPDATED' \
-             ELSE 'UNCHANGED' END::report_change_kind \
-         FROM spreadsheet_values \
-         WHERE spreadsheet_id = $1 AND report_id IS NOT NULL AND outcome <> 'DROPPED' \
-         GROUP BY report_id \
+        "INSERT INTO spreadsheet_report_changes (spreadsheet_id, report_id, change, \
+             report_version) \
+         SELECT $1, g.report_id, CASE \
+             WHEN g.created THEN 'NEW' WHEN g.changed THEN 'UPDATED' \
+             ELSE 'UNCHANGED' END::report_change_kind, \
+             CASE WHEN g.changed THEN r.version END \
+         FROM (SELECT report_id, bool_or(report_created) AS created, \
+                   bool_or(outcome IN ('NEW', 'UPDATED')) AS changed \
+               FROM spreadsheet_values \
+               WHERE spreadsheet_id = $1 AND report_id IS NOT NULL AND outcome <> 'DROPPED' \
+               GROUP BY report_id) g \
+         JOIN reports r ON r.id = g.report_id \
          ON CONFLICT DO NOTHING",
     )
     .bind::<Integer, _>(id)

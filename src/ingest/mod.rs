@@ -58,6 +58,8 @@ pub struct IngestSettings {
     pub batch_rows: usize,
     /// How long one statement of an ingest may run.
     pub statement_timeout: Duration,
+    /// PostgreSQL's `work_mem` for the ingest's statements, in MiB.
+    pub work_mem_mb: u32,
 }
 
 impl Default for IngestSettings {
@@ -65,6 +67,7 @@ impl Default for IngestSettings {
         Self {
             batch_rows: 10_000,
             statement_timeout: Duration::from_secs(600),
+            work_mem_mb: 64,
         }
     }
 }
@@ -492,7 +495,7 @@ async fn read_file_into_stage(
         let accepted = batch.value_count() as i64;
         let stop = conn
             .transaction(async |conn| {
-                set_timeout(conn, settings.statement_timeout).await?;
+                set_session_limits(conn, settings).await?;
                 let requested: Option<chrono::DateTime<Utc>> = spreadsheets::table
                     .find(id)
                     .select(spreadsheets::cancel_requested_at)
@@ -641,14 +644,20 @@ fn read_sheets(
     flush(&mut pending, &mut pending_rows, position, true);
 }
 
-async fn set_timeout(conn: &mut AsyncPgConnection, timeout: Duration) -> diesel::QueryResult<()> {
-    diesel::sql_query(format!(
-        "SET LOCAL statement_timeout = {}",
-        timeout.as_millis().max(1)
+/// The ingest's settings for the rest of the transaction: its statement timeout, its memory
+/// for sorts and hashes, and no JIT compilation (its statements are few and large, and their
+/// estimated costs, far above JIT's thresholds, would have each compiled at length).
+async fn set_session_limits(
+    conn: &mut AsyncPgConnection,
+    settings: &IngestSettings,
+) -> diesel::QueryResult<()> {
+    use diesel_async::SimpleAsyncConnection;
+    conn.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}; SET LOCAL work_mem = '{}MB'; SET LOCAL jit = off",
+        settings.statement_timeout.as_millis().max(1),
+        settings.work_mem_mb.clamp(1, 4096)
     ))
-    .execute(conn)
     .await
-    .map(drop)
 }
 
 async fn apply_staged(
@@ -666,7 +675,7 @@ async fn apply_staged(
     };
     let finished = conn
         .transaction(async |conn| {
-            set_timeout(conn, settings.statement_timeout).await?;
+            set_session_limits(conn, settings).await?;
             let (status, requested): (SpreadsheetStatus, Option<chrono::DateTime<Utc>>) =
                 spreadsheets::table
                     .find(id)

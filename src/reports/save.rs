@@ -72,6 +72,23 @@ type ChangeSince = (
     Option<UserId>,
 );
 
+/// A value an upload created, as its record keeps it.
+#[derive(QueryableByName)]
+struct CreatedByUpload {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    version: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    metric_key: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    dimension_id: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    member: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    value: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    uploaded_by: Option<i32>,
+}
+
 fn key_of(
     metric: &str,
     dimension: &Option<String>,
@@ -301,6 +318,37 @@ async fn stale(
         ))
         .load(conn)
         .await?;
+    // Values an upload created since: an upload keeps no history row for a value it is the
+    // first to give, its own record says which ones and at which version of the report.
+    let created: Vec<CreatedByUpload> = diesel::sql_query(
+        "SELECT c.report_version AS version, v.metric_key, v.dimension_id, v.member, v.value, \
+             s.uploaded_by \
+         FROM spreadsheet_report_changes c \
+         JOIN spreadsheets s ON s.id = c.spreadsheet_id \
+         JOIN spreadsheet_values v ON v.spreadsheet_id = c.spreadsheet_id \
+             AND v.report_id = c.report_id AND v.datapoint_created \
+         WHERE c.report_id = $1 AND c.report_version > $2 \
+         ORDER BY v.id",
+    )
+    .bind::<diesel::sql_types::Integer, _>(report.id.0)
+    .bind::<diesel::sql_types::Integer, _>(based_on)
+    .load(conn)
+    .await?;
+    let mut changes = changes;
+    changes.extend(created.into_iter().map(|c| {
+        (
+            Some(c.version),
+            c.metric_key,
+            c.dimension_id,
+            c.member,
+            None,
+            None,
+            c.value,
+            c.uploaded_by.map(UserId),
+        )
+    }));
+    // In the order the versions were made (a sort that keeps each version's own order).
+    changes.sort_by_key(|change| change.0);
     let changes: Vec<serde_json::Value> = changes
         .into_iter()
         .map(|(version, metric, dimension, member, sub, old, new, by)| {

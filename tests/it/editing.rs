@@ -485,3 +485,54 @@ async fn reports_are_created_once_published_unpublished_and_deleted() {
         ["NOT_FOUND"]
     );
 }
+
+#[tokio::test]
+async fn a_stale_save_is_told_of_the_values_an_upload_created_since() {
+    use crate::uploads::{By, ingest_file};
+    use justice_counts::models::{enums::System, ids::AgencyId};
+
+    let d = desk().await;
+    let report = d.new_report("2026-04-01").await;
+    d.save(&report, 1, json!([arrests(json!(10))])).await;
+    // An upload gives the month a value it did not have: a new value, with no history row.
+    let sheriff = AgencyId(d.agency.parse().expect("a numeric id"));
+    let ingested = ingest_file(
+        &d.db,
+        sheriff,
+        System::LawEnforcement,
+        "reported_crime.csv",
+        b"year,month,value\n2026,4,33\n",
+        By::Person("sheriff.contributor@example.com"),
+        false,
+    )
+    .await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    assert_eq!(d.version(&report).await, 3);
+    // A save based on the version before the upload hears of it.
+    let stale = d.save(&report, 2, json!([arrests(json!(11))])).await;
+    assert_eq!(error_codes(&stale), ["CONFLICT"], "{stale}");
+    let extensions = &stale["errors"][0]["extensions"];
+    assert_eq!(extensions["currentVersion"], 3);
+    let changed = extensions["changedSince"].as_array().expect("changes");
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    assert_eq!(changed[0]["version"], 3);
+    assert_eq!(changed[0]["metricKey"], "LAW_ENFORCEMENT_REPORTED_CRIME");
+    assert_eq!(changed[0]["oldValue"], Value::Null);
+    assert_eq!(changed[0]["newValue"], 33.0);
+    assert!(changed[0]["changedBy"].is_string(), "{changed:#?}");
+    // Based on version 1, it hears of the editor's save and the upload, in that order.
+    let staler = d.save(&report, 1, json!([arrests(json!(12))])).await;
+    let changed = staler["errors"][0]["extensions"]["changedSince"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| (c["version"].as_i64().unwrap_or(0), c["metricKey"].clone()))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        changed,
+        [
+            (2, json!("LAW_ENFORCEMENT_ARRESTS")),
+            (3, json!("LAW_ENFORCEMENT_REPORTED_CRIME"))
+        ]
+    );
+}

@@ -1,4 +1,5 @@
-//! Every GraphQL example of the README runs against the demo data without an error.
+//! Every GraphQL example of the README runs against the demo data without an error, and every
+//! setting the server reads from its environment is documented there.
 
 use serde_json::json;
 
@@ -50,4 +51,30 @@ async fn every_graphql_example_of_the_readme_works_on_the_demo_data() {
             assert!(!nodes.as_array().unwrap().is_empty(), "{response}");
         }
     }
+}
+
+#[test]
+fn every_environment_setting_is_documented() {
+    let readme = include_str!("../../README.md");
+    let config = include_str!("../../src/config.rs");
+    // The settings of the server and the global ones; the flags of the one-off commands
+    // (`export`, `ingest`, `token`), defined between these two, are documented with them.
+    let (before, rest) = config
+        .split_once("pub struct ExportArgs")
+        .expect("export arguments");
+    let (_, after) = rest
+        .split_once("pub struct ServeArgs")
+        .expect("serve arguments");
+    let text = [before, after].concat();
+    let settings: Vec<&str> = text
+        .split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(settings.len() > 20, "{settings:?}");
+    let missing: Vec<&&str> = settings
+        .iter()
+        .filter(|name| !readme.contains(&format!("`{name}`")))
+        .collect();
+    assert!(missing.is_empty(), "not in the README: {missing:?}");
 }

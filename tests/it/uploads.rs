@@ -230,6 +230,7 @@ async fn the_same_file_twice_changes_nothing_the_second_time() {
     let db = TestDb::with_demo().await;
     let harbor = agency(&db, "Harbor City Police").await;
     let csv = "year,month,value\n2022,1,40\n2022,2,41\n2024,3,7\n";
+    let history_at_start = rows(&db, "SELECT id FROM datapoint_changes").await.len();
     let first = ingest_file(
         &db,
         harbor,
@@ -243,6 +244,24 @@ async fn the_same_file_twice_changes_nothing_the_second_time() {
     assert_eq!(first.status(), "INGESTED", "{:#}", first.summary);
     let before = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
     let history = rows(&db, "SELECT id FROM datapoint_changes").await.len();
+    // Values given for the first time are inserted with no history row; a change of a value
+    // that was stored keeps one.
+    let first_changes = rows(
+        &db,
+        &format!(
+            "SELECT count(*) FILTER (WHERE datapoint_created) AS created, \
+                 count(*) FILTER (WHERE NOT datapoint_created) AS changed \
+             FROM spreadsheet_values \
+             WHERE spreadsheet_id = {} AND outcome IN ('NEW', 'UPDATED')",
+            first.id.0
+        ),
+    )
+    .await;
+    assert!(int(&first_changes[0]["created"]) > 0, "{first_changes:?}");
+    assert_eq!(
+        history - history_at_start,
+        usize::try_from(int(&first_changes[0]["changed"])).unwrap_or(usize::MAX)
+    );
     let second = ingest_file(
         &db,
         harbor,
@@ -1465,19 +1484,30 @@ async fn an_ingest_interrupted_half_way_resumes_with_nothing_lost_or_doubled() {
         stored[0],
         json!({"n": 120.0, "total": expected, "cells": 120.0})
     );
-    let history = rows(
+    // 120 members and 24 totals from their sums, each created once: the upload's record
+    // holds each of them once, and its reports moved one version on.
+    let created = rows(
         &db,
         &format!(
-            "SELECT count(*) AS n, count(DISTINCT c.datapoint_id) AS distinct_values \
-             FROM datapoint_changes c JOIN datapoints d ON d.id = c.datapoint_id \
-             JOIN reports r ON r.id = d.report_id \
-             WHERE r.agency_id = {} AND r.date_range_start BETWEEN '2019-01-01' AND '2020-12-01'",
-            harbor.0
+            "SELECT count(*) AS n, count(DISTINCT datapoint_id) AS distinct_values \
+             FROM spreadsheet_values WHERE spreadsheet_id = {} AND outcome = 'NEW' \
+                 AND datapoint_created",
+            id.0
         ),
     )
     .await;
-    // 120 members and 24 totals from their sums, each written once.
-    assert_eq!(history[0], json!({"n": 144.0, "distinct_values": 144.0}));
+    assert_eq!(created[0], json!({"n": 144.0, "distinct_values": 144.0}));
+    let versions = rows(
+        &db,
+        &format!(
+            "SELECT count(*) AS n, min(r.version) AS low, max(r.version) AS high \
+             FROM reports r JOIN spreadsheet_report_changes c ON c.report_id = r.id \
+             WHERE c.spreadsheet_id = {} AND c.report_version = r.version",
+            id.0
+        ),
+    )
+    .await;
+    assert_eq!(versions[0], json!({"n": 24.0, "low": 2.0, "high": 2.0}));
     let job = rows(&db, "SELECT state::text AS state, attempts FROM jobs").await;
     assert_eq!(job, [json!({"state": "SUCCEEDED", "attempts": 2.0})]);
 }
@@ -1751,4 +1781,48 @@ async fn an_upload_waits_for_an_editor_saving_its_period_and_keeps_what_was_save
     assert_eq!(march.len(), 3, "{march:#?}");
     assert_eq!(march[0]["dimension"], Value::Null);
     assert_eq!(march[0]["value"], 42.0, "{march:#?}");
+}
+
+#[tokio::test]
+async fn removing_an_upload_removes_its_staged_values() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let kept = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        b"year,month,value\n2022,1,40\n",
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
+    let removed = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        b"year,month,value\n2022,1,41\n2022,2,42\n",
+        CONTRIBUTOR,
+        false,
+    )
+    .await;
+    let staged = "SELECT spreadsheet_id AS id, count(*) AS n FROM spreadsheet_values \
+                  GROUP BY spreadsheet_id ORDER BY spreadsheet_id";
+    assert_eq!(
+        rows(&db, staged).await,
+        [
+            json!({"id": kept.id.0 as f64, "n": 1.0}),
+            json!({"id": removed.id.0 as f64, "n": 2.0})
+        ]
+    );
+    execute(
+        &db,
+        &format!("DELETE FROM spreadsheets WHERE id = {}", removed.id.0),
+    )
+    .await;
+    assert_eq!(
+        rows(&db, staged).await,
+        [json!({"id": kept.id.0 as f64, "n": 1.0})]
+    );
 }
