@@ -1,6 +1,6 @@
 //! Applying a staged upload, set by set: duplicate rows, breakdowns against totals, the
 //! comparison with what is stored, and — unless it is a dry run — the writes: reports
-//! created, values inserted or updated with their history, changed reports back to draft.
+//! created, values inserted, or updated with a history row, changed reports back to draft.
 //!
 //! Every step is one SQL statement over all of the upload's staged values, in the caller's
 //! transaction: the upload is applied whole, or not at all.
@@ -440,9 +440,9 @@ async fn write(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<
     .execute(conn)
     .await?;
     // Changed reports: their status changes recorded, then a new version, back to draft for a
-    // person's upload (a new report becomes a draft either way); the history of each value,
-    // editors, and one event each. Separate statements, so that each is planned on the real
-    // numbers of the one before.
+    // person's upload (a new report becomes a draft either way); the history of each stored
+    // value that changed, editors, and one event each. Separate statements, so that each is
+    // planned on the real numbers of the one before.
     const CHANGED: &str = "SELECT DISTINCT report_id FROM spreadsheet_values \
          WHERE spreadsheet_id = $1 AND outcome IN ('NEW', 'UPDATED')";
     diesel::sql_query(format!(
