@@ -123,6 +123,7 @@ async fn serve_on(
     let pool_settings = PoolSettings {
         wait: limits.pool_wait,
         statement_timeout: Some(limits.statement_timeout),
+        generic_plans: args.generic_plans,
         ..PoolSettings::new(options.pool_size)
     };
     let replicas = Replicas::connect(&args.database_replica_urls, &pool_settings).await?;

@@ -235,6 +235,14 @@ pub struct ServeArgs {
     )]
     pub database_replica_urls: Vec<String>,
 
+    /// Whether the server's own statements run on generic plans (PostgreSQL's
+    /// `plan_cache_mode = force_generic_plan`), made once per connection and statement,
+    /// rather than planned anew for each execution's values. Ingests plan for their values
+    /// either way.
+    #[arg(long, env = "DATABASE_GENERIC_PLANS", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub generic_plans: bool,
+
     /// Limits on requests, documents, rates and connections.
     #[command(flatten)]
     pub limits: Limits,
@@ -311,6 +319,7 @@ impl Default for ServeArgs {
             access_token_lifetime: Duration::from_secs(15 * 60),
             session_lifetime: Duration::from_secs(30 * 86_400),
             database_replica_urls: Vec::new(),
+            generic_plans: true,
             limits: Limits::default(),
             cors: CorsSettings::default(),
             background: BackgroundArgs::default(),

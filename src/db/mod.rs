@@ -87,6 +87,14 @@ pub struct PoolSettings {
     pub statement_timeout: Option<Duration>,
     /// Counts every statement sent, for tests and benchmarks.
     pub counter: Option<StatementCounter>,
+    /// Run statements on generic plans (`plan_cache_mode = force_generic_plan`).
+    ///
+    /// A prepared statement's generic plan is made once per connection. Without this,
+    /// PostgreSQL compares it with plans made for each execution's values and, for a statement
+    /// whose generic estimate looks worse (a `LIMIT $n`, an `= ANY($n)` of unknown length),
+    /// keeps planning anew on every execution: for the API's short statements, planning then
+    /// costs more than running them.
+    pub generic_plans: bool,
 }
 
 impl PoolSettings {
@@ -97,6 +105,7 @@ impl PoolSettings {
             wait: Duration::from_secs(10),
             statement_timeout: None,
             counter: None,
+            generic_plans: false,
         }
     }
 }
@@ -130,18 +139,26 @@ pub async fn connect_with(url: &str, settings: PoolSettings) -> anyhow::Result<P
         wait,
         statement_timeout,
         counter,
+        generic_plans,
     } = settings;
     config.custom_setup = Box::new(move |url| {
         let counter = counter.as_ref().map(|counter| counter.0.clone());
         Box::pin(async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
+            let mut setup = Vec::new();
             if let Some(timeout) = statement_timeout {
-                conn.batch_execute(&format!(
+                setup.push(format!(
                     "SET statement_timeout = {}",
                     timeout.as_millis().max(1)
-                ))
-                .await
-                .map_err(|error| diesel::ConnectionError::BadConnection(error.to_string()))?;
+                ));
+            }
+            if generic_plans {
+                setup.push("SET plan_cache_mode = force_generic_plan".to_owned());
+            }
+            if !setup.is_empty() {
+                conn.batch_execute(&setup.join("; "))
+                    .await
+                    .map_err(|error| diesel::ConnectionError::BadConnection(error.to_string()))?;
             }
             conn.set_instrumentation(Observed {
                 counter,
@@ -153,8 +170,11 @@ pub async fn connect_with(url: &str, settings: PoolSettings) -> anyhow::Result<P
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     // No test query on checkout: it would cost a round trip for every dataloader batch. A
     // connection found broken is dropped when it is returned (diesel-async's `has_broken`).
+    // The connection returned last is handed out first: a few busy server processes serve
+    // the load, warm, instead of every connection's process waking in turn.
     let pool = Pool::builder()
         .max_size(max_size)
+        .queue_strategy(bb8::QueueStrategy::Lifo)
         .test_on_check_out(false)
         .connection_timeout(wait)
         .build(manager)

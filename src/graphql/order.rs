@@ -5,6 +5,8 @@
 //! [`pipeline`](super::pipeline).
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use std::cell::OnceCell;
+
 use async_graphql::{Response, Value};
 
 /// Puts the keys of every object of `response` in the order `document` selected them, for the
@@ -25,9 +27,16 @@ pub fn restore(
 }
 
 /// The response keys of some selection sets (merged, as one object's), in order, each with
-/// the selection sets of its fields.
+/// the selection sets of its fields and, once needed, their own plan (made once per response,
+/// however many objects of a list share it).
 struct Plan<'a> {
-    keys: Vec<(&'a str, Vec<&'a SelectionSet>)>,
+    keys: Vec<Key<'a>>,
+}
+
+struct Key<'a> {
+    name: &'a str,
+    sets: Vec<&'a SelectionSet>,
+    plan: OnceCell<Plan<'a>>,
 }
 
 impl<'a> Plan<'a> {
@@ -50,11 +59,15 @@ impl<'a> Plan<'a> {
             match &selection.node {
                 Selection::Field(field) => {
                     let field = &field.node;
-                    let key = field.response_key().node.as_str();
+                    let name = field.response_key().node.as_str();
                     let children = &field.selection_set.node;
-                    match self.keys.iter_mut().find(|(known, _)| *known == key) {
-                        Some((_, sets)) => sets.push(children),
-                        None => self.keys.push((key, vec![children])),
+                    match self.keys.iter_mut().find(|key| key.name == name) {
+                        Some(key) => key.sets.push(children),
+                        None => self.keys.push(Key {
+                            name,
+                            sets: vec![children],
+                            plan: OnceCell::new(),
+                        }),
                     }
                 }
                 Selection::InlineFragment(fragment) => {
@@ -76,10 +89,10 @@ impl<'a> Plan<'a> {
         }
     }
 
-    fn position(&self, key: &str) -> usize {
+    fn position(&self, name: &str) -> usize {
         self.keys
             .iter()
-            .position(|(known, _)| *known == key)
+            .position(|key| key.name == name)
             .unwrap_or(usize::MAX)
     }
 
@@ -87,12 +100,14 @@ impl<'a> Plan<'a> {
         match value {
             Value::Object(object) => {
                 object.sort_by(|a, _, b, _| self.position(a).cmp(&self.position(b)));
-                for (key, sets) in &self.keys {
-                    if sets.iter().all(|set| set.items.is_empty()) {
+                for key in &self.keys {
+                    if key.sets.iter().all(|set| set.items.is_empty()) {
                         continue;
                     }
-                    if let Some(child) = object.get_mut(*key) {
-                        Plan::of(document, sets).apply(document, child);
+                    if let Some(child) = object.get_mut(key.name) {
+                        key.plan
+                            .get_or_init(|| Plan::of(document, &key.sets))
+                            .apply(document, child);
                     }
                 }
             }

@@ -645,15 +645,18 @@ fn read_sheets(
 }
 
 /// The ingest's settings for the rest of the transaction: its statement timeout, its memory
-/// for sorts and hashes, and no JIT compilation (its statements are few and large, and their
-/// estimated costs, far above JIT's thresholds, would have each compiled at length).
+/// for sorts and hashes, plans made for each statement's values (a pool may run generic
+/// plans, which suit short statements, not these), and no JIT compilation (its statements
+/// are few and large, and their estimated costs, far above JIT's thresholds, would have each
+/// compiled at length).
 async fn set_session_limits(
     conn: &mut AsyncPgConnection,
     settings: &IngestSettings,
 ) -> diesel::QueryResult<()> {
     use diesel_async::SimpleAsyncConnection;
     conn.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {}; SET LOCAL work_mem = '{}MB'; SET LOCAL jit = off",
+        "SET LOCAL statement_timeout = {}; SET LOCAL work_mem = '{}MB'; SET LOCAL jit = off; \
+         SET LOCAL plan_cache_mode = force_custom_plan",
         settings.statement_timeout.as_millis().max(1),
         settings.work_mem_mb.clamp(1, 4096)
     ))

@@ -402,3 +402,53 @@ async fn statements_written_out_in_the_source_stay_prepared() {
         assert_eq!(count, 1, "statements with `{marker}` kept prepared");
     }
 }
+
+#[derive(QueryableByName)]
+struct Plans {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    generic_plans: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    custom_plans: i64,
+}
+
+#[tokio::test]
+async fn the_servers_statements_are_planned_once_per_connection() {
+    // The page of reports has a `LIMIT $n` and an `= ANY($n)`: on its own, PostgreSQL would
+    // find its generic plan costlier than one made for the values and plan it anew on every
+    // execution. The server's connections keep to the generic plan.
+    use justice_counts::models::page::Slice;
+    use justice_counts::models::report::{PageWith, Report, ReportFilter};
+
+    let db = TestDb::with_demo().await;
+    let mut conn = db.pool.get().await.unwrap();
+    let agency: AgencyId = reports::table
+        .select(reports::agency_id)
+        .order(reports::id)
+        .first(&mut *conn)
+        .await
+        .unwrap();
+    let slice = Slice {
+        after: None,
+        before: None,
+        limit: 20,
+        backwards: false,
+    };
+    let with = PageWith {
+        count: true,
+        editors: true,
+    };
+    for _ in 0..8 {
+        Report::page(&mut conn, agency, &ReportFilter::default(), slice, with)
+            .await
+            .unwrap();
+    }
+    let plans: Plans = diesel::sql_query(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+         WHERE statement LIKE '%count(*) OVER ()%'",
+    )
+    .get_result(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(plans.custom_plans, 0, "planned for each execution's values");
+    assert!(plans.generic_plans >= 1);
+}

@@ -141,9 +141,17 @@ impl TestDb {
         catalogue: Arc<Catalogue>,
     ) -> Self {
         let statements = StatementCounter::default();
-        let pool = db::connect_counting(&url, 4, Some(statements.clone()))
-            .await
-            .expect("pool");
+        // As the server's pool: statements on generic plans.
+        let pool = db::connect_with(
+            &url,
+            db::PoolSettings {
+                counter: Some(statements.clone()),
+                generic_plans: true,
+                ..db::PoolSettings::new(4)
+            },
+        )
+        .await
+        .expect("pool");
         Self {
             url,
             pool,
