@@ -96,7 +96,15 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let bench = BenchDb::with_settings(settings).await?;
-    let pool = db::connect_with(&bench.url, PoolSettings::new(4)).await?;
+    // Connections as the server's: statements on generic plans, but for the ingest's.
+    let pool = db::connect_with(
+        &bench.url,
+        PoolSettings {
+            generic_plans: true,
+            ..PoolSettings::new(4)
+        },
+    )
+    .await?;
     let mut conn = pool.get().await?;
     diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         .execute(&mut conn)

@@ -237,8 +237,8 @@ pub struct ServeArgs {
 
     /// Whether the server's own statements run on generic plans (PostgreSQL's
     /// `plan_cache_mode = force_generic_plan`), made once per connection and statement,
-    /// rather than planned anew for each execution's values. Ingests plan for their values
-    /// either way.
+    /// rather than planned anew for each execution's values. An ingest's transactions leave
+    /// the choice to PostgreSQL.
     #[arg(long, env = "DATABASE_GENERIC_PLANS", default_value_t = true,
           action = clap::ArgAction::Set)]
     pub generic_plans: bool,

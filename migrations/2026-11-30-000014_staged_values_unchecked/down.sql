@@ -1,3 +1,5 @@
+ALTER TABLE spreadsheet_values DROP CONSTRAINT spreadsheet_values_pkey,
+    ADD PRIMARY KEY (id);
 DROP INDEX spreadsheet_report_changes_report_idx;
 ALTER TABLE spreadsheet_report_changes DROP COLUMN report_version;
 DROP TRIGGER spreadsheets_deleted_values ON spreadsheets;

@@ -25,3 +25,8 @@ ALTER TABLE spreadsheet_report_changes ADD COLUMN report_version INTEGER
     CHECK (report_version > 0);
 CREATE INDEX spreadsheet_report_changes_report_idx
     ON spreadsheet_report_changes (report_id, report_version);
+
+-- An upload's values are read in pages in the order they were read (`id > $after ORDER BY
+-- id` within one upload): keyed by upload first, a page is found directly whatever the plan.
+ALTER TABLE spreadsheet_values DROP CONSTRAINT spreadsheet_values_pkey,
+    ADD PRIMARY KEY (spreadsheet_id, id);

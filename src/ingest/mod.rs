@@ -645,8 +645,9 @@ fn read_sheets(
 }
 
 /// The ingest's settings for the rest of the transaction: its statement timeout, its memory
-/// for sorts and hashes, plans made for each statement's values (a pool may run generic
-/// plans, which suit short statements, not these), and no JIT compilation (its statements
+/// for sorts and hashes, PostgreSQL's own choice of plans (a pool may force generic plans,
+/// which suit short statements, not these; forcing plans made for the values instead would
+/// plan the foreign keys' checks anew for every row), and no JIT compilation (its statements
 /// are few and large, and their estimated costs, far above JIT's thresholds, would have each
 /// compiled at length).
 async fn set_session_limits(
@@ -656,7 +657,7 @@ async fn set_session_limits(
     use diesel_async::SimpleAsyncConnection;
     conn.batch_execute(&format!(
         "SET LOCAL statement_timeout = {}; SET LOCAL work_mem = '{}MB'; SET LOCAL jit = off; \
-         SET LOCAL plan_cache_mode = force_custom_plan",
+         SET LOCAL plan_cache_mode = auto",
         settings.statement_timeout.as_millis().max(1),
         settings.work_mem_mb.clamp(1, 4096)
     ))
