@@ -352,27 +352,11 @@ async fn statements_written_out_in_the_source_stay_prepared() {
     // the connection like those of the query builder.
     use justice_counts::models::datapoint::ReportValue;
     use justice_counts::models::metric_setting::AgencyMetricSettings;
-    use justice_counts::models::page::Slice;
-    use justice_counts::models::report::{PageWith, Report, ReportFilter};
+    use justice_counts::models::report::{Report, ReportFilter};
 
     let db = TestDb::with_demo().await;
     let mut conn = db.connect().await;
-    let agency: AgencyId = reports::table
-        .select(reports::agency_id)
-        .order(reports::id)
-        .first(&mut conn)
-        .await
-        .unwrap();
-    let slice = Slice {
-        after: None,
-        before: None,
-        limit: 20,
-        backwards: false,
-    };
-    let with = PageWith {
-        count: true,
-        editors: true,
-    };
+    let (agency, slice, with) = a_first_page(&mut conn).await;
     for _ in 0..3 {
         AgencyMetricSettings::of_agencies(&mut &conn, &[agency])
             .await
@@ -416,27 +400,11 @@ async fn the_servers_statements_are_planned_once_per_connection() {
     // The page of reports has a `LIMIT $n` and an `= ANY($n)`: on its own, PostgreSQL would
     // find its generic plan costlier than one made for the values and plan it anew on every
     // execution. The server's connections keep to the generic plan.
-    use justice_counts::models::page::Slice;
-    use justice_counts::models::report::{PageWith, Report, ReportFilter};
+    use justice_counts::models::report::{Report, ReportFilter};
 
     let db = TestDb::with_demo().await;
     let mut conn = db.pool.get().await.unwrap();
-    let agency: AgencyId = reports::table
-        .select(reports::agency_id)
-        .order(reports::id)
-        .first(&mut *conn)
-        .await
-        .unwrap();
-    let slice = Slice {
-        after: None,
-        before: None,
-        limit: 20,
-        backwards: false,
-    };
-    let with = PageWith {
-        count: true,
-        editors: true,
-    };
+    let (agency, slice, with) = a_first_page(&mut conn).await;
     for _ in 0..8 {
         Report::page(&mut conn, agency, &ReportFilter::default(), slice, with)
             .await
@@ -451,4 +419,32 @@ async fn the_servers_statements_are_planned_once_per_connection() {
     .unwrap();
     assert_eq!(plans.custom_plans, 0, "planned for each execution's values");
     assert!(plans.generic_plans >= 1);
+}
+
+/// An agency with reports, and the slice and extras of a first page of 20 with its count and
+/// editors.
+async fn a_first_page(
+    conn: &mut diesel_async::AsyncPgConnection,
+) -> (
+    AgencyId,
+    justice_counts::models::page::Slice<justice_counts::models::report::ReportKey>,
+    justice_counts::models::report::PageWith,
+) {
+    let agency: AgencyId = reports::table
+        .select(reports::agency_id)
+        .order(reports::id)
+        .first(conn)
+        .await
+        .unwrap();
+    let slice = justice_counts::models::page::Slice {
+        after: None,
+        before: None,
+        limit: 20,
+        backwards: false,
+    };
+    let with = justice_counts::models::report::PageWith {
+        count: true,
+        editors: true,
+    };
+    (agency, slice, with)
 }
