@@ -334,11 +334,7 @@ impl ReportMetric {
                         ReportMember {
                             name: member.name.clone(),
                             label: member.label.clone(),
-                            is_enabled: self.settings.member_enabled(
-                                &metric.key,
-                                &breakdown.dimension,
-                                &member.name,
-                            ),
+                            is_enabled: setting.and_then(|s| s.is_enabled).unwrap_or(true),
                             description: setting.and_then(|s| s.description.clone()),
                             value: own.and_then(|d| d.value),
                             value_status: status_of(own),

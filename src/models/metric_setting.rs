@@ -169,8 +169,9 @@ pub struct ChecklistAnswer {
 #[derive(Debug, Clone, Default)]
 pub struct AgencyMetricSettings {
     settings: HashMap<String, MetricSetting>,
-    members: HashMap<(String, String, String), MemberSetting>,
-    answers: HashMap<(String, String), bool>,
+    // By metric: looked up by borrowed keys, with no allocation per member of a screen.
+    members: HashMap<String, Vec<MemberSetting>>,
+    answers: HashMap<String, Vec<(String, bool)>>,
 }
 
 impl AgencyMetricSettings {
@@ -222,7 +223,6 @@ impl AgencyMetricSettings {
                     entry.settings.insert(setting.metric_key.clone(), setting);
                 }
                 (1, Some(dimension_id), Some(member), _) => {
-                    let key = (row.metric_key.clone(), dimension_id.clone(), member.clone());
                     let setting = MemberSetting {
                         agency_id,
                         metric_key: row.metric_key,
@@ -231,13 +231,18 @@ impl AgencyMetricSettings {
                         is_enabled: row.is_enabled,
                         description: row.text,
                     };
-                    entry.members.insert(key, setting);
+                    entry
+                        .members
+                        .entry(setting.metric_key.clone())
+                        .or_default()
+                        .push(setting);
                 }
                 (2, Some(item_key), _, _) => {
-                    entry.answers.insert(
-                        (row.metric_key, item_key),
-                        row.is_enabled.unwrap_or_default(),
-                    );
+                    entry
+                        .answers
+                        .entry(row.metric_key)
+                        .or_default()
+                        .push((item_key, row.is_enabled.unwrap_or_default()));
                 }
                 _ => {}
             }
@@ -311,14 +316,18 @@ impl AgencyMetricSettings {
         member: &str,
     ) -> Option<&MemberSetting> {
         self.members
-            .get(&(metric.to_owned(), dimension.to_owned(), member.to_owned()))
+            .get(metric)?
+            .iter()
+            .find(|setting| setting.dimension_id == dimension && setting.member == member)
     }
 
     /// The agency's answer to a checklist item, if it gave one.
     pub fn answer(&self, metric: &str, item: &str) -> Option<bool> {
         self.answers
-            .get(&(metric.to_owned(), item.to_owned()))
-            .copied()
+            .get(metric)?
+            .iter()
+            .find(|(key, _)| key == item)
+            .map(|&(_, answer)| answer)
     }
 }
 
