@@ -354,7 +354,9 @@ impl ReportMetric {
             .collect()
     }
 
-    /// Every recorded change of this metric's values in this report, oldest first.
+    /// Every recorded change of this metric's values in this report, oldest first: each change
+    /// of a stored value, and each value first entered by a save (an upload's new values are
+    /// in the upload's own record instead).
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ValueChange>> {
         let changes = ctx
             .data_unchecked::<DbLoader>()
