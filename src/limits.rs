@@ -204,6 +204,11 @@ pub struct Limits {
     #[arg(long, env = "PUBLIC_CACHE_ENTRIES", default_value_t = 1_000)]
     pub public_cache_entries: usize,
 
+    /// Bytes of JSON the kept anonymous answers may take in all; the least recently used
+    /// answers go beyond that.
+    #[arg(long, env = "PUBLIC_CACHE_BYTES", default_value_t = 16 << 20)]
+    pub public_cache_bytes: usize,
+
     /// How long browsers and CDNs may keep an anonymous answer to a GET query
     /// (`Cache-Control: public, max-age`; 0: `no-cache`).
     #[arg(long, env = "PUBLIC_MAX_AGE", default_value = "60s", value_parser = parse_duration)]
@@ -254,6 +259,7 @@ impl Default for Limits {
             max_changes_page: 1_000,
             auth_cache_tokens: 10_000,
             public_cache_entries: 1_000,
+            public_cache_bytes: 16 << 20,
             public_max_age: Duration::from_secs(60),
         }
     }

@@ -1,7 +1,9 @@
 //! What the server keeps in memory until the database says it changed: a bounded LRU map
 //! that serves only while it follows a connected event listener ([`crate::events`]), and that
 //! does not keep a value read while a change was being heard of (a generation counter).
-//! The credential cache and the public answer cache are built on it.
+//! A memo may also hold a budget of bytes (or any weight of its values): the least recently
+//! used values go until the kept ones fit in it. The credential cache and the public answer
+//! cache are built on it.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,10 +16,19 @@ use crate::events::EventBus;
 /// A key: the SHA-256 of what the value answers.
 pub type Key = [u8; 32];
 
+/// The kept values and their total weight.
+#[derive(Debug)]
+struct Entries<V> {
+    lru: LruCache<Key, V>,
+    weight: usize,
+}
+
 /// Values kept until a change is heard of.
 #[derive(Debug)]
 pub struct Memo<V> {
-    entries: Mutex<LruCache<Key, V>>,
+    entries: Mutex<Entries<V>>,
+    budget: usize,
+    weigh: fn(&V) -> usize,
     generation: AtomicU64,
     following: AtomicBool,
     connected: OnceLock<Arc<AtomicBool>>,
@@ -34,10 +45,18 @@ pub struct Ticket {
 impl<V: Clone> Memo<V> {
     /// At most `capacity` values (0: none kept).
     pub fn new(capacity: usize) -> Self {
+        Self::weighed(capacity, usize::MAX, |_| 0)
+    }
+
+    /// At most `capacity` values, of at most `budget` in total as `weigh` counts them.
+    pub fn weighed(capacity: usize, budget: usize, weigh: fn(&V) -> usize) -> Self {
         Self {
-            entries: Mutex::new(LruCache::new(
-                NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
-            )),
+            entries: Mutex::new(Entries {
+                lru: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+                weight: 0,
+            }),
+            budget,
+            weigh,
             generation: AtomicU64::new(0),
             following: AtomicBool::new(false),
             connected: OnceLock::new(),
@@ -86,27 +105,41 @@ impl<V: Clone> Memo<V> {
         let Ok(mut entries) = self.entries.lock() else {
             return Err(ticket);
         };
-        match entries.get(&key) {
+        match entries.lru.get(&key) {
             Some(value) if current(value) => Ok(value.clone()),
             Some(_) => {
-                entries.pop(&key);
+                if let Some(stale) = entries.lru.pop(&key) {
+                    entries.weight -= (self.weigh)(&stale);
+                }
                 Err(ticket)
             }
             None => Err(ticket),
         }
     }
 
-    /// Keeps what was read for `ticket`, unless a change was heard of since.
+    /// Keeps what was read for `ticket`, unless a change was heard of since or it alone
+    /// outweighs the budget; the least recently used values go until the rest fit.
     pub fn put(&self, ticket: Ticket, value: V) {
-        if !self.serving() {
+        let weight = (self.weigh)(&value);
+        if !self.serving() || weight > self.budget {
             return;
         }
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
         // Checked under the lock that forgetting takes too.
-        if self.generation.load(Ordering::SeqCst) == ticket.generation {
-            entries.put(ticket.key, value);
+        if self.generation.load(Ordering::SeqCst) != ticket.generation {
+            return;
+        }
+        entries.weight += weight;
+        if let Some((_, gone)) = entries.lru.push(ticket.key, value) {
+            entries.weight -= (self.weigh)(&gone);
+        }
+        while entries.weight > self.budget {
+            let Some((_, gone)) = entries.lru.pop_lru() else {
+                break;
+            };
+            entries.weight -= (self.weigh)(&gone);
         }
     }
 
@@ -117,15 +150,21 @@ impl<V: Clone> Memo<V> {
         };
         self.generation.fetch_add(1, Ordering::SeqCst);
         match matches {
-            None => entries.clear(),
+            None => {
+                entries.lru.clear();
+                entries.weight = 0;
+            }
             Some(matches) => {
                 let stale: Vec<Key> = entries
+                    .lru
                     .iter()
                     .filter(|(_, value)| matches(value))
                     .map(|(key, _)| *key)
                     .collect();
                 for key in stale {
-                    entries.pop(&key);
+                    if let Some(gone) = entries.lru.pop(&key) {
+                        entries.weight -= (self.weigh)(&gone);
+                    }
                 }
             }
         }
@@ -133,11 +172,84 @@ impl<V: Clone> Memo<V> {
 
     /// How many values are kept.
     pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |entries| entries.len())
+        self.entries.lock().map_or(0, |entries| entries.lru.len())
+    }
+
+    /// The total weight of the kept values.
+    pub fn weight(&self) -> usize {
+        self.entries.lock().map_or(0, |entries| entries.weight)
     }
 
     /// Whether no value is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serving(memo: &Memo<Vec<u8>>) {
+        assert!(memo.connected.set(Arc::new(AtomicBool::new(true))).is_ok());
+        memo.following.store(true, Ordering::SeqCst);
+    }
+
+    fn key(n: u8) -> Key {
+        [n; 32]
+    }
+
+    fn keep(memo: &Memo<Vec<u8>>, n: u8, bytes: usize) {
+        let ticket = Ticket {
+            key: key(n),
+            generation: memo.generation.load(Ordering::SeqCst),
+        };
+        memo.put(ticket, vec![n; bytes]);
+    }
+
+    #[test]
+    fn the_least_recently_used_values_go_until_the_rest_fit_the_budget() {
+        let memo = Memo::weighed(100, 1_000, Vec::len);
+        serving(&memo);
+        keep(&memo, 1, 400);
+        keep(&memo, 2, 400);
+        assert_eq!(memo.weight(), 800);
+        // 1 is used again, so 2 is the least recently used.
+        assert!(memo.get(key(1), |_| true).is_ok());
+        keep(&memo, 3, 400);
+        assert_eq!(memo.len(), 2);
+        assert_eq!(memo.weight(), 800);
+        assert!(memo.get(key(2), |_| true).is_err());
+        assert!(memo.get(key(1), |_| true).is_ok());
+        assert!(memo.get(key(3), |_| true).is_ok());
+
+        // A value above the whole budget is not kept, and evicts nothing.
+        keep(&memo, 4, 1_001);
+        assert!(memo.get(key(4), |_| true).is_err());
+        assert_eq!(memo.weight(), 800);
+
+        // Replacing a value counts only the new one.
+        keep(&memo, 3, 100);
+        assert_eq!(memo.weight(), 500);
+
+        // A value found stale goes, and its weight with it.
+        assert!(memo.get(key(3), |_| false).is_err());
+        assert_eq!(memo.weight(), 400);
+
+        memo.forget(Some(&|value: &Vec<u8>| value.first() == Some(&1)));
+        assert_eq!((memo.len(), memo.weight()), (0, 0));
+        keep(&memo, 5, 10);
+        memo.forget(None);
+        assert_eq!((memo.len(), memo.weight()), (0, 0));
+    }
+
+    #[test]
+    fn the_count_bounds_a_memo_without_a_budget() {
+        let memo = Memo::new(2);
+        serving(&memo);
+        for n in 0..5 {
+            keep(&memo, n, 1 << 20);
+        }
+        assert_eq!((memo.len(), memo.weight()), (2, 0));
     }
 }

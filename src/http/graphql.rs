@@ -98,22 +98,13 @@ impl Exchange {
         retry_after: Option<u64>,
         mut response: async_graphql::Response,
     ) -> Response {
-        let codes: Vec<String> = response
-            .errors
-            .iter()
-            .filter_map(code_of)
-            .map(str::to_owned)
-            .collect();
+        let codes: Vec<&str> = response.errors.iter().filter_map(code_of).collect();
         let outcome = match (response.errors.is_empty(), &response.data) {
             (true, _) => "ok",
             (false, async_graphql::Value::Null) => "refused",
             (false, _) => "error",
         };
-        let metrics = metrics();
-        let operation = metrics.operation_label(self.operation.as_deref());
-        tracing::Span::current().record("operation", operation.as_str());
-        let code_refs: Vec<&str> = codes.iter().map(String::as_str).collect();
-        metrics.graphql_request(&operation, outcome, self.started.elapsed(), &code_refs);
+        self.record(outcome, &codes);
         if let Some(id) = &self.request_id {
             for error in &mut response.errors {
                 error
@@ -129,6 +120,30 @@ impl Exchange {
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             }
         };
+        let mut reply = self.send(status, retry_after, Bytes::from(body));
+        let headers = reply.headers_mut();
+        for (name, value) in &response.http_headers {
+            headers.append(name, value.clone());
+        }
+        reply
+    }
+
+    /// A kept answer: the body of a response without errors.
+    fn reply_kept(&self, body: Bytes) -> Response {
+        self.record("ok", &[]);
+        self.send(StatusCode::OK, None, body)
+    }
+
+    /// Records the answer in the metrics and the request's log span.
+    fn record(&self, outcome: &'static str, codes: &[&str]) {
+        let metrics = metrics();
+        let operation = metrics.operation_label(self.operation.as_deref());
+        tracing::Span::current().record("operation", operation.as_str());
+        metrics.graphql_request(&operation, outcome, self.started.elapsed(), codes);
+    }
+
+    /// The HTTP response with `body`.
+    fn send(&self, status: StatusCode, retry_after: Option<u64>, body: Bytes) -> Response {
         let mut reply = (status, body).into_response();
         let headers = reply.headers_mut();
         headers.insert(header::CONTENT_TYPE, self.media.content_type());
@@ -137,9 +152,6 @@ impl Exchange {
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        for (name, value) in &response.http_headers {
-            headers.append(name, value.clone());
         }
         reply
     }
@@ -529,7 +541,12 @@ fn public_reply(
     state: &AppState,
 ) -> Response {
     let cacheable = method == Method::GET && response.errors.is_empty();
-    let mut reply = exchange.reply(response);
+    let reply = exchange.reply(response);
+    may_be_kept_by_others(reply, cacheable, state)
+}
+
+/// Adds `Cache-Control: public` to `reply` when it is a cacheable answer.
+fn may_be_kept_by_others(mut reply: Response, cacheable: bool, state: &AppState) -> Response {
     if cacheable && reply.status() == StatusCode::OK {
         let seconds = state.limits.public_max_age.as_secs();
         let value = if seconds == 0 {
@@ -628,7 +645,8 @@ async fn execute(
                 if exchange.operation.is_none() {
                     exchange.operation = name;
                 }
-                return public_reply(exchange, kept, method, state);
+                let reply = exchange.reply_kept(kept);
+                return may_be_kept_by_others(reply, method == Method::GET, state);
             }
             Err(ticket) => Some(ticket),
         },

@@ -128,7 +128,10 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         sockets: Arc::default(),
         auth,
         feed_streams: Arc::new(tokio::sync::Semaphore::new(limits.max_feed_streams)),
-        public: Arc::new(public_cache::PublicCache::new(limits.public_cache_entries)),
+        public: Arc::new(public_cache::PublicCache::new(
+            limits.public_cache_entries,
+            limits.public_cache_bytes,
+        )),
         limits,
         events,
         catalogue,

@@ -5,12 +5,15 @@
 //! triggers on every table an anonymous answer reads, whatever wrote to it), or when the
 //! listener reconnects. A run that overlapped such a change is not kept.
 //!
-//! Only queries are kept, only answers without errors and of bounded size; the cache serves
-//! only once it follows the events.
+//! Only queries are kept, only answers without errors and of bounded size, and only up to a
+//! budget of bytes in all; the cache serves only once it follows the events. An answer is
+//! kept as the bytes of its response body, so that serving it again costs a copy of a
+//! pointer rather than building and serialising the response.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -24,7 +27,7 @@ const MAX_AGE: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 struct Kept {
-    data: async_graphql::Value,
+    body: Bytes,
     operation: Option<String>,
     at: Instant,
 }
@@ -33,18 +36,15 @@ struct Kept {
 pub struct PublicCache(Memo<Kept>);
 
 impl PublicCache {
-    /// A cache of at most `capacity` answers (0: none).
-    pub fn new(capacity: usize) -> Self {
-        Self(Memo::new(capacity))
+    /// A cache of at most `capacity` answers (0: none) of at most `budget` bytes in all.
+    pub fn new(capacity: usize, budget: usize) -> Self {
+        Self(Memo::weighed(capacity, budget, |kept| kept.body.len()))
     }
 
-    /// The kept answer of `request` with the name of its operation (for logs and metrics),
-    /// or a ticket to keep the one about to be made.
-    #[allow(clippy::type_complexity)]
-    pub fn get(
-        &self,
-        request: &async_graphql::Request,
-    ) -> Result<(async_graphql::Response, Option<String>), Ticket> {
+    /// The body of the kept answer of `request` (a JSON response without errors) with the
+    /// name of its operation (for logs and metrics), or a ticket to keep the one about to be
+    /// made.
+    pub fn get(&self, request: &async_graphql::Request) -> Result<(Bytes, Option<String>), Ticket> {
         let mut hash = Sha256::new();
         hash.update(request.query.as_bytes());
         hash.update([0]);
@@ -57,7 +57,7 @@ impl PublicCache {
         );
         self.0
             .get(hash.finalize().into(), |kept| kept.at.elapsed() < MAX_AGE)
-            .map(|kept| (async_graphql::Response::new(kept.data), kept.operation))
+            .map(|kept| (kept.body, kept.operation))
     }
 
     /// Keeps the answer of a run for `ticket`, unless its document held more than queries,
@@ -72,15 +72,16 @@ impl PublicCache {
         if !self.0.serving() || !queries_only || !response.errors.is_empty() {
             return;
         }
-        if serde_json::to_vec(&response.data).map_or(usize::MAX, |json| json.len())
-            > MAX_ANSWER_BYTES
-        {
+        let Ok(body) = serde_json::to_vec(response) else {
+            return;
+        };
+        if body.len() > MAX_ANSWER_BYTES {
             return;
         }
         self.0.put(
             ticket,
             Kept {
-                data: response.data.clone(),
+                body: body.into(),
                 operation,
                 at: Instant::now(),
             },
@@ -118,6 +119,11 @@ impl PublicCache {
     /// How many answers are kept.
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// The bytes of the kept answers.
+    pub fn bytes(&self) -> usize {
+        self.0.weight()
     }
 
     /// Whether no answer is kept.

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use justice_counts::limits::Limits;
+
 use crate::support::{TestApp, TestDb, agency_id};
 use crate::uploads::execute;
 
@@ -91,20 +93,38 @@ async fn mutations_are_never_kept_and_get_answers_may_be_cached_by_others() {
         ],
     )
     .expect("url");
-    let get = app
-        .client
-        .get(url)
-        .header("Apollo-Require-Preflight", "true")
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(get.status(), 200);
-    assert_eq!(
-        get.headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok()),
-        Some("public, max-age=60")
-    );
+    let mut bodies = Vec::new();
+    // The first answer is made, the second kept: both say the same, in the media type asked.
+    for accept in ["application/json", "application/graphql-response+json"] {
+        let before = db.statements.get();
+        let get = app
+            .client
+            .get(url.clone())
+            .header("Apollo-Require-Preflight", "true")
+            .header("Accept", accept)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(get.status(), 200);
+        let header = |name: &str| {
+            get.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header("cache-control").as_deref(),
+            Some("public, max-age=60")
+        );
+        assert_eq!(
+            header("content-type"),
+            Some(format!("{accept}; charset=utf-8"))
+        );
+        bodies.push((get.text().await.expect("body"), db.statements.get() - before));
+    }
+    assert_eq!(bodies[0].0, bodies[1].0);
+    assert!(bodies[0].1 > 0);
+    assert_eq!(bodies[1].1, 0, "the second answer is the kept one");
     let post = app
         .client
         .post(format!("{}/graphql", app.base_url))
@@ -113,4 +133,45 @@ async fn mutations_are_never_kept_and_get_answers_may_be_cached_by_others() {
         .await
         .expect("sent");
     assert!(post.headers().get("cache-control").is_none());
+}
+
+#[tokio::test]
+async fn kept_answers_fit_in_their_budget_of_bytes() {
+    let db = TestDb::with_demo().await;
+    let budget = 2_000;
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            public_cache_bytes: budget,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let harbor = agency_id(&app, &db, "Harbor City Police").await;
+    let small = "query($id: ID!) { agency(id: $id) { name } }";
+    let first = app.graphql(small, json!({ "id": harbor })).await;
+    assert!(first["errors"].is_null(), "{first}");
+    let before = db.statements.get();
+    app.graphql(small, json!({ "id": harbor })).await;
+    assert_eq!(db.statements.get(), before, "a small answer is kept");
+
+    // The dashboard's answer is larger than the whole budget: it is never kept.
+    let dashboard = app.graphql(DASHBOARD, json!({ "id": harbor })).await;
+    assert!(dashboard.to_string().len() > budget, "{dashboard}");
+    let before = db.statements.get();
+    app.graphql(DASHBOARD, json!({ "id": harbor })).await;
+    assert!(db.statements.get() > before, "too large to keep");
+
+    // Answers that fit one by one but not all together: the least recently used go.
+    let names: Vec<String> = (0..100)
+        .map(|n| format!("query Name{n}($id: ID!) {{ agency(id: $id) {{ name }} }}"))
+        .collect();
+    for name in &names {
+        app.graphql(name, json!({ "id": harbor })).await;
+    }
+    let before = db.statements.get();
+    app.graphql(&names[99], json!({ "id": harbor })).await;
+    assert_eq!(db.statements.get(), before, "the newest answer is kept");
+    app.graphql(&names[0], json!({ "id": harbor })).await;
+    assert!(db.statements.get() > before, "the oldest went");
 }
