@@ -200,6 +200,10 @@ impl Background {
             batch_rows: args.ingest_batch_rows as usize,
             statement_timeout: args.ingest_statement_timeout,
             work_mem_mb: args.ingest_work_mem_mb,
+            workbook: ingest::workbook::ReaderLimits {
+                memory_mb: args.workbook_memory_mb,
+                cpu_seconds: args.workbook_cpu_seconds,
+            },
         };
         let mut handlers: HashMap<String, Arc<dyn jobs::Handler>> = HashMap::new();
         handlers.insert(

@@ -115,6 +115,22 @@ pub enum Command {
     /// the bulk-upload layout), from one snapshot; prints the cursor for the next `--since`
     /// on standard error.
     Export(ExportArgs),
+    /// Reads a workbook for the server's ingest, under limits (the server starts it).
+    #[command(hide = true)]
+    ReadWorkbook(ReadWorkbookArgs),
+}
+
+/// Options of `read-workbook`.
+#[derive(Debug, Clone, Args)]
+pub struct ReadWorkbookArgs {
+    /// Address space of this process, in MiB.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(256..=65_536))]
+    pub memory_mb: u32,
+    /// Processor time of this process, in seconds.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub cpu_seconds: u32,
+    /// The workbook.
+    pub path: PathBuf,
 }
 
 /// How `export` writes.
@@ -287,6 +303,17 @@ pub struct BackgroundArgs {
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub ingest_work_mem_mb: u32,
 
+    /// Address space, in MiB, of the process that reads an uploaded workbook (XLSX, XLS):
+    /// a workbook that needs more is refused as unreadable, and the server is unaffected.
+    #[arg(long, env = "WORKBOOK_MEMORY_MB", default_value_t = 2048,
+          value_parser = clap::value_parser!(u32).range(256..=65_536))]
+    pub workbook_memory_mb: u32,
+
+    /// Processor time, in seconds, the process that reads an uploaded workbook may use.
+    #[arg(long, env = "WORKBOOK_CPU_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub workbook_cpu_seconds: u32,
+
     /// Drop directory of automated uploads: files put in `<dir>/<agency id>/<system>/` are
     /// ingested, then moved to `done/` or `failed/` beside their result.
     #[arg(long, env = "INGEST_DIR")]
@@ -306,6 +333,8 @@ impl Default for BackgroundArgs {
             ingest_batch_rows: 10_000,
             ingest_statement_timeout: Duration::from_secs(600),
             ingest_work_mem_mb: 64,
+            workbook_memory_mb: 2048,
+            workbook_cpu_seconds: 300,
             ingest_dir: None,
             ingest_dir_poll: Duration::from_secs(5),
         }

@@ -10,9 +10,28 @@ use justice_counts::{app, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let (global, command) = Cli::parse().into_command();
+    // A workbook is read before anything else starts: no runtime, no threads, no logs.
+    if let Command::ReadWorkbook(args) = command {
+        return justice_counts::ingest::workbook::serve(
+            &args.path,
+            justice_counts::ingest::workbook::ReaderLimits {
+                memory_mb: args.memory_mb,
+                cpu_seconds: args.cpu_seconds,
+            },
+        );
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(global, command))
+}
+
+async fn run(
+    global: justice_counts::config::GlobalOptions,
+    command: Command,
+) -> anyhow::Result<()> {
     let telemetry = telemetry::init(
         &global.log_level,
         global.log_format,
@@ -29,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
             app::print_schema();
             Ok(())
         }
+        Command::ReadWorkbook(_) => Ok(()),
     };
     telemetry.shutdown();
     result

@@ -17,6 +17,7 @@ pub mod parse;
 pub mod read;
 pub mod stage;
 pub mod template;
+pub mod workbook;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct IngestSettings {
     pub statement_timeout: Duration,
     /// PostgreSQL's `work_mem` for the ingest's statements, in MiB.
     pub work_mem_mb: u32,
+    /// What the reader of a workbook may use.
+    pub workbook: workbook::ReaderLimits,
 }
 
 impl Default for IngestSettings {
@@ -68,6 +71,7 @@ impl Default for IngestSettings {
             batch_rows: 10_000,
             statement_timeout: Duration::from_secs(600),
             work_mem_mb: 64,
+            workbook: workbook::ReaderLimits::default(),
         }
     }
 }
@@ -480,8 +484,16 @@ async fn read_file_into_stage(
     let file_name = state.file_name.clone();
     let batch_rows = settings.batch_rows.max(1);
     let path = file.path().to_owned();
+    let limits = settings.workbook;
     let reader = tokio::task::spawn_blocking(move || {
-        read_sheets(&path, &file_name, context, checkpoint, batch_rows, &sender);
+        let reading = Reading {
+            path: &path,
+            file_name: &file_name,
+            limits,
+            checkpoint,
+            batch_rows,
+        };
+        read_sheets(&reading, context, &sender);
     });
     let mut rows_read: i64 = 0;
     let mut cancelled = false;
@@ -535,16 +547,26 @@ async fn read_file_into_stage(
     Ok(cancelled)
 }
 
-/// The reading thread: every sheet and row through the parser, sending what comes after the
-/// checkpoint in batches.
-fn read_sheets(
-    path: &std::path::Path,
-    file_name: &str,
-    context: Context,
+/// What the reading thread reads, and from where on.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    path: &'a std::path::Path,
+    file_name: &'a str,
+    limits: workbook::ReaderLimits,
     checkpoint: Position,
     batch_rows: usize,
-    sender: &tokio::sync::mpsc::Sender<Chunk>,
-) {
+}
+
+/// The reading thread: every sheet and row through the parser, sending what comes after the
+/// checkpoint in batches.
+fn read_sheets(reading: &Reading<'_>, context: Context, sender: &tokio::sync::mpsc::Sender<Chunk>) {
+    let Reading {
+        path,
+        file_name,
+        limits,
+        checkpoint,
+        batch_rows,
+    } = *reading;
     let is_csv = Format::of(file_name) == Some(Format::Csv);
     let mut parser = Parser::new(context, is_csv);
     let mut pending: Vec<Output> = Vec::new();
@@ -574,7 +596,7 @@ fn read_sheets(
             options: Vec::new(),
         })
     };
-    let sources = match read::open(path, file_name) {
+    let sources = match read::open(path, file_name, limits) {
         Ok(sources) => sources,
         Err(error) => {
             let at = (1, 0);

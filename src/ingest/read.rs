@@ -1,12 +1,13 @@
 //! Reading uploaded files: a CSV is one sheet named after the file; a workbook (XLSX or XLS)
-//! is one sheet per worksheet. Sheets are read in alphabetical order of their names, and each
-//! sheet's rows one at a time, so that a CSV of any length is read in bounded memory.
+//! is one sheet per worksheet, read by a child process under limits ([`super::workbook`]).
+//! Sheets are read in alphabetical order of their names, and each sheet's rows one at a time,
+//! so that a CSV of any length is read in bounded memory.
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use calamine::{Data, Range, Reader};
+use calamine::{Data, Range};
 
 /// The kinds of file an upload may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,30 +109,18 @@ pub fn csv_sheet_name(file_name: &str) -> String {
 }
 
 /// Opens the file at `path`, uploaded as `file_name`, and lists its sheets in reading order.
-/// Sheets are read lazily, one after the other.
-pub fn open(path: &Path, file_name: &str) -> Result<Vec<Box<dyn SheetSource>>, ReadError> {
+/// Sheets are read lazily, one after the other; a workbook's by a reader held to `limits`.
+pub fn open(
+    path: &Path,
+    file_name: &str,
+    limits: super::workbook::ReaderLimits,
+) -> Result<Vec<Box<dyn SheetSource>>, ReadError> {
     match Format::of(file_name) {
         Some(Format::Csv) => Ok(vec![Box::new(CsvSource {
             path: path.to_owned(),
             name: csv_sheet_name(file_name),
         })]),
-        Some(Format::Xlsx | Format::Xls) => {
-            let workbook =
-                calamine::open_workbook_auto_from_rs(std::io::Cursor::new(std::fs::read(path)?))
-                    .map_err(|error| ReadError::Workbook(error.to_string()))?;
-            let mut names = workbook.sheet_names();
-            names.sort();
-            let shared = std::sync::Arc::new(std::sync::Mutex::new(workbook));
-            Ok(names
-                .into_iter()
-                .map(|name| {
-                    Box::new(WorkbookSource {
-                        workbook: shared.clone(),
-                        name,
-                    }) as Box<dyn SheetSource>
-                })
-                .collect())
-        }
+        Some(Format::Xlsx | Format::Xls) => super::workbook::open(path, limits),
         None => Err(ReadError::Workbook(format!(
             "{file_name} is not a .csv, .xlsx or .xls file"
         ))),
@@ -202,48 +191,23 @@ fn cells_of(record: &csv::StringRecord) -> Vec<Cell> {
         .collect()
 }
 
-type Workbook = calamine::Sheets<std::io::Cursor<Vec<u8>>>;
-
-struct WorkbookSource {
-    workbook: std::sync::Arc<std::sync::Mutex<Workbook>>,
-    name: String,
-}
-
-impl SheetSource for WorkbookSource {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn read(&self) -> Result<Sheet, ReadError> {
-        let range = {
-            let mut workbook = self
-                .workbook
-                .lock()
-                .map_err(|_| ReadError::Workbook("a previous read failed".into()))?;
-            workbook
-                .worksheet_range(&self.name)
-                .map_err(|error| ReadError::Workbook(error.to_string()))?
-        };
-        let first_row = u64::from(range.start().map_or(0, |(row, _)| row));
-        let mut rows = RangeRows {
-            range,
-            next: 0,
-            first_row,
-        };
-        let header = rows.next().map(|(_, cells)| cells).unwrap_or_default();
-        Ok(Sheet {
-            name: self.name.clone(),
-            header,
-            rows: Box::new(rows.map(Ok)),
-        })
-    }
-}
-
 /// The rows of a worksheet's used range, numbered as the sheet numbers them.
-struct RangeRows {
+pub(super) struct RangeRows {
     range: Range<Data>,
     next: usize,
     first_row: u64,
+}
+
+impl RangeRows {
+    /// The rows of `range`.
+    pub(super) fn new(range: Range<Data>) -> Self {
+        let first_row = u64::from(range.start().map_or(0, |(row, _)| row));
+        Self {
+            range,
+            next: 0,
+            first_row,
+        }
+    }
 }
 
 impl Iterator for RangeRows {
@@ -302,7 +266,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("upload");
         std::fs::write(&path, "\u{feff}year,value\n2023,\"1,5\"\n2024,\n").unwrap();
-        let sheets = open(&path, "arrests.csv").unwrap();
+        let sheets = open(&path, "arrests.csv", Default::default()).unwrap();
         assert_eq!(sheets.len(), 1);
         let sheet = sheets[0].read().unwrap();
         assert_eq!(sheet.name, "arrests");

@@ -120,7 +120,10 @@ async fn mutations_are_never_kept_and_get_answers_may_be_cached_by_others() {
             header("content-type"),
             Some(format!("{accept}; charset=utf-8"))
         );
-        bodies.push((get.text().await.expect("body"), db.statements.get() - before));
+        bodies.push((
+            get.text().await.expect("body"),
+            db.statements.get() - before,
+        ));
     }
     assert_eq!(bodies[0].0, bodies[1].0);
     assert!(bodies[0].1 > 0);

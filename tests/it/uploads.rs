@@ -320,6 +320,64 @@ pub fn workbook(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
     workbook.save_to_buffer().expect("workbook")
 }
 
+/// A workbook of a few kilobytes whose two cells sit at opposite corners of a sheet: read
+/// into a grid, it asks for 17 billion cells.
+#[tokio::test]
+async fn a_workbook_too_large_to_read_is_refused_and_the_server_stays_up() {
+    let db = TestDb::with_demo().await;
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("arrests").expect("sheet name");
+    sheet.write_string(0, 0, "year").expect("cell");
+    sheet
+        .write_string(1_048_575, 16_383, "far away")
+        .expect("cell");
+    let bytes = workbook.save_to_buffer().expect("workbook");
+    assert!(bytes.len() < 20_000, "{}", bytes.len());
+    let harbor = agency(&db, "Harbor City Police").await;
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.xlsx",
+        &bytes,
+        CONTRIBUTOR_OF_ALL,
+        false,
+    )
+    .await;
+    let message = ingested.message("Unreadable File");
+    assert_eq!(message["type"], "ERROR");
+    let description = message["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("it is too large or too complex to read within 2048 MiB"),
+        "{description}"
+    );
+
+    // The same server reads the next workbook as usual.
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.xlsx",
+        &workbook_of(&[(
+            "arrests",
+            &[&["year", "month", "value"], &["2022", "1", "5"]],
+        )]),
+        CONTRIBUTOR_OF_ALL,
+        false,
+    )
+    .await;
+    assert!(
+        !ingested.titles().contains(&"Unreadable File".to_owned()),
+        "{:?}",
+        ingested.titles()
+    );
+}
+
+fn workbook_of(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
+    workbook(sheets)
+}
+
 /// One file and the message it must produce.
 struct Case {
     agency: &'static str,

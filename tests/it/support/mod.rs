@@ -140,6 +140,10 @@ impl TestDb {
         admin_url: String,
         catalogue: Arc<Catalogue>,
     ) -> Self {
+        // Uploaded workbooks are read by the server's executable, not by this test harness.
+        justice_counts::ingest::workbook::set_reader_program(
+            env!("CARGO_BIN_EXE_justice-counts").into(),
+        );
         let statements = StatementCounter::default();
         // As the server's pool: statements on generic plans.
         let pool = db::connect_with(
