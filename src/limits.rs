@@ -175,6 +175,10 @@ pub struct Limits {
     #[arg(long, env = "PERSISTED_QUERIES_CACHE", default_value_t = 1_000)]
     pub persisted_queries_cache: usize,
 
+    /// Bytes those documents may take in all; the least recently used go beyond that.
+    #[arg(long, env = "PERSISTED_QUERIES_BYTES", default_value_t = 8 << 20)]
+    pub persisted_queries_bytes: usize,
+
     /// Parsed documents kept in memory, so that a document sent again is not parsed again
     /// (0: every request is parsed). Only documents of up to 16 KiB are kept, so the cache
     /// holds at most a few megabytes.
@@ -252,6 +256,7 @@ impl Default for Limits {
             trusted_proxy_hops: 1,
             trusted_documents: None,
             persisted_queries_cache: 1_000,
+            persisted_queries_bytes: 8 << 20,
             parsed_documents: 100,
             max_feed_streams: 4,
             feed_timeout: Duration::from_secs(600),

@@ -34,13 +34,49 @@ fn refusal(code: &'static str, message: impl Into<String>) -> Refusal {
 #[derive(Debug)]
 pub struct Documents {
     trusted: Option<HashMap<String, String>>,
-    remembered: Option<Mutex<LruCache<String, String>>>,
+    remembered: Option<Mutex<Remembered>>,
+}
+
+/// Persisted queries by hash, within a budget of bytes: the least recently used go first.
+#[derive(Debug)]
+struct Remembered {
+    documents: LruCache<String, String>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Remembered {
+    fn get(&mut self, hash: &str) -> Option<&String> {
+        self.documents.get(hash)
+    }
+
+    /// Keeps `document` unless it alone outweighs the budget.
+    fn put(&mut self, hash: String, document: String) {
+        if document.len() > self.budget {
+            return;
+        }
+        self.bytes += document.len();
+        if let Some((_, gone)) = self.documents.push(hash, document) {
+            self.bytes -= gone.len();
+        }
+        while self.bytes > self.budget {
+            let Some((_, gone)) = self.documents.pop_lru() else {
+                break;
+            };
+            self.bytes -= gone.len();
+        }
+    }
 }
 
 impl Documents {
     /// The trusted documents from `manifest` (a JSON object of SHA-256 hex to document), if
-    /// given, and a cache of `cache_size` persisted queries (none when 0).
-    pub fn load(manifest: Option<&Path>, cache_size: usize) -> anyhow::Result<Self> {
+    /// given, and a cache of `cache_size` persisted queries (none when 0) of at most
+    /// `cache_bytes` in all.
+    pub fn load(
+        manifest: Option<&Path>,
+        cache_size: usize,
+        cache_bytes: usize,
+    ) -> anyhow::Result<Self> {
         let trusted = manifest
             .map(|path| {
                 let text = std::fs::read_to_string(path).with_context(|| {
@@ -52,7 +88,13 @@ impl Documents {
             .transpose()?;
         Ok(Self {
             trusted,
-            remembered: NonZeroUsize::new(cache_size).map(|size| Mutex::new(LruCache::new(size))),
+            remembered: NonZeroUsize::new(cache_size).map(|size| {
+                Mutex::new(Remembered {
+                    documents: LruCache::new(size),
+                    bytes: 0,
+                    budget: cache_bytes,
+                })
+            }),
         })
     }
 
@@ -167,7 +209,7 @@ mod tests {
 
     #[test]
     fn a_persisted_query_is_remembered_by_its_hash() {
-        let documents = Documents::load(None, 10).unwrap();
+        let documents = Documents::load(None, 10, 1 << 20).unwrap();
         let query = "{ __typename }";
         let hash = secrets::digest(query);
         let mut unknown = with_hash("", &hash);
@@ -184,6 +226,35 @@ mod tests {
             documents.resolve(&mut lying).unwrap_err().code,
             "BAD_REQUEST"
         );
+    }
+
+    #[test]
+    fn remembered_documents_fit_in_their_budget_of_bytes() {
+        let documents = Documents::load(None, 100, 100).unwrap();
+        let remember = |query: &str| {
+            documents
+                .resolve(&mut with_hash(query, &secrets::digest(query)))
+                .unwrap();
+        };
+        let known = |query: &str| {
+            documents
+                .resolve(&mut with_hash("", &secrets::digest(query)))
+                .is_ok()
+        };
+        let long = format!("{{ __typename # {} }}", "x".repeat(200));
+        remember(&long);
+        assert!(!known(&long), "larger than the whole budget");
+        let queries: Vec<String> = (0..6)
+            .map(|n| format!("query Q{n} {{ __typename }}"))
+            .collect();
+        for query in &queries {
+            remember(query);
+        }
+        // Six documents of 26 bytes do not fit in 100: the oldest went.
+        assert!(!known(&queries[0]) && !known(&queries[1]));
+        assert!(queries[2..].iter().all(|query| known(query)));
+        let remembered = documents.remembered.as_ref().unwrap().lock().unwrap();
+        assert!(remembered.bytes <= 100, "{}", remembered.bytes);
     }
 
     #[test]

@@ -298,11 +298,20 @@ pub(super) async fn post(
         return exchange.reply(*refused);
     }
     if is_multipart(&parts.headers) {
-        let request =
-            match read_multipart(body, &parts.headers, state.limits.max_upload_bytes).await {
-                Ok(request) => request,
-                Err(refused) => return exchange.reply(*refused),
-            };
+        let limits = super::multipart::PartLimits {
+            json_bytes: state.limits.max_body_bytes,
+            file_bytes: state.limits.max_upload_bytes,
+        };
+        let request = match super::multipart::read(body, &parts.headers, limits).await {
+            Ok(request) => request,
+            Err(super::multipart::Refused::TooLarge(limit, message)) => {
+                log_refusal(limit, "");
+                return exchange.reply(refusal("PAYLOAD_TOO_LARGE", &message));
+            }
+            Err(super::multipart::Refused::Malformed(message)) => {
+                return exchange.reply(refusal("BAD_REQUEST", &message));
+            }
+        };
         return execute(
             &state,
             &parts.headers,
@@ -369,64 +378,6 @@ fn is_multipart(headers: &HeaderMap) -> bool {
                 .trim_start()
                 .to_ascii_lowercase()
                 .starts_with("multipart/form-data")
-        })
-}
-
-/// Room in a multipart body for the parts besides the file (`operations`, `map`, headers).
-const MULTIPART_OVERHEAD: usize = 64 << 10;
-
-/// Reads a GraphQL multipart request: one operation, at most one file of at most `limit`
-/// bytes, written to a temporary file as it arrives.
-async fn read_multipart(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<async_graphql::Request, Box<async_graphql::Response>> {
-    use futures_util::TryStreamExt;
-    let too_large = || {
-        log_refusal("max_upload_bytes", "");
-        Box::new(refusal(
-            "PAYLOAD_TOO_LARGE",
-            &format!("an uploaded file may hold at most {limit} bytes"),
-        ))
-    };
-    let body_limit = limit.saturating_add(MULTIPART_OVERHEAD);
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > body_limit as u64) {
-        return Err(too_large());
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let limited = Body::new(http_body_util::Limited::new(body, body_limit));
-    let reader = limited
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .into_async_read();
-    let options = async_graphql::http::MultipartOptions::default()
-        .max_file_size(limit)
-        .max_num_files(1);
-    async_graphql::http::receive_body(content_type, reader, options)
-        .await
-        .map(|request| {
-            let files = crate::graphql::scalars::FileCount(request.uploads.len());
-            request.data(files)
-        })
-        .map_err(|error| match error {
-            async_graphql::ParseRequestError::PayloadTooLarge => too_large(),
-            async_graphql::ParseRequestError::Io(error)
-                if error.to_string().contains("length limit") =>
-            {
-                too_large()
-            }
-            other => Box::new(refusal(
-                "BAD_REQUEST",
-                &format!("the multipart request is not a GraphQL multipart request: {other}"),
-            )),
         })
 }
 

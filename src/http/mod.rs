@@ -9,6 +9,7 @@ pub mod feeds;
 pub mod files;
 pub mod graphiql;
 pub mod graphql;
+pub mod multipart;
 pub mod public_cache;
 pub mod subscriptions;
 
@@ -118,6 +119,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
     let documents = Documents::load(
         limits.trusted_documents.as_deref(),
         limits.persisted_queries_cache,
+        limits.persisted_queries_bytes,
     )?;
     let state = AppState {
         schema: executor.schema().clone(),

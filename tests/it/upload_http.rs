@@ -225,6 +225,91 @@ async fn a_spreadsheet_uploaded_over_http_is_ingested_and_can_be_downloaded_by_m
     workers.stop();
 }
 
+/// The parts read into memory are held to the JSON body's limit, not to the file's.
+#[tokio::test]
+async fn a_multipart_requests_json_parts_are_held_to_the_body_limit() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            max_body_bytes: 10_000,
+            max_upload_bytes: 1_000_000,
+            rate_limit_burst: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let send = |operations: String, map: String| {
+        let form = reqwest::multipart::Form::new()
+            .text("operations", operations)
+            .text("map", map);
+        app.client
+            .post(format!("{}/graphql", app.base_url))
+            .header("Apollo-Require-Preflight", "true")
+            .multipart(form)
+            .send()
+    };
+    let padded = |bytes: usize| {
+        json!({ "query": format!("{{ __typename }} #{}", "x".repeat(bytes)) }).to_string()
+    };
+    // Under the limit, the request runs.
+    let response = send(padded(5_000), "{}".into()).await.expect("sent");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+    // Over it (though far under the file's limit), refused before it is read whole.
+    for (operations, map, part) in [
+        (padded(50_000), "{}".to_owned(), "operations"),
+        (
+            padded(10),
+            json!({ "0": vec!["variables.file"; 2_000] }).to_string(),
+            "map",
+        ),
+    ] {
+        let response = send(operations, map).await.expect("sent");
+        assert_eq!(response.status(), 413);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(error_codes(&body), ["PAYLOAD_TOO_LARGE"], "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&format!("`{part}`")), "{message}");
+    }
+    // A part the map names must be sent, and a request carries one file at most.
+    let form = reqwest::multipart::Form::new()
+        .text("operations", padded(10))
+        .text("map", json!({ "0": ["variables.file"] }).to_string());
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.base_url))
+        .header("Apollo-Require-Preflight", "true")
+        .multipart(form)
+        .send()
+        .await
+        .expect("sent");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(error_codes(&body), ["BAD_REQUEST"], "{body}");
+    let form = reqwest::multipart::Form::new()
+        .text("operations", padded(10))
+        .text("map", "{}")
+        .part(
+            "0",
+            reqwest::multipart::Part::bytes(b"a".to_vec()).file_name("a.csv"),
+        )
+        .part(
+            "1",
+            reqwest::multipart::Part::bytes(b"b".to_vec()).file_name("b.csv"),
+        );
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.base_url))
+        .header("Apollo-Require-Preflight", "true")
+        .multipart(form)
+        .send()
+        .await
+        .expect("sent");
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(error_codes(&body), ["BAD_REQUEST"], "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_have_their_own_size_limit_and_a_system_the_agency_reports() {
     let db = TestDb::with_demo().await;
