@@ -180,6 +180,7 @@ pub struct EventBus {
     jobs: std::sync::Arc<tokio::sync::Notify>,
     listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
     connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for EventBus {
@@ -203,6 +204,7 @@ impl EventBus {
             public_data,
             listening: std::sync::Arc::default(),
             connected: std::sync::Arc::default(),
+            connections: std::sync::Arc::default(),
             uploads,
             jobs: std::sync::Arc::default(),
         }
@@ -238,6 +240,12 @@ impl EventBus {
     /// what is kept in memory must not be served.
     pub fn connected(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         self.connected.clone()
+    }
+
+    /// How many times the listener has connected: a memory of what the database held must
+    /// forget it all when this changes, as changes made while it was away went unheard.
+    pub fn connections(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.connections.clone()
     }
 
     /// Whether the bus listens to the database ([`EventBus::listen`]).
@@ -317,6 +325,10 @@ impl EventBus {
         // Listening again after a gap: whatever changed meanwhile was not heard.
         drop(self.credentials.send(CredentialsChange::default()));
         drop(self.public_data.send(()));
+        // Counted before it says it is connected: whoever sees it connected sees the count
+        // too, and forgets what it kept before, synchronously.
+        self.connections
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.connected
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut notifications = std::pin::pin!(conn.notifications_stream());

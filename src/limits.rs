@@ -204,6 +204,15 @@ pub struct Limits {
     #[arg(long, env = "AUTH_CACHE_TOKENS", default_value_t = 10_000)]
     pub auth_cache_tokens: usize,
 
+    /// Bytes of token those kept tokens may take in all (each counted by its length); the
+    /// least recently used go beyond that.
+    #[arg(long, env = "AUTH_CACHE_BYTES", default_value_t = 16 << 20)]
+    pub auth_cache_bytes: usize,
+
+    /// Longest access token accepted, in bytes: a longer one is refused before it is read.
+    #[arg(long, env = "MAX_TOKEN_BYTES", default_value_t = 8_192)]
+    pub max_token_bytes: usize,
+
     /// Anonymous query answers kept in memory until public data changes (0: none).
     #[arg(long, env = "PUBLIC_CACHE_ENTRIES", default_value_t = 1_000)]
     pub public_cache_entries: usize,
@@ -263,6 +272,8 @@ impl Default for Limits {
             feed_max_age: Duration::from_secs(300),
             max_changes_page: 1_000,
             auth_cache_tokens: 10_000,
+            auth_cache_bytes: 16 << 20,
+            max_token_bytes: 8_192,
             public_cache_entries: 1_000,
             public_cache_bytes: 16 << 20,
             public_max_age: Duration::from_secs(60),

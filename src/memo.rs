@@ -32,6 +32,9 @@ pub struct Memo<V> {
     generation: AtomicU64,
     following: AtomicBool,
     connected: OnceLock<Arc<AtomicBool>>,
+    /// The listener's connections so far, and the count the kept values were read under.
+    connections: OnceLock<Arc<AtomicU64>>,
+    seen_connections: AtomicU64,
     enabled: bool,
 }
 
@@ -40,6 +43,8 @@ pub struct Memo<V> {
 pub struct Ticket {
     key: Key,
     generation: u64,
+    /// The listener's connections when the read began.
+    connections: u64,
 }
 
 impl<V: Clone> Memo<V> {
@@ -60,6 +65,8 @@ impl<V: Clone> Memo<V> {
             generation: AtomicU64::new(0),
             following: AtomicBool::new(false),
             connected: OnceLock::new(),
+            connections: OnceLock::new(),
+            seen_connections: AtomicU64::new(0),
             enabled: capacity > 0,
         }
     }
@@ -82,6 +89,10 @@ impl<V: Clone> Memo<V> {
             return false;
         }
         let _ = self.connected.set(events.connected());
+        let connections = events.connections();
+        self.seen_connections
+            .store(connections.load(Ordering::SeqCst), Ordering::SeqCst);
+        let _ = self.connections.set(connections);
         self.following.store(true, Ordering::SeqCst);
         true
     }
@@ -98,6 +109,7 @@ impl<V: Clone> Memo<V> {
         let ticket = Ticket {
             key,
             generation: self.generation.load(Ordering::SeqCst),
+            connections: self.connections(),
         };
         if !self.serving() {
             return Err(ticket);
@@ -105,6 +117,7 @@ impl<V: Clone> Memo<V> {
         let Ok(mut entries) = self.entries.lock() else {
             return Err(ticket);
         };
+        self.catch_up(&mut entries);
         match entries.lru.get(&key) {
             Some(value) if current(value) => Ok(value.clone()),
             Some(_) => {
@@ -127,8 +140,12 @@ impl<V: Clone> Memo<V> {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        // Checked under the lock that forgetting takes too.
-        if self.generation.load(Ordering::SeqCst) != ticket.generation {
+        self.catch_up(&mut entries);
+        // Checked under the lock that forgetting takes too. A read that began before the
+        // listener connected again may have missed a change.
+        if self.generation.load(Ordering::SeqCst) != ticket.generation
+            || self.connections() != ticket.connections
+        {
             return;
         }
         entries.weight += weight;
@@ -140,6 +157,25 @@ impl<V: Clone> Memo<V> {
                 break;
             };
             entries.weight -= (self.weigh)(&gone);
+        }
+    }
+
+    /// The listener's connections so far (0 before it follows them).
+    fn connections(&self) -> u64 {
+        self.connections
+            .get()
+            .map_or(0, |connections| connections.load(Ordering::SeqCst))
+    }
+
+    /// Forgets everything when the listener has connected again since the values were kept:
+    /// what changed in between was not heard of. Done here, under the lock, rather than left
+    /// to the task that hears of the reconnection, so that no value from before is served in
+    /// between; reads that began before are refused by their ticket's count.
+    fn catch_up(&self, entries: &mut Entries<V>) {
+        let now = self.connections();
+        if self.seen_connections.swap(now, Ordering::SeqCst) != now {
+            entries.lru.clear();
+            entries.weight = 0;
         }
     }
 
@@ -192,6 +228,8 @@ mod tests {
 
     fn serving(memo: &Memo<Vec<u8>>) {
         assert!(memo.connected.set(Arc::new(AtomicBool::new(true))).is_ok());
+        assert!(memo.connections.set(Arc::new(AtomicU64::new(1))).is_ok());
+        memo.seen_connections.store(1, Ordering::SeqCst);
         memo.following.store(true, Ordering::SeqCst);
     }
 
@@ -203,6 +241,7 @@ mod tests {
         let ticket = Ticket {
             key: key(n),
             generation: memo.generation.load(Ordering::SeqCst),
+            connections: memo.connections(),
         };
         memo.put(ticket, vec![n; bytes]);
     }
@@ -241,6 +280,31 @@ mod tests {
         keep(&memo, 5, 10);
         memo.forget(None);
         assert_eq!((memo.len(), memo.weight()), (0, 0));
+    }
+
+    #[test]
+    fn nothing_kept_before_the_listener_reconnected_is_served_after() {
+        let memo = Memo::new(10);
+        serving(&memo);
+        keep(&memo, 1, 10);
+        assert!(memo.get(key(1), |_| true).is_ok());
+        // A read begins; the listener drops and connects again (changes went unheard).
+        let ticket = memo.get(key(2), |_| true).unwrap_err();
+        let connected = memo.connected.get().unwrap();
+        connected.store(false, Ordering::SeqCst);
+        assert!(memo.get(key(1), |_| true).is_err(), "not served while away");
+        memo.connections
+            .get()
+            .unwrap()
+            .fetch_add(1, Ordering::SeqCst);
+        connected.store(true, Ordering::SeqCst);
+        assert!(memo.get(key(1), |_| true).is_err(), "forgotten at once");
+        // The read that began before is not kept either.
+        memo.put(ticket, vec![2]);
+        assert!(memo.get(key(2), |_| true).is_err());
+        assert_eq!(memo.len(), 0);
+        keep(&memo, 3, 10);
+        assert!(memo.get(key(3), |_| true).is_ok(), "serving again");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Entry {
     /// Its user's credentials.
     pub credentials: Credentials,
     valid_until: DateTime<Utc>,
+    /// The token's length, what the entry weighs.
+    bytes: usize,
 }
 
 /// Verified tokens and their credentials, by the token's SHA-256.
@@ -43,9 +45,10 @@ pub struct Entry {
 pub struct CredentialCache(Memo<Entry>);
 
 impl CredentialCache {
-    /// A cache of at most `capacity` tokens (0: none kept).
-    pub fn new(capacity: usize) -> Self {
-        Self(Memo::new(capacity))
+    /// A cache of at most `capacity` tokens (0: none kept), of at most `budget` bytes of
+    /// token in all.
+    pub fn new(capacity: usize, budget: usize) -> Self {
+        Self(Memo::weighed(capacity, budget, |entry| entry.bytes))
     }
 
     /// The entry of `token`, if it is known and still current; otherwise a ticket to store
@@ -56,7 +59,13 @@ impl CredentialCache {
     }
 
     /// Keeps what was read for `ticket`, unless a change was heard of since.
-    pub fn put(&self, ticket: Ticket, token: &VerifiedToken, credentials: &Credentials) {
+    pub fn put(
+        &self,
+        ticket: Ticket,
+        token_text: &str,
+        token: &VerifiedToken,
+        credentials: &Credentials,
+    ) {
         if credentials.revoked {
             return;
         }
@@ -66,6 +75,7 @@ impl CredentialCache {
                 token: token.clone(),
                 credentials: credentials.clone(),
                 valid_until: token.expires_at.min(Utc::now() + MAX_AGE),
+                bytes: token_text.len(),
             },
         );
     }

@@ -41,6 +41,8 @@ pub struct AuthConfig {
     pub throttle: throttle::SignInThrottle,
     /// Verified tokens and their credentials, kept current by the database's notifications.
     pub credentials: Arc<cache::CredentialCache>,
+    /// Longest token read, in bytes.
+    pub max_token_bytes: usize,
 }
 
 impl AuthConfig {
@@ -57,7 +59,11 @@ impl AuthConfig {
             session_lifetime: Duration::days(30),
             hasher: passwords::Hasher::new(limits.hash_concurrency()),
             throttle: throttle::SignInThrottle::new(limits),
-            credentials: Arc::new(cache::CredentialCache::new(limits.auth_cache_tokens)),
+            credentials: Arc::new(cache::CredentialCache::new(
+                limits.auth_cache_tokens,
+                limits.auth_cache_bytes,
+            )),
+            max_token_bytes: limits.max_token_bytes,
         }
     }
 }
@@ -140,6 +146,13 @@ pub async fn authenticate(
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or_else(|| AppError::Unauthenticated("use `Authorization: Bearer <token>`".into()))?;
+    if token.len() > config.max_token_bytes {
+        crate::limits::log_refusal("max_token_bytes", "");
+        return Err(AppError::Unauthenticated(format!(
+            "the access token is longer than {} bytes",
+            config.max_token_bytes
+        )));
+    }
     let (verified, credentials) = match config.credentials.get(token) {
         Ok(entry) => (entry.token, entry.credentials),
         Err(ticket) => {
@@ -156,7 +169,9 @@ pub async fn authenticate(
             .ok_or_else(|| {
                 AppError::Unauthenticated("the access token's user no longer exists".into())
             })?;
-            config.credentials.put(ticket, &verified, &credentials);
+            config
+                .credentials
+                .put(ticket, token, &verified, &credentials);
             (verified, credentials)
         }
     };

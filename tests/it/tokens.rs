@@ -314,3 +314,43 @@ async fn role_changes_take_effect_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+/// Anyone holding a token may lengthen it with blocks of checks, without the key: a token
+/// longer than `MAX_TOKEN_BYTES` is refused before it is read, valid or not.
+#[tokio::test]
+async fn a_token_longer_than_the_limit_is_refused_before_it_is_read() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let token = app.token_for(&db, "sheriff.reader@example.com").await;
+    let response = app.graphql_as(Some(&token), ME, json!({})).await;
+    assert_eq!(
+        response["data"]["me"]["email"],
+        "sheriff.reader@example.com"
+    );
+    // The same valid token, under a limit shorter than it.
+    let strict = TestApp::spawn_with_limits(
+        &db,
+        justice_counts::limits::Limits {
+            max_token_bytes: token.len() - 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let response = strict.graphql_as(Some(&token), ME, json!({})).await;
+    assert!(refused(&response), "{response}");
+    let message = response["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("longer than {} bytes", token.len() - 1)),
+        "{message}"
+    );
+    // Under the default limit, a long one is not even parsed.
+    let long = "A".repeat(8_193);
+    let response = app.graphql_as(Some(&long), ME, json!({})).await;
+    assert!(refused(&response), "{response}");
+    let message = response["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("longer than 8192 bytes"), "{message}");
+}
