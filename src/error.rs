@@ -182,10 +182,10 @@ impl From<DieselError> for AppError {
                     (DatabaseErrorKind::CheckViolation, Some(message)) => {
                         Self::BadUserInput(message.into())
                     }
-                    (DatabaseErrorKind::CheckViolation, None) => Self::BadUserInput(format!(
-                        "the input breaks the rule {}",
-                        info.constraint_name().unwrap_or("of the data model")
-                    )),
+                    (DatabaseErrorKind::CheckViolation, None) => {
+                        tracing::warn!(%error, "a check without a message refused a write");
+                        Self::BadUserInput("the input breaks a rule of the data model".into())
+                    }
                     (DatabaseErrorKind::ClosedConnection, _) => {
                         tracing::warn!(%error, "the database closed a connection");
                         Self::Unavailable(UNAVAILABLE.into())

@@ -289,7 +289,10 @@ pub async fn open(
     query.check(catalogue)?;
     let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
         .await
-        .map_err(|error| AppError::Unavailable(format!("cannot open the feed: {error}")))?;
+        .map_err(|error| {
+            tracing::warn!(%error, "cannot open a feed's connection");
+            AppError::Unavailable("the feed cannot be opened now; try again".into())
+        })?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "a feed's connection ended");

@@ -818,14 +818,18 @@ async fn notify_progress(
 
 /// Marks an ingest that failed for good (its job gave up) as ERRORED, with the reason.
 pub async fn fail(conn: &mut AsyncPgConnection, id: SpreadsheetId, reason: &str) -> AppResult<()> {
+    tracing::error!(upload = id.0, reason, "an upload could not be ingested");
     conn.transaction(async |conn| {
         let mut batch = Batch::default();
         batch.push(Output::Message(Message {
             severity: MessageSeverity::Error,
             title: "Unexpected Error".into(),
+            // The reason stays in the job's record and the logs: it speaks of the server's
+            // inside (statements, tables), not of the file.
             description: format!(
-                "The file could not be ingested ({reason}); nothing of it was saved. Try again, \
-                 and tell the platform's staff if it fails again."
+                "The file could not be ingested; nothing of it was saved. Try again, and tell \
+                 the platform's staff if it fails again (upload {}).",
+                id.0
             ),
             sheet: None,
             row: None,

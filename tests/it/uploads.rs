@@ -1619,10 +1619,15 @@ async fn a_job_that_keeps_failing_ends_as_an_unexpected_error() {
     AnsiTransactionManager::rollback_transaction(&mut holder)
         .await
         .expect("rollback");
-    let messages = rows(&db, &format!("SELECT title, severity::text AS severity FROM spreadsheet_messages WHERE spreadsheet_id = {}", id.0)).await;
-    assert_eq!(
-        messages,
-        [json!({"title": "Unexpected Error", "severity": "ERROR"})]
+    let messages = rows(&db, &format!("SELECT title, severity::text AS severity, message AS description FROM spreadsheet_messages WHERE spreadsheet_id = {}", id.0)).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["title"], "Unexpected Error");
+    assert_eq!(messages[0]["severity"], "ERROR");
+    // What went wrong inside is for the staff (the job's record), not for the uploader.
+    let description = messages[0]["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains(&format!("(upload {})", id.0)) && !description.contains("worker"),
+        "{description}"
     );
     let job = rows(&db, "SELECT state::text AS state, last_error FROM jobs").await;
     assert_eq!(job[0]["state"], "FAILED");
