@@ -138,12 +138,74 @@ struct Credentials {
     expires_at: Option<tokio::time::Instant>,
     session_id: Option<i64>,
     revocation_ids: Vec<String>,
+    /// The signed-in user, and what the connection's viewer may do: fixed when it opened.
+    standing: Option<Standing>,
     /// The init payload was refused (bad token, too many connections).
     refused: bool,
     _slot: Option<SocketSlot>,
 }
 
+/// A user's rights, as the connection's viewer holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Standing {
+    user_id: crate::models::ids::UserId,
+    is_platform_admin: bool,
+    roles:
+        std::collections::HashMap<crate::models::ids::AgencyId, crate::models::enums::AgencyRole>,
+}
+
+/// Why a connection whose user's credentials changed must close, if it must: the viewer it
+/// holds no longer matches the database (read there, not from the credential cache, which
+/// hears of the same change on its own). A database that cannot answer now closes nothing.
+async fn outdated(state: &AppState, credentials: &Mutex<Credentials>) -> Option<&'static str> {
+    let (standing, revocation_ids, session_id) = {
+        let credentials = credentials.lock().ok()?;
+        (
+            credentials.standing.clone()?,
+            credentials.revocation_ids.clone(),
+            credentials.session_id,
+        )
+    };
+    let mut conn = match state.pool.get().await {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::warn!(%error, "cannot check a subscription's credentials");
+            return None;
+        }
+    };
+    let now = crate::models::user::User::credentials(
+        &mut conn,
+        standing.user_id,
+        &revocation_ids,
+        session_id,
+    )
+    .await;
+    match now {
+        Err(error) => {
+            tracing::warn!(%error, "cannot check a subscription's credentials");
+            None
+        }
+        Ok(None) => Some("the account no longer exists"),
+        Ok(Some(now)) if now.revoked => Some("the session was signed out or revoked"),
+        Ok(Some(now))
+            if now.is_platform_admin != standing.is_platform_admin
+                || now.roles != standing.roles =>
+        {
+            Some("the account's access changed; reconnect")
+        }
+        Ok(Some(_)) => None,
+    }
+}
+
 impl Credentials {
+    /// Whether a change of `user`'s credentials (anyone's, without one) may concern this
+    /// connection.
+    fn concerned_by(&self, user: Option<i32>) -> bool {
+        self.standing
+            .as_ref()
+            .is_some_and(|standing| user.is_none_or(|user| user == standing.user_id.0))
+    }
+
     fn revoked_by(&self, revocation: &Revocation) -> bool {
         (self.session_id.is_some() && revocation.session_id == self.session_id)
             || revocation
@@ -221,6 +283,7 @@ async fn serve(
             })),
         });
     let mut revocations = state.events.revocations();
+    let mut changes = state.events.credential_changes();
     loop {
         let expires_at = credentials.lock().ok().and_then(|c| c.expires_at);
         let expiry = async {
@@ -244,9 +307,29 @@ async fn serve(
                 Ok(revocation) if credentials.lock().is_ok_and(|c| c.revoked_by(&revocation)) => {
                     "the session was signed out or revoked"
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Ok(_) => continue,
+                // Revocations were missed: ask the database.
+                Err(RecvError::Lagged(_)) => match outdated(&state, &credentials).await {
+                    Some(reason) => reason,
+                    None => continue,
+                },
                 Err(RecvError::Closed) => return,
             },
+            change = changes.recv() => {
+                let user = match change {
+                    Ok(change) => change.user_id,
+                    // Changes were missed: anyone's may have changed.
+                    Err(RecvError::Lagged(_)) => None,
+                    Err(RecvError::Closed) => return,
+                };
+                if !credentials.lock().is_ok_and(|c| c.concerned_by(user)) {
+                    continue;
+                }
+                match outdated(&state, &credentials).await {
+                    Some(reason) => reason,
+                    None => continue,
+                }
+            }
         };
         let close = Message::Close(Some(CloseFrame {
             code: CLOSE_UNAUTHORIZED,
@@ -303,6 +386,11 @@ async fn accept(
                 .unwrap_or_default();
             credentials.expires_at = Some(tokio::time::Instant::now() + left);
             credentials.session_id = user.token.session_id;
+            credentials.standing = Some(Standing {
+                user_id: user.user_id,
+                is_platform_admin: user.is_platform_admin,
+                roles: user.roles.clone(),
+            });
             credentials
                 .revocation_ids
                 .clone_from(&user.token.revocation_ids);

@@ -110,6 +110,34 @@ async fn signing_out_closes_the_sessions_subscriptions() {
     assert!(reason.contains("signed out"), "{reason}");
 }
 
+/// A connection holds the viewer it opened with: when the user's roles change (here by plain
+/// SQL, as any writer could), it closes, and the client reconnects with its new rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_the_users_roles_closes_their_connections() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let sheriff = agency_id(&app, &db, "Sheriff").await;
+    let token = sign_in(&app).await;
+    let (mut socket, ack) = connect(&app, &token).await;
+    assert_eq!(json_of(&ack)["type"], "connection_ack");
+    subscribe(&mut socket, "1", &sheriff).await;
+    // Someone else's change leaves the connection open.
+    crate::uploads::execute(
+        &db,
+        "UPDATE users SET name = name || '.' WHERE email = 'harbor.contributor@example.com'",
+    )
+    .await;
+    crate::uploads::execute(
+        &db,
+        "DELETE FROM memberships WHERE user_id = \
+         (SELECT id FROM users WHERE email = 'sheriff.reader@example.com')",
+    )
+    .await;
+    let (code, reason) = closed(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(code, 4401);
+    assert!(reason.contains("access changed"), "{reason}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_ends_when_its_access_token_expires() {
     let db = TestDb::with_demo().await;
