@@ -239,21 +239,23 @@ async fn a_multipart_requests_json_parts_are_held_to_the_body_limit() {
         },
     )
     .await;
-    let send = |operations: String, map: String| {
-        let form = reqwest::multipart::Form::new()
-            .text("operations", operations)
-            .text("map", map);
+    let post = |form: reqwest::multipart::Form| {
         app.client
             .post(format!("{}/graphql", app.base_url))
             .header("Apollo-Require-Preflight", "true")
             .multipart(form)
             .send()
     };
+    let form = |operations: String, map: String| {
+        reqwest::multipart::Form::new()
+            .text("operations", operations)
+            .text("map", map)
+    };
     let padded = |bytes: usize| {
         json!({ "query": format!("{{ __typename }} #{}", "x".repeat(bytes)) }).to_string()
     };
     // Under the limit, the request runs.
-    let response = send(padded(5_000), "{}".into()).await.expect("sent");
+    let response = post(form(padded(5_000), "{}".into())).await.expect("sent");
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["data"]["__typename"], "Query", "{body}");
@@ -266,7 +268,7 @@ async fn a_multipart_requests_json_parts_are_held_to_the_body_limit() {
             "map",
         ),
     ] {
-        let response = send(operations, map).await.expect("sent");
+        let response = post(form(operations, map)).await.expect("sent");
         assert_eq!(response.status(), 413);
         let body: Value = response.json().await.expect("json");
         assert_eq!(error_codes(&body), ["PAYLOAD_TOO_LARGE"], "{body}");
@@ -274,40 +276,22 @@ async fn a_multipart_requests_json_parts_are_held_to_the_body_limit() {
         assert!(message.contains(&format!("`{part}`")), "{message}");
     }
     // A part the map names must be sent, and a request carries one file at most.
-    let form = reqwest::multipart::Form::new()
-        .text("operations", padded(10))
-        .text("map", json!({ "0": ["variables.file"] }).to_string());
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.base_url))
-        .header("Apollo-Require-Preflight", "true")
-        .multipart(form)
-        .send()
-        .await
-        .expect("sent");
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(error_codes(&body), ["BAD_REQUEST"], "{body}");
-    let form = reqwest::multipart::Form::new()
-        .text("operations", padded(10))
-        .text("map", "{}")
-        .part(
-            "0",
-            reqwest::multipart::Part::bytes(b"a".to_vec()).file_name("a.csv"),
-        )
-        .part(
-            "1",
-            reqwest::multipart::Part::bytes(b"b".to_vec()).file_name("b.csv"),
-        );
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.base_url))
-        .header("Apollo-Require-Preflight", "true")
-        .multipart(form)
-        .send()
-        .await
-        .expect("sent");
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(error_codes(&body), ["BAD_REQUEST"], "{body}");
+    let file =
+        |name: &str| reqwest::multipart::Part::bytes(b"a".to_vec()).file_name(name.to_owned());
+    for malformed in [
+        form(padded(10), json!({ "0": ["variables.file"] }).to_string()),
+        form(padded(10), "{}".into())
+            .part("0", file("a.csv"))
+            .part("1", file("b.csv")),
+    ] {
+        let body: Value = post(malformed)
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(error_codes(&body), ["BAD_REQUEST"], "{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
