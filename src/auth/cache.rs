@@ -36,7 +36,7 @@ pub struct Entry {
     /// Its user's credentials.
     pub credentials: Credentials,
     valid_until: DateTime<Utc>,
-    /// The token's length, what the entry weighs.
+    /// What the entry weighs: the token's length, its roles and revocation identifiers.
     bytes: usize,
 }
 
@@ -75,7 +75,9 @@ impl CredentialCache {
                 token: token.clone(),
                 credentials: credentials.clone(),
                 valid_until: token.expires_at.min(Utc::now() + MAX_AGE),
-                bytes: token_text.len(),
+                bytes: token_text.len()
+                    + credentials.roles.len() * 16
+                    + token.revocation_ids.iter().map(String::len).sum::<usize>(),
             },
         );
     }

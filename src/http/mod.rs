@@ -38,6 +38,9 @@ use crate::graphql::{AppSchema, Executor};
 use crate::limits::Limits;
 use crate::metrics::{HttpLabels, metrics, pool_registry};
 
+/// Subscription connections that may read their credentials from the database at once.
+const CREDENTIAL_CHECKS: usize = 2;
+
 /// The header carrying a request's id, taken from the client or made here.
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -96,6 +99,8 @@ struct AppState {
     catalogue: Arc<crate::catalogue::Catalogue>,
     database_url: Arc<str>,
     feed_streams: Arc<tokio::sync::Semaphore>,
+    /// Subscription connections checking their user's credentials at once.
+    credential_checks: Arc<tokio::sync::Semaphore>,
     public: Arc<public_cache::PublicCache>,
     replicas: Arc<crate::db::replicas::Replicas>,
 }
@@ -130,6 +135,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         sockets: Arc::default(),
         auth,
         feed_streams: Arc::new(tokio::sync::Semaphore::new(limits.max_feed_streams)),
+        credential_checks: Arc::new(tokio::sync::Semaphore::new(CREDENTIAL_CHECKS)),
         public: Arc::new(public_cache::PublicCache::new(
             limits.public_cache_entries,
             limits.public_cache_bytes,

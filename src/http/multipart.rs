@@ -108,6 +108,12 @@ pub async fn read(
         };
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
+            "operations" if operations.is_some() => {
+                return Err(malformed("the request has two `operations` parts"));
+            }
+            "map" if map.is_some() => {
+                return Err(malformed("the request has two `map` parts"));
+            }
             "operations" => {
                 let bytes = field.bytes().await.map_err(|e| refusal_of(e, &limits))?;
                 if bytes.trim_ascii_start().first() != Some(&b'{') {
@@ -155,12 +161,13 @@ pub async fn read(
         let paths = map
             .remove(&name)
             .ok_or_else(|| malformed(format!("`map` does not name the file part `{name}`")))?;
-        for path in paths {
-            let copy = upload
-                .try_clone()
-                .map_err(|_| malformed("the uploaded file cannot be read back"))?;
-            request.set_upload(&path, copy);
-        }
+        // One variable per file: each copy would hold a file descriptor of its own.
+        let [path] = paths.as_slice() else {
+            return Err(malformed(format!(
+                "`map` must give the file part `{name}` one variable"
+            )));
+        };
+        request.set_upload(path, upload);
         files = 1;
     }
     if let Some(name) = map.keys().next() {

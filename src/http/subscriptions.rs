@@ -166,6 +166,11 @@ async fn outdated(state: &AppState, credentials: &Mutex<Credentials>) -> Option<
             credentials.session_id,
         )
     };
+    // A reconnected listener has every connection check at once: a few at a time, so that
+    // requests keep their database connections.
+    let Ok(_permit) = state.credential_checks.acquire().await else {
+        return None;
+    };
     let mut conn = match state.pool.get().await {
         Ok(conn) => conn,
         Err(error) => {

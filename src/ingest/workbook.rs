@@ -120,6 +120,8 @@ fn apply_limits(limits: ReaderLimits) -> anyhow::Result<()> {
     use nix::sys::resource::{Resource, setrlimit};
     let memory = u64::from(limits.memory_mb) << 20;
     let cpu = u64::from(limits.cpu_seconds);
+    // A reader stopped at its limit aborts; it leaves no core file behind.
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
     setrlimit(Resource::RLIMIT_AS, memory, memory)?;
     setrlimit(Resource::RLIMIT_CPU, cpu, cpu)?;
     Ok(())
@@ -188,6 +190,7 @@ pub fn open(path: &Path, limits: ReaderLimits) -> Result<Vec<Box<dyn SheetSource
         pending: None,
         sheets_begun: 0,
         ended: false,
+        broken: None,
     };
     let names = match stream.next_line()? {
         Some(Line::Sheets(names)) => names,
@@ -219,11 +222,17 @@ struct Stream {
     sheets_begun: usize,
     /// The last line was read.
     ended: bool,
+    /// The output could not be read on: every later read says so.
+    broken: Option<String>,
 }
 
 impl Stream {
-    /// The next line; none after the last.
+    /// The next line; none after the last. An output that cannot be read on (a line too long,
+    /// not JSON, cut short) ends the reading for good: nothing after it could be placed.
     fn next_line(&mut self) -> Result<Option<Line>, ReadError> {
+        if let Some(message) = &self.broken {
+            return Err(ReadError::Workbook(message.clone()));
+        }
         if let Some(line) = self.pending.take() {
             if matches!(line, Line::Sheet(_) | Line::Unreadable(_)) {
                 self.sheets_begun += 1;
@@ -233,6 +242,20 @@ impl Stream {
         if self.ended {
             return Ok(None);
         }
+        match self.read_line() {
+            Ok(line) => Ok(line),
+            Err(error) => {
+                let message = match error {
+                    ReadError::Workbook(message) => message,
+                    other => other.to_string(),
+                };
+                self.break_off(message.clone());
+                Err(ReadError::Workbook(message))
+            }
+        }
+    }
+
+    fn read_line(&mut self) -> Result<Option<Line>, ReadError> {
         let mut buffer = Vec::new();
         let read = (&mut self.out)
             .take(MAX_LINE_BYTES + 1)
@@ -262,6 +285,18 @@ impl Stream {
             self.sheets_begun += 1;
         }
         Ok(Some(line))
+    }
+
+    /// Stops reading for good: the child is stopped, and every later read fails with
+    /// `message`.
+    fn break_off(&mut self, message: String) {
+        if !self.ended {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.ended = true;
+        }
+        self.pending = None;
+        self.broken = Some(message);
     }
 
     /// Why the output ended early: the child stopped, at one of its limits or otherwise.

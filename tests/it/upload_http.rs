@@ -275,7 +275,8 @@ async fn a_multipart_requests_json_parts_are_held_to_the_body_limit() {
         let message = body["errors"][0]["message"].as_str().unwrap_or_default();
         assert!(message.contains(&format!("`{part}`")), "{message}");
     }
-    // A part the map names must be sent, and a request carries one file at most.
+    // A part the map names must be sent, a request carries one file at most, for one
+    // variable, and each of its parts once.
     let file =
         |name: &str| reqwest::multipart::Part::bytes(b"a".to_vec()).file_name(name.to_owned());
     for malformed in [
@@ -283,6 +284,13 @@ async fn a_multipart_requests_json_parts_are_held_to_the_body_limit() {
         form(padded(10), "{}".into())
             .part("0", file("a.csv"))
             .part("1", file("b.csv")),
+        // One file, one variable: each copy would hold a file descriptor.
+        form(
+            json!({ "query": "{ __typename }", "variables": { "a": null, "b": null } }).to_string(),
+            json!({ "0": ["variables.a", "variables.b"] }).to_string(),
+        )
+        .part("0", file("a.csv")),
+        form(padded(10), "{}".into()).text("operations", padded(10)),
     ] {
         let body: Value = post(malformed)
             .await

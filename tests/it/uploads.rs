@@ -374,6 +374,63 @@ async fn a_workbook_too_large_to_read_is_refused_and_the_server_stays_up() {
     );
 }
 
+/// A sheet whose header row is too long to pass between the reader and the server: the
+/// sheets after it are not read, rather than read under other sheets' names.
+#[tokio::test]
+async fn a_row_too_long_to_read_ends_the_reading_of_the_workbook() {
+    let db = TestDb::with_demo().await;
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let arrests = workbook.add_worksheet();
+    arrests.set_name("arrests").expect("sheet name");
+    for (column, text) in (0u16..).zip(["year", "month", "value"]) {
+        arrests.write_string(0, column, text).expect("cell");
+    }
+    for (column, number) in (0u16..).zip([2022.0, 1.0, 5.0]) {
+        arrests.write_number(1, column, number).expect("cell");
+    }
+    // 600 cells of one 32,000-character shared string: a small file, a header of 19 MB.
+    let long = "x".repeat(32_000);
+    let wide = workbook.add_worksheet();
+    wide.set_name("b_wide").expect("sheet name");
+    for column in 0..600u16 {
+        wide.write_string(0, column, &long).expect("cell");
+    }
+    for name in ["c_after", "d_after"] {
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(name).expect("sheet name");
+        sheet.write_string(0, 0, "year").expect("cell");
+        sheet.write_number(1, 0, 2022.0).expect("cell");
+    }
+    let bytes = workbook.save_to_buffer().expect("workbook");
+    assert!(bytes.len() < 1 << 20, "{}", bytes.len());
+    let harbor = agency(&db, "Harbor City Police").await;
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.xlsx",
+        &bytes,
+        CONTRIBUTOR_OF_ALL,
+        true,
+    )
+    .await;
+    let unreadable: Vec<&str> = ingested
+        .messages()
+        .iter()
+        .filter(|message| message["title"] == "Unreadable File")
+        .map(|message| message["description"].as_str().unwrap_or_default())
+        .collect();
+    // The wide sheet and both after it (and the end of the sheet before, where the reader
+    // met the long line), each for the same reason.
+    assert!(unreadable.len() >= 3, "{:#?}", ingested.messages());
+    assert!(
+        unreadable
+            .iter()
+            .all(|description| description.contains("more than 16 MiB")),
+        "{unreadable:#?}"
+    );
+}
+
 fn workbook_of(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
     workbook(sheets)
 }
