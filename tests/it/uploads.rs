@@ -325,26 +325,16 @@ pub fn workbook(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
 #[tokio::test]
 async fn a_workbook_too_large_to_read_is_refused_and_the_server_stays_up() {
     let db = TestDb::with_demo().await;
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet();
+    let mut bomb = rust_xlsxwriter::Workbook::new();
+    let sheet = bomb.add_worksheet();
     sheet.set_name("arrests").expect("sheet name");
     sheet.write_string(0, 0, "year").expect("cell");
     sheet
         .write_string(1_048_575, 16_383, "far away")
         .expect("cell");
-    let bytes = workbook.save_to_buffer().expect("workbook");
+    let bytes = bomb.save_to_buffer().expect("workbook");
     assert!(bytes.len() < 20_000, "{}", bytes.len());
-    let harbor = agency(&db, "Harbor City Police").await;
-    let ingested = ingest_file(
-        &db,
-        harbor,
-        System::LawEnforcement,
-        "arrests.xlsx",
-        &bytes,
-        CONTRIBUTOR_OF_ALL,
-        false,
-    )
-    .await;
+    let ingested = harbor_workbook(&db, &bytes, false).await;
     let message = ingested.message("Unreadable File");
     assert_eq!(message["type"], "ERROR");
     let description = message["description"].as_str().unwrap_or_default();
@@ -354,19 +344,11 @@ async fn a_workbook_too_large_to_read_is_refused_and_the_server_stays_up() {
     );
 
     // The same server reads the next workbook as usual.
-    let ingested = ingest_file(
-        &db,
-        harbor,
-        System::LawEnforcement,
-        "arrests.xlsx",
-        &workbook_of(&[(
-            "arrests",
-            &[&["year", "month", "value"], &["2022", "1", "5"]],
-        )]),
-        CONTRIBUTOR_OF_ALL,
-        false,
-    )
-    .await;
+    let normal = workbook(&[(
+        "arrests",
+        &[&["year", "month", "value"], &["2022", "1", "5"]],
+    )]);
+    let ingested = harbor_workbook(&db, &normal, false).await;
     assert!(
         !ingested.titles().contains(&"Unreadable File".to_owned()),
         "{:?}",
@@ -403,17 +385,7 @@ async fn a_row_too_long_to_read_ends_the_reading_of_the_workbook() {
     }
     let bytes = workbook.save_to_buffer().expect("workbook");
     assert!(bytes.len() < 1 << 20, "{}", bytes.len());
-    let harbor = agency(&db, "Harbor City Police").await;
-    let ingested = ingest_file(
-        &db,
-        harbor,
-        System::LawEnforcement,
-        "arrests.xlsx",
-        &bytes,
-        CONTRIBUTOR_OF_ALL,
-        true,
-    )
-    .await;
+    let ingested = harbor_workbook(&db, &bytes, true).await;
     let unreadable: Vec<&str> = ingested
         .messages()
         .iter()
@@ -431,8 +403,19 @@ async fn a_row_too_long_to_read_ends_the_reading_of_the_workbook() {
     );
 }
 
-fn workbook_of(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
-    workbook(sheets)
+/// Ingests `bytes` as Harbor City Police's law-enforcement workbook.
+async fn harbor_workbook(db: &TestDb, bytes: &[u8], dry_run: bool) -> Ingested {
+    let harbor = agency(db, "Harbor City Police").await;
+    ingest_file(
+        db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.xlsx",
+        bytes,
+        CONTRIBUTOR_OF_ALL,
+        dry_run,
+    )
+    .await
 }
 
 /// One file and the message it must produce.
