@@ -72,6 +72,17 @@ async fn subscribe(socket: &mut Socket, id: &str, agency: &str) {
         .unwrap();
 }
 
+/// The sheriff's reader, signed in, subscribed to the sheriff's report changes: the token
+/// and the connection.
+async fn subscribed(app: &TestApp, db: &TestDb) -> (String, Socket) {
+    let sheriff = agency_id(app, db, "Sheriff").await;
+    let token = sign_in(app).await;
+    let (mut socket, ack) = connect(app, &token).await;
+    assert_eq!(json_of(&ack)["type"], "connection_ack");
+    subscribe(&mut socket, "1", &sheriff).await;
+    (token, socket)
+}
+
 /// Waits for the server to close the connection; its close code and reason.
 async fn closed(socket: &mut Socket, within: Duration) -> (u16, String) {
     loop {
@@ -96,11 +107,7 @@ async fn closed(socket: &mut Socket, within: Duration) -> (u16, String) {
 async fn signing_out_closes_the_sessions_subscriptions() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
-    let sheriff = agency_id(&app, &db, "Sheriff").await;
-    let token = sign_in(&app).await;
-    let (mut socket, ack) = connect(&app, &token).await;
-    assert_eq!(json_of(&ack)["type"], "connection_ack");
-    subscribe(&mut socket, "1", &sheriff).await;
+    let (token, mut socket) = subscribed(&app, &db).await;
     let signed_out = app
         .graphql_as(Some(&token), "mutation { signOut }", json!({}))
         .await;
@@ -116,11 +123,7 @@ async fn signing_out_closes_the_sessions_subscriptions() {
 async fn a_change_of_the_users_roles_closes_their_connections() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
-    let sheriff = agency_id(&app, &db, "Sheriff").await;
-    let token = sign_in(&app).await;
-    let (mut socket, ack) = connect(&app, &token).await;
-    assert_eq!(json_of(&ack)["type"], "connection_ack");
-    subscribe(&mut socket, "1", &sheriff).await;
+    let (_, mut socket) = subscribed(&app, &db).await;
     // Someone else's change leaves the connection open.
     crate::uploads::execute(
         &db,
@@ -144,11 +147,7 @@ async fn a_subscription_ends_when_its_access_token_expires() {
     let mut auth = AuthConfig::new(TokenKeys::generate());
     auth.access_token_lifetime = chrono::Duration::seconds(4);
     let app = TestApp::spawn_with(&db, auth).await;
-    let sheriff = agency_id(&app, &db, "Sheriff").await;
-    let token = sign_in(&app).await;
-    let (mut socket, ack) = connect(&app, &token).await;
-    assert_eq!(json_of(&ack)["type"], "connection_ack");
-    subscribe(&mut socket, "1", &sheriff).await;
+    let (_, mut socket) = subscribed(&app, &db).await;
     let (code, reason) = closed(&mut socket, Duration::from_secs(10)).await;
     assert_eq!(code, 4401);
     assert!(reason.contains("expired"), "{reason}");
