@@ -18,6 +18,7 @@
 //! so that, for example, `check if operation("read")` makes a read-only token and
 //! `reject if agency($a), ![3, 5].contains($a)` one limited to agencies 3 and 5.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -199,6 +200,7 @@ impl TokenKeys {
                 .map(|id| secrets::hex(id))
                 .collect(),
             biscuit: std::sync::Arc::new(biscuit),
+            decisions: std::sync::Arc::default(),
         };
         // Usable for at least something now: not expired, by its own or an appended check.
         if !verified.evaluate(&[Operation::Read, Operation::Write, Operation::Admin], None) {
@@ -234,17 +236,65 @@ pub struct VerifiedToken {
     /// Revocation identifiers of its blocks, in hex.
     pub revocation_ids: Vec<String>,
     biscuit: std::sync::Arc<Biscuit>,
+    /// Decisions made in the current second, shared by every copy of the token (the credential
+    /// cache hands out copies).
+    decisions: std::sync::Arc<std::sync::Mutex<Decisions>>,
+}
+
+/// The most decisions remembered for one token within one second.
+const MAX_DECISIONS: usize = 64;
+
+/// The token's decisions within one second of time.
+///
+/// A decision depends on the token, the facts given and the time, and the time fact has a
+/// resolution of one second: within the same second the same question has the same answer, so
+/// it is worked out once however many requests ask it.
+#[derive(Debug, Default)]
+struct Decisions {
+    second: u64,
+    allowed: HashMap<(Operation, Option<AgencyId>), bool>,
 }
 
 impl VerifiedToken {
     /// Whether the token's checks allow `operation` on `agency` now.
     pub fn allows(&self, operation: Operation, agency: Option<AgencyId>) -> bool {
-        self.evaluate(&[operation], agency)
+        let second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let key = (operation, agency);
+        if let Ok(decisions) = self.decisions.lock()
+            && decisions.second == second
+            && let Some(&allowed) = decisions.allowed.get(&key)
+        {
+            return allowed;
+        }
+        let allowed = self.evaluate_at(&[operation], agency, second);
+        if let Ok(mut decisions) = self.decisions.lock() {
+            if decisions.second != second {
+                decisions.second = second;
+                decisions.allowed.clear();
+            }
+            if decisions.allowed.len() < MAX_DECISIONS {
+                decisions.allowed.insert(key, allowed);
+            }
+        }
+        allowed
     }
 
     fn evaluate(&self, operations: &[Operation], agency: Option<AgencyId>) -> bool {
+        let second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        self.evaluate_at(operations, agency, second)
+    }
+
+    /// The decision with `time(<second>)` as the time fact.
+    fn evaluate_at(&self, operations: &[Operation], agency: Option<AgencyId>, second: u64) -> bool {
         let run = || -> Result<(), biscuit_auth::error::Token> {
-            let mut builder = AuthorizerBuilder::new().set_limits(limits()).time();
+            let now = UNIX_EPOCH + Duration::from_secs(second);
+            let mut builder = AuthorizerBuilder::new()
+                .set_limits(limits())
+                .fact(fact!("time({now})"))?;
             for operation in operations {
                 let name = operation.as_str();
                 builder = builder.fact(fact!("operation({name})"))?;
@@ -404,6 +454,44 @@ mod tests {
         .unwrap();
         let error = keys.verify(&shortened).unwrap_err();
         assert!(error.to_string().contains("expired"), "{error}");
+    }
+
+    #[test]
+    fn decisions_follow_the_second_of_the_time_fact() {
+        let keys = TokenKeys::generate();
+        let token = keys.issue(UserId(7), None, in_minutes(5)).unwrap();
+        let ends = Utc::now() + chrono::Duration::seconds(30);
+        let narrowed = attenuate(
+            &token,
+            &Restrictions {
+                expires_at: Some(ends),
+                ..Restrictions::default()
+            },
+        )
+        .unwrap();
+        let verified = keys.verify(&narrowed).unwrap();
+        let last = u64::try_from(ends.timestamp()).unwrap() - 1;
+        assert!(verified.evaluate_at(&[Operation::Read], None, last));
+        assert!(!verified.evaluate_at(&[Operation::Read], None, last + 1));
+    }
+
+    #[test]
+    fn copies_of_a_token_share_its_decisions_of_the_second() {
+        let keys = TokenKeys::generate();
+        let token = keys.issue(UserId(7), None, in_minutes(5)).unwrap();
+        let verified = keys.verify(&token).unwrap();
+        let copy = verified.clone();
+        assert!(verified.allows(Operation::Write, Some(AgencyId(3))));
+        let decisions = copy.decisions.lock().unwrap();
+        assert_eq!(
+            decisions.allowed.get(&(Operation::Write, Some(AgencyId(3)))),
+            Some(&true)
+        );
+        drop(decisions);
+        for agency in 0..MAX_DECISIONS as i32 * 2 {
+            copy.allows(Operation::Read, Some(AgencyId(agency)));
+        }
+        assert!(verified.decisions.lock().unwrap().allowed.len() <= MAX_DECISIONS);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod spreadsheet;
 pub mod team;
 pub mod upload;
 pub mod user;
+pub mod variables;
 
 use std::sync::Arc;
 
@@ -111,7 +112,12 @@ pub fn build_schema(data: SchemaData) -> AppSchema {
 /// requests that do not need it (see [`pipeline::Executor`]).
 pub fn build_executor(data: SchemaData) -> Executor {
     let pipeline = pipeline::Pipeline::checked(data.limits.clone());
-    let direct = with_data(base_builder(&data.limits), data.clone());
+    // Its documents have passed validation once: only the values of their variables are left
+    // to check, which the executor does before choosing it (see [`variables`]).
+    let direct = with_data(
+        base_builder(&data.limits).validation_mode(async_graphql::ValidationMode::Fast),
+        data.clone(),
+    );
     let checked = with_data(
         base_builder(&data.limits).extension(pipeline.factory()),
         data,

@@ -12,9 +12,11 @@
 //! A kept document of queries only that has passed validation once is run by the
 //! [`Executor`] on a second build of the schema that has no extension at all: the executor
 //! does the extension's request-level work itself, and no field pays for the extension's
-//! per-field hooks. Validation still runs on every request (the variables' values are part
-//! of it); the only errors it can still find are those of the values, whose code
-//! (`BAD_USER_INPUT`) is the one the extension would give them.
+//! per-field hooks. Validation of such a document can only fail on the values of its
+//! variables: the executor checks those against the variables' types itself
+//! ([`variables::surely_valid`]), and the second build runs the fast mode of validation,
+//! without the rules on the document's text. Values in any doubt go the first way, through
+//! full validation and its errors.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,7 +34,7 @@ use lru::LruCache;
 
 use super::loaders::DbLoader;
 use super::operation::OperationName;
-use super::{AppSchema, codes, cost, order};
+use super::{AppSchema, codes, cost, order, variables};
 use crate::limits::Limits;
 
 /// The longest document text kept parsed.
@@ -185,6 +187,14 @@ impl Executor {
         else {
             return self.checked.execute(request.data(loader)).await;
         };
+        if !variables::surely_valid(
+            &schema.registry,
+            &kept.document,
+            request.operation_name.as_deref(),
+            &request.variables,
+        ) {
+            return self.checked.execute(request.data(loader)).await;
+        }
         self.shared.direct.fetch_add(1, Ordering::Relaxed);
         // What the extension's hooks would do, in their order.
         if let Some(limits) = &self.shared.limits
