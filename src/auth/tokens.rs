@@ -170,6 +170,11 @@ impl TokenKeys {
                 "the access token is malformed, tampered with or not issued by this server",
             )
         })?;
+        appended_blocks_are_plain_checks(&biscuit).map_err(|reason| {
+            unauthenticated(&format!(
+                "the access token has an appended block this server does not accept: {reason}"
+            ))
+        })?;
         let mut authorizer = AuthorizerBuilder::new()
             .set_limits(limits())
             .time()
@@ -210,6 +215,77 @@ impl TokenKeys {
         }
         Ok(verified)
     }
+}
+
+/// The most blocks a holder may append to a token.
+const MAX_APPENDED_BLOCKS: usize = 8;
+/// The most checks in one appended block.
+const MAX_CHECKS_PER_BLOCK: usize = 16;
+/// The most alternatives (`or`) in one check.
+const MAX_QUERIES_PER_CHECK: usize = 4;
+/// The most predicates one alternative of a check joins.
+const MAX_PREDICATES_PER_QUERY: usize = 4;
+/// The most expressions in one alternative of a check.
+const MAX_EXPRESSIONS_PER_QUERY: usize = 16;
+
+/// Whether every block after the authority block is one the server evaluates in bounded
+/// time: checks only (no facts, no rules, no third-party signature, no scopes), few of them,
+/// each joining few predicates.
+///
+/// Datalog evaluation time grows with the facts and rules a token brings: a block of a few
+/// hundred facts and one rule joining them four ways asks for billions of combinations, and
+/// biscuit's time limit is only looked at between rounds of evaluation. With checks alone,
+/// the facts to join are the few the authority block and the server provide.
+fn appended_blocks_are_plain_checks(biscuit: &Biscuit) -> Result<(), String> {
+    let appended = biscuit.block_count().saturating_sub(1);
+    if appended > MAX_APPENDED_BLOCKS {
+        return Err(format!("more than {MAX_APPENDED_BLOCKS} appended blocks"));
+    }
+    for index in 1..=appended {
+        if biscuit
+            .block_external_key(index)
+            .map_err(|_| "an unreadable block".to_owned())?
+            .is_some()
+        {
+            return Err("a third-party block".into());
+        }
+        let source = biscuit
+            .print_block_source(index)
+            .map_err(|_| "an unreadable block".to_owned())?;
+        let block = BlockBuilder::new()
+            .code(&source)
+            .map_err(|_| "an unreadable block".to_owned())?;
+        if !block.facts.is_empty() || !block.rules.is_empty() {
+            return Err("facts or rules (only checks may be appended)".into());
+        }
+        if !block.scopes.is_empty() {
+            return Err("a block that trusts other blocks".into());
+        }
+        if block.checks.len() > MAX_CHECKS_PER_BLOCK {
+            return Err(format!("more than {MAX_CHECKS_PER_BLOCK} checks in a block"));
+        }
+        for check in &block.checks {
+            if check.queries.len() > MAX_QUERIES_PER_CHECK {
+                return Err(format!(
+                    "a check of more than {MAX_QUERIES_PER_CHECK} alternatives"
+                ));
+            }
+            for query in &check.queries {
+                if query.body.len() > MAX_PREDICATES_PER_QUERY
+                    || query.expressions.len() > MAX_EXPRESSIONS_PER_QUERY
+                {
+                    return Err(format!(
+                        "a check joining more than {MAX_PREDICATES_PER_QUERY} predicates or \
+                         with more than {MAX_EXPRESSIONS_PER_QUERY} expressions"
+                    ));
+                }
+                if !query.scopes.is_empty() {
+                    return Err("a check that trusts other blocks".into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn rule(text: &str) -> AppResult<biscuit_auth::builder::Rule> {
@@ -492,6 +568,41 @@ mod tests {
             copy.allows(Operation::Read, Some(AgencyId(agency)));
         }
         assert!(verified.decisions.lock().unwrap().allowed.len() <= MAX_DECISIONS);
+    }
+
+    #[test]
+    fn appended_facts_rules_and_large_checks_are_refused() {
+        let keys = TokenKeys::generate();
+        let token = keys.issue(UserId(7), None, in_minutes(5)).unwrap();
+        let append = |code: &str| {
+            let unverified = UnverifiedBiscuit::from_base64(&token).unwrap();
+            let block = BlockBuilder::new().code(code).unwrap();
+            unverified.append(block).unwrap().to_base64().unwrap()
+        };
+        let mut facts: String = (0..500).map(|n| format!("f({n});")).collect();
+        facts.push_str("g(1) <- f($a), f($b), f($c), f($d), $a + $b + $c + $d == -1;");
+        for refused in [
+            facts.as_str(),
+            "f(1);",
+            "g($u) <- user($u);",
+            "check if user($u), user($v), user($w), user($x), user($y);",
+            "check if user($u) trusting previous;",
+        ] {
+            let error = keys.verify(&append(refused)).unwrap_err();
+            assert!(
+                error.to_string().contains("does not accept"),
+                "{refused}: {error}"
+            );
+        }
+        let accepted = append(r#"check if operation("read"); reject if agency($a), ![3].contains($a);"#);
+        assert!(keys.verify(&accepted).is_ok());
+        let mut many = token.clone();
+        for _ in 0..=MAX_APPENDED_BLOCKS {
+            let unverified = UnverifiedBiscuit::from_base64(&many).unwrap();
+            let block = BlockBuilder::new().code(r#"check if operation("read");"#).unwrap();
+            many = unverified.append(block).unwrap().to_base64().unwrap();
+        }
+        assert!(keys.verify(&many).is_err());
     }
 
     #[test]
