@@ -156,6 +156,10 @@ pub struct Limits {
     #[arg(long, env = "MAX_CONNECTIONS_PER_USER", default_value_t = 8)]
     pub max_connections_per_user: usize,
 
+    /// How long a WebSocket connection may wait before its `connection_init`.
+    #[arg(long, env = "WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub ws_init_timeout: Duration,
+
     /// Header that carries the client address set by a trusted reverse proxy, such as
     /// `X-Forwarded-For`. Unset: the address of the TCP peer.
     #[arg(long, env = "CLIENT_IP_HEADER")]
@@ -261,6 +265,7 @@ impl Default for Limits {
             password_hash_concurrency: 0,
             max_subscriptions_per_connection: 10,
             max_connections_per_user: 8,
+            ws_init_timeout: Duration::from_secs(10),
             client_ip_header: None,
             trusted_proxy_hops: 1,
             trusted_documents: None,

@@ -262,7 +262,9 @@ fn appended_blocks_are_plain_checks(biscuit: &Biscuit) -> Result<(), String> {
             return Err("a block that trusts other blocks".into());
         }
         if block.checks.len() > MAX_CHECKS_PER_BLOCK {
-            return Err(format!("more than {MAX_CHECKS_PER_BLOCK} checks in a block"));
+            return Err(format!(
+                "more than {MAX_CHECKS_PER_BLOCK} checks in a block"
+            ));
         }
         for check in &block.checks {
             if check.queries.len() > MAX_QUERIES_PER_CHECK {
@@ -560,7 +562,9 @@ mod tests {
         assert!(verified.allows(Operation::Write, Some(AgencyId(3))));
         let decisions = copy.decisions.lock().unwrap();
         assert_eq!(
-            decisions.allowed.get(&(Operation::Write, Some(AgencyId(3)))),
+            decisions
+                .allowed
+                .get(&(Operation::Write, Some(AgencyId(3)))),
             Some(&true)
         );
         drop(decisions);
@@ -594,12 +598,15 @@ mod tests {
                 "{refused}: {error}"
             );
         }
-        let accepted = append(r#"check if operation("read"); reject if agency($a), ![3].contains($a);"#);
+        let accepted =
+            append(r#"check if operation("read"); reject if agency($a), ![3].contains($a);"#);
         assert!(keys.verify(&accepted).is_ok());
         let mut many = token.clone();
         for _ in 0..=MAX_APPENDED_BLOCKS {
             let unverified = UnverifiedBiscuit::from_base64(&many).unwrap();
-            let block = BlockBuilder::new().code(r#"check if operation("read");"#).unwrap();
+            let block = BlockBuilder::new()
+                .code(r#"check if operation("read");"#)
+                .unwrap();
             many = unverified.append(block).unwrap().to_base64().unwrap();
         }
         assert!(keys.verify(&many).is_err());

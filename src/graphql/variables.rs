@@ -50,9 +50,7 @@ pub fn surely_valid(
             match variables.get(&definition.name.node) {
                 None => true,
                 Some(ConstValue::Null) => false,
-                Some(value) => {
-                    valid_for(registry, &definition.var_type.node.to_string(), value, 0)
-                }
+                Some(value) => valid_for(registry, &definition.var_type.node.to_string(), value, 0),
             }
         })
 }
@@ -97,7 +95,9 @@ fn valid_for(registry: &Registry, type_name: &str, value: &ConstValue, depth: us
                     };
                     if *oneof
                         && (given.len() != 1
-                            || given.values().any(|value| matches!(value, ConstValue::Null)))
+                            || given
+                                .values()
+                                .any(|value| matches!(value, ConstValue::Null)))
                     {
                         return false;
                     }
@@ -105,15 +105,15 @@ fn valid_for(registry: &Registry, type_name: &str, value: &ConstValue, depth: us
                         .keys()
                         .all(|key| input_fields.contains_key(key.as_str()));
                     all_known
-                        && input_fields.values().all(|field| {
-                            match given.get(field.name.as_str()) {
+                        && input_fields
+                            .values()
+                            .all(|field| match given.get(field.name.as_str()) {
                                 Some(value) => valid_for(registry, &field.ty, value, depth + 1),
                                 None => {
                                     !MetaTypeName::create(&field.ty).is_non_null()
                                         || field.default_value.is_some()
                                 }
-                            }
-                        })
+                            })
                 }
                 _ => false,
             }
@@ -168,8 +168,16 @@ mod tests {
     #[test]
     fn anything_else_is_left_to_validation() {
         assert!(!check(REPORTS, None, json!({ "agencyId": true })));
-        assert!(!check(REPORTS, None, json!({ "agencyId": "1", "first": "ten" })));
-        assert!(!check(REPORTS, None, json!({ "agencyId": "1", "first": 1.5 })));
+        assert!(!check(
+            REPORTS,
+            None,
+            json!({ "agencyId": "1", "first": "ten" })
+        ));
+        assert!(!check(
+            REPORTS,
+            None,
+            json!({ "agencyId": "1", "first": 1.5 })
+        ));
         assert!(!check(
             REPORTS,
             None,
@@ -180,8 +188,16 @@ mod tests {
             None,
             json!({ "agencyId": "1", "filter": { "unknown": 1 } })
         ));
-        assert!(!check(REPORTS, None, json!({ "agencyId": "1", "filter": 3 })));
-        assert!(!check(REPORTS, None, json!({ "agencyId": "1", "after": null })));
+        assert!(!check(
+            REPORTS,
+            None,
+            json!({ "agencyId": "1", "filter": 3 })
+        ));
+        assert!(!check(
+            REPORTS,
+            None,
+            json!({ "agencyId": "1", "after": null })
+        ));
         assert!(!check(REPORTS, Some("Other"), json!({ "agencyId": "1" })));
     }
 }

@@ -179,7 +179,7 @@ fn body_of(response: &async_graphql::Response) -> serde_json::Result<Vec<u8>> {
 }
 
 /// A GraphQL error response for a request refused before execution.
-fn refusal(code: &str, message: &str) -> async_graphql::Response {
+pub(super) fn refusal(code: &str, message: &str) -> async_graphql::Response {
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", code);
     let mut error = ServerError::new(message, None);

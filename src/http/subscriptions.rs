@@ -6,6 +6,13 @@
 //! connection with code 4401 and a reason saying why. One user (or, before sign-in, one
 //! client address) holds a bounded number of connections, and one connection a bounded
 //! number of subscriptions.
+//!
+//! The endpoint carries subscriptions only: a query or a mutation sent over it is answered
+//! with a BAD_REQUEST error, since those go over HTTP, where their limits, rates and timeouts
+//! apply. Documents pass the same checks as over HTTP (trusted documents, the size of their
+//! text). A client that has not sent `connection_init` in time (`WS_INIT_TIMEOUT`) is closed
+//! with 4408, and one client address holds at most as many connections waiting for it as a
+//! user holds open.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
+use async_graphql::parser::types::OperationType;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -34,12 +42,16 @@ use crate::models::ids::UserId;
 const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// Close code for a refused `connection_init` (graphql-transport-ws).
 const CLOSE_FORBIDDEN: u16 = 4403;
+/// Close code for a client that did not send `connection_init` in time (graphql-transport-ws).
+const CLOSE_INIT_TIMEOUT: u16 = 4408;
 
 /// Whose connections are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Holder {
     User(UserId),
     Address(Option<IpAddr>),
+    /// A connection from this address that has not initialised yet.
+    Waiting(Option<IpAddr>),
 }
 
 /// Open connections per holder.
@@ -67,7 +79,9 @@ impl OpenSockets {
             });
         }
         *count += 1;
-        metrics().websocket_connections.inc();
+        if !matches!(holder, Holder::Waiting(_)) {
+            metrics().websocket_connections.inc();
+        }
         Ok(SocketSlot {
             sockets: self.clone(),
             holder,
@@ -77,7 +91,9 @@ impl OpenSockets {
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        metrics().websocket_connections.dec();
+        if !matches!(self.holder, Holder::Waiting(_)) {
+            metrics().websocket_connections.dec();
+        }
         if let Ok(mut open) = self.sockets.0.lock()
             && let Some(count) = open.get_mut(&self.holder)
         {
@@ -143,6 +159,8 @@ struct Credentials {
     /// The init payload was refused (bad token, too many connections).
     refused: bool,
     _slot: Option<SocketSlot>,
+    /// The connection's place among its address's connections waiting for their init.
+    waiting: Option<SocketSlot>,
 }
 
 /// A user's rights, as the connection's viewer holds them.
@@ -242,10 +260,82 @@ pub(super) async fn upgrade(
         )
             .into_response();
     };
+    let waiting = match state.sockets.take(
+        Holder::Waiting(address.0),
+        state.limits.max_connections_per_user,
+    ) {
+        Ok(slot) => slot,
+        Err(error) => {
+            return (StatusCode::TOO_MANY_REQUESTS, error.to_string()).into_response();
+        }
+    };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(state.limits.max_body_bytes)
-        .on_upgrade(move |socket| serve(state, protocol, socket, address))
+        .on_upgrade(move |socket| serve(state, protocol, socket, address, waiting))
+}
+
+/// The schema as this endpoint runs it: subscriptions only, after the checks HTTP requests
+/// pass on their document.
+#[derive(Clone)]
+struct SubscriptionsOnly(AppState);
+
+impl SubscriptionsOnly {
+    /// Why `request` may not run here, as the response that says so.
+    fn refusal(&self, request: &mut async_graphql::Request) -> Option<async_graphql::Response> {
+        let state = &self.0;
+        if let Err(refused) = state.documents.resolve(request) {
+            return Some(super::graphql::refusal(refused.code, &refused.message));
+        }
+        if let Err(exceeded) = crate::graphql::cost::check_text(&state.limits, &request.query) {
+            return Some(async_graphql::Response::from_errors(vec![exceeded.into()]));
+        }
+        let chosen = request.operation_name.clone();
+        let document = match request.parsed_query() {
+            Ok(document) => document,
+            Err(error) => {
+                let error = crate::graphql::codes::parse_failed(error);
+                return Some(async_graphql::Response::from_errors(vec![error]));
+            }
+        };
+        let mut operations = document.operations.iter().filter(|(name, _)| {
+            chosen.is_none() || name.map(|name| name.as_str()) == chosen.as_deref()
+        });
+        // The operation that would run; when there is none (or no single one), the schema
+        // says so in its own words.
+        let (Some((_, operation)), None) = (operations.next(), operations.next()) else {
+            return None;
+        };
+        (operation.node.ty != OperationType::Subscription).then(|| {
+            super::graphql::refusal(
+                "BAD_REQUEST",
+                "this connection carries subscriptions only; send queries and mutations over \
+                 HTTP",
+            )
+        })
+    }
+}
+
+impl async_graphql::Executor for SubscriptionsOnly {
+    async fn execute(&self, mut request: async_graphql::Request) -> async_graphql::Response {
+        match self.refusal(&mut request) {
+            Some(refused) => refused,
+            None => {
+                super::graphql::refusal("BAD_REQUEST", "this connection carries subscriptions only")
+            }
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: async_graphql::Request,
+        session_data: Option<Arc<Data>>,
+    ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
+        match self.refusal(&mut request) {
+            Some(refused) => futures_util::stream::once(future::ready(refused)).boxed(),
+            None => async_graphql::Executor::execute_stream(&self.0.schema, request, session_data),
+        }
+    }
 }
 
 async fn serve(
@@ -253,8 +343,13 @@ async fn serve(
     protocol: WebSocketProtocols,
     socket: WebSocket,
     address: ClientAddress,
+    waiting: SocketSlot,
 ) {
-    let credentials = Arc::new(Mutex::new(Credentials::default()));
+    let credentials = Arc::new(Mutex::new(Credentials {
+        waiting: Some(waiting),
+        ..Credentials::default()
+    }));
+    let init_deadline = tokio::time::Instant::now() + state.limits.ws_init_timeout;
     let (mut sink, input) = socket.split();
     let input = input
         .take_while(|message| future::ready(message.is_ok()))
@@ -266,7 +361,8 @@ async fn serve(
         });
     let init_state = state.clone();
     let init_credentials = credentials.clone();
-    let mut output = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
+    let executor = SubscriptionsOnly(state.clone());
+    let mut output = async_graphql::http::WebSocket::new(executor, input, protocol)
         .on_connection_init(move |payload| {
             let state = init_state.clone();
             let credentials = init_credentials.clone();
@@ -276,6 +372,7 @@ async fn serve(
                     && let Ok(mut credentials) = credentials.lock()
                 {
                     credentials.refused = true;
+                    credentials.waiting = None;
                 }
                 accepted
             }
@@ -290,14 +387,32 @@ async fn serve(
     let mut revocations = state.events.revocations();
     let mut changes = state.events.credential_changes();
     loop {
-        let expires_at = credentials.lock().ok().and_then(|c| c.expires_at);
+        let (expires_at, initialised) = credentials
+            .lock()
+            .map(|c| (c.expires_at, c.waiting.is_none()))
+            .unwrap_or_default();
         let expiry = async {
             match expires_at {
                 Some(at) => tokio::time::sleep_until(at).await,
                 None => future::pending().await,
             }
         };
+        let init_timeout = async {
+            if initialised {
+                future::pending().await
+            } else {
+                tokio::time::sleep_until(init_deadline).await;
+            }
+        };
         let closing = tokio::select! {
+            () = init_timeout => {
+                let close = Message::Close(Some(CloseFrame {
+                    code: CLOSE_INIT_TIMEOUT,
+                    reason: "Connection initialisation timeout".into(),
+                }));
+                drop(sink.send(close).await);
+                return;
+            },
             message = output.next() => match message {
                 Some(message) => {
                     if sink.send(forbidden_if_refused(message, &credentials)).await.is_err() {
@@ -385,6 +500,7 @@ async fn accept(
         .map_err(AppError::into_gql)?;
     if let Ok(mut credentials) = credentials.lock() {
         credentials._slot = Some(slot);
+        credentials.waiting = None;
         if let Viewer::User(user) = &viewer {
             let left = (user.token.expires_at - chrono::Utc::now())
                 .to_std()

@@ -204,3 +204,119 @@ async fn connections_and_subscriptions_are_bounded() {
     let (_, answer) = reopened.expect("a connection once the first closed");
     assert_eq!(json_of(&answer)["type"], "connection_ack");
 }
+
+/// The error a refused `subscribe` is answered with.
+fn error_of(message: &Value) -> Value {
+    if message["type"] == "error" {
+        message["payload"][0].clone()
+    } else {
+        message["payload"]["errors"][0].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_runs_subscriptions_only() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let sheriff = agency_id(&app, &db, "Sheriff").await;
+    let token = sign_in(&app).await;
+    let (mut socket, ack) = connect(&app, &token).await;
+    assert_eq!(json_of(&ack)["type"], "connection_ack");
+    let documents = [
+        "{ __schema { types { name } } }".to_owned(),
+        format!("query {{ agency(id: \"{sheriff}\") {{ name }} }}"),
+        "mutation { signOut }".to_owned(),
+        "subscription S { reportChanged(agencyId: \"1\") { kind } } query Q { __typename }"
+            .to_owned(),
+    ];
+    for (index, query) in documents.iter().enumerate() {
+        let id = format!("q{index}");
+        let mut payload = json!({ "query": query });
+        if index == 3 {
+            payload["operationName"] = json!("Q");
+        }
+        let message = json!({ "id": id, "type": "subscribe", "payload": payload });
+        socket
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+        let mut answer = json_of(&next(&mut socket, Duration::from_secs(5)).await);
+        // The end of the previous operation's stream.
+        while answer["type"] == "complete" && answer["id"] != id.as_str() {
+            answer = json_of(&next(&mut socket, Duration::from_secs(5)).await);
+        }
+        assert_eq!(answer["id"], id.as_str(), "{answer}");
+        let error = error_of(&answer);
+        assert_eq!(
+            error["extensions"]["code"], "BAD_REQUEST",
+            "{query}: {answer}"
+        );
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("subscriptions only")),
+            "{answer}"
+        );
+    }
+    // The connection is still up and serves a subscription.
+    subscribe(&mut socket, "s", &sheriff).await;
+    socket
+        .send(Message::text(json!({ "type": "ping" }).to_string()))
+        .await
+        .unwrap();
+    let mut pong = json_of(&next(&mut socket, Duration::from_secs(5)).await);
+    while pong["type"] == "complete" {
+        pong = json_of(&next(&mut socket, Duration::from_secs(5)).await);
+    }
+    assert_eq!(pong["type"], "pong", "{pong}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_initialises_is_closed() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            ws_init_timeout: Duration::from_millis(300),
+            max_connections_per_user: 2,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let url = format!("{}/graphql/ws", app.base_url.replacen("http", "ws", 1));
+    let open = || {
+        let mut request = url.as_str().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(request)
+    };
+    let (mut first, _) = open().await.unwrap();
+    let (mut second, _) = open().await.unwrap();
+    // A third from the same address while two wait for their init: refused at the upgrade.
+    let third = open().await;
+    match third {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+        }
+        other => panic!(
+            "a third waiting connection was accepted: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    for socket in [&mut first, &mut second] {
+        let (code, reason) = closed(socket, Duration::from_secs(5)).await;
+        assert_eq!(code, 4408, "{reason}");
+    }
+    // Their places are free again.
+    let mut reopened = false;
+    for _ in 0..50 {
+        if open().await.is_ok() {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reopened, "no connection once the waiting ones were closed");
+}
