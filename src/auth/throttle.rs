@@ -72,6 +72,21 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     }
 }
 
+/// The key under which a client address is counted: an IPv4 address itself, an IPv6 address
+/// by its /64 prefix (the block one subscriber is usually given, so that one holder of a /64
+/// does not get 2^64 budgets).
+pub fn counted_as(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 /// Sign-in attempts, per account (the email as given, ignoring case) and per client address.
 #[derive(Debug)]
 pub struct SignInThrottle {
@@ -96,7 +111,7 @@ impl SignInThrottle {
 
     /// Counts an attempt from `address` (sign-in or session renewal).
     pub fn attempt_from(&self, address: ClientAddress) -> AppResult<()> {
-        let Some(address) = address.0 else {
+        let Some(address) = address.0.map(counted_as) else {
             return Ok(());
         };
         self.addresses.check(&address).map_err(|retry_after| {
@@ -150,5 +165,28 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(off.check(&"a"), Ok(()));
         }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_counted_by_their_slash_64() {
+        let limits = Limits {
+            sign_in_address_burst: 2,
+            sign_in_address_per_minute: 1,
+            ..Limits::default()
+        };
+        let throttle = SignInThrottle::new(&limits);
+        let from = |text: &str| ClientAddress(Some(text.parse().unwrap()));
+        assert!(throttle.attempt_from(from("2001:db8:1:2::1")).is_ok());
+        assert!(throttle.attempt_from(from("2001:db8:1:2:ffff::9")).is_ok());
+        assert!(throttle.attempt_from(from("2001:db8:1:2:abcd::7")).is_err());
+        assert!(throttle.attempt_from(from("2001:db8:1:3::1")).is_ok());
+        assert_eq!(
+            counted_as("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            counted_as("192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::limits::{Limits, SIGN_INS_PER_REQUEST, log_refusal};
 pub const CODE: &str = "QUERY_TOO_COMPLEX";
 
 /// The root mutations that check a password or a refresh token.
-const SIGN_IN_FIELDS: [&str; 2] = ["signIn", "renewSession"];
+const SIGN_IN_FIELDS: [&str; 3] = ["signIn", "renewSession", "acceptInvitation"];
 
 /// A limit exceeded: its setting's name, its value, and what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,8 +209,8 @@ pub fn check_document(
                     "sign_ins_per_request",
                     SIGN_INS_PER_REQUEST,
                     format!(
-                        "a request may hold at most {SIGN_INS_PER_REQUEST} signIn or \
-                         renewSession mutation"
+                        "a request may hold at most {SIGN_INS_PER_REQUEST} signIn, \
+                         renewSession or acceptInvitation mutation"
                     ),
                 ));
             }

@@ -80,7 +80,7 @@ fn payload(
 }
 
 /// The client's address, as the HTTP layer found it.
-fn client_address(ctx: &Context<'_>) -> ClientAddress {
+pub(super) fn client_address(ctx: &Context<'_>) -> ClientAddress {
     ctx.data_opt::<ClientAddress>()
         .copied()
         .unwrap_or(ClientAddress(None))

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use super::guards::{Can, SignedIn, viewer};
 use super::loaders::{DbLoader, TeamOf};
 use super::scalars::Timestamp;
-use super::session::{SessionPayload, open_session};
+use super::session::{SessionPayload, client_address, open_session};
 use super::{Gql, agency_for, auth_config, connection, parse_id};
 use crate::auth::permissions::{AgencyScope, Permission};
 use crate::auth::secrets;
@@ -248,12 +248,16 @@ impl TeamMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The code and the password.")] input: AcceptInvitationInput,
     ) -> async_graphql::Result<SessionPayload> {
+        let config = auth_config(ctx);
+        // Guessing the password of an invited account that has one is a sign-in attempt.
+        config.throttle.attempt_from(client_address(ctx)).gql()?;
         let mut conn = connection(ctx).await.gql()?;
         let user = user::accept_invitation(
             &mut conn,
-            &auth_config(ctx).hasher,
+            &config.hasher,
             &secrets::digest(input.code.trim()),
             &input.password,
+            |email| config.throttle.attempt_on(email),
         )
         .await
         .gql()?;

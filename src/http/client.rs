@@ -63,7 +63,7 @@ impl RequestRates {
 
     /// Takes a request from the address's bucket; when empty, the seconds to wait.
     pub fn from_address(&self, address: ClientAddress) -> Result<(), u64> {
-        let Some(address) = address.0 else {
+        let Some(address) = address.0.map(crate::auth::throttle::counted_as) else {
             return Ok(());
         };
         self.addresses.check(&address).inspect_err(|_| {

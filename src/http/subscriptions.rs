@@ -261,7 +261,7 @@ pub(super) async fn upgrade(
             .into_response();
     };
     let waiting = match state.sockets.take(
-        Holder::Waiting(address.0),
+        Holder::Waiting(address.0.map(auth::throttle::counted_as)),
         state.limits.max_connections_per_user,
     ) {
         Ok(slot) => slot,
@@ -492,7 +492,7 @@ async fn accept(
         .map_err(AppError::into_gql)?;
     let holder = match &viewer {
         Viewer::User(user) => Holder::User(user.user_id),
-        Viewer::Anonymous => Holder::Address(address.0),
+        Viewer::Anonymous => Holder::Address(address.0.map(auth::throttle::counted_as)),
     };
     let slot = state
         .sockets

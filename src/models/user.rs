@@ -265,12 +265,14 @@ pub async fn invite(
 
 /// Accepts the pending invitation whose code has `code_digest`: the membership becomes
 /// ACCEPTED and the code is spent. `set_password` gives the hash to store when the user has
-/// none yet; an existing password must match `check_password` instead.
+/// none yet; an existing password must match `check_password` instead, and `attempt` is asked
+/// first with the account's email (a sign-in attempt on it, for the throttle).
 pub async fn accept_invitation(
     conn: &mut AsyncPgConnection,
     hasher: &crate::auth::passwords::Hasher,
     code_digest: &str,
     password: &str,
+    attempt: impl FnOnce(&str) -> AppResult<()> + Send,
 ) -> AppResult<User> {
     conn.transaction(async |conn| {
         let invalid = || {
@@ -295,6 +297,7 @@ pub async fn accept_invitation(
             .await?;
         match &existing {
             Some(existing) => {
+                attempt(&user.email)?;
                 if !hasher.verify(password, Some(existing)).await? {
                     return Err(AppError::Unauthenticated(
                         "this account has a password already: give that password to accept".into(),

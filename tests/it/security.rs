@@ -1140,3 +1140,66 @@ async fn only_valid_query_documents_run_without_the_extension_and_answer_the_sam
     }
     assert_eq!(runs(), 2);
 }
+
+#[tokio::test]
+async fn guessing_a_password_through_an_invitation_is_throttled_too() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let sheriff = agency_id(&app, &db, "Sheriff").await;
+    let admin = app.token_for(&db, "sheriff.admin@example.com").await;
+    // An agency admin invites the platform's admin, whose account has a password.
+    let invited = query(
+        &app,
+        Some(&admin),
+        "mutation($a: ID!) { inviteMember(input: {agencyId: $a, email: \"admin@example.com\", \
+         name: \"Admin\", role: CONTRIBUTOR}) { invitationCode } }",
+        json!({ "a": sheriff }),
+    )
+    .await;
+    let code = invited.body["data"]["inviteMember"]["invitationCode"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", invited.body))
+        .to_owned();
+    let accept = "mutation($code: String!, $password: String!) { \
+        acceptInvitation(input: {code: $code, password: $password}) { accessToken } }";
+    let twice = query(
+        &app,
+        None,
+        "mutation($code: String!) { \
+         a: acceptInvitation(input: {code: $code, password: \"guess one\"}) { accessToken } \
+         b: acceptInvitation(input: {code: $code, password: \"guess two\"}) { accessToken } }",
+        json!({ "code": code }),
+    )
+    .await;
+    assert_eq!(twice.codes(), ["QUERY_TOO_COMPLEX"], "{}", twice.body);
+    let mut first_refusal = None;
+    for attempt in 1..=50 {
+        let answer = query(
+            &app,
+            None,
+            accept,
+            json!({ "code": code, "password": format!("wrong guess {attempt}") }),
+        )
+        .await;
+        if answer.codes() == ["RATE_LIMITED"] {
+            first_refusal = Some(attempt);
+            break;
+        }
+        assert_eq!(answer.codes(), ["UNAUTHENTICATED"], "{}", answer.body);
+    }
+    let first_refusal = first_refusal.expect("throttled");
+    assert!(
+        first_refusal <= 6,
+        "refused only at attempt {first_refusal}"
+    );
+    // Signing in to that account is throttled as well: the guesses counted against it.
+    let sign_in = query(
+        &app,
+        None,
+        SIGN_IN,
+        json!({ "email": "admin@example.com", "password": "justice-counts-demo" }),
+    )
+    .await;
+    assert_eq!(sign_in.codes(), ["RATE_LIMITED"], "{}", sign_in.body);
+    assert_healthy(&app).await;
+}
