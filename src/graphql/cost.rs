@@ -20,6 +20,9 @@ pub const CODE: &str = "QUERY_TOO_COMPLEX";
 
 /// The root mutations that check a password or a refresh token.
 const SIGN_IN_FIELDS: [&str; 3] = ["signIn", "renewSession", "acceptInvitation"];
+/// Fields that each run a statement of their own on a connection of their own (a change
+/// stream's page): resolved at most once per request, wherever they are in the document.
+const ONCE_PER_REQUEST: [&str; 1] = ["datapointChanges"];
 
 /// A limit exceeded: its setting's name, its value, and what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,10 +107,18 @@ pub fn check_text(limits: &Limits, text: &str) -> Result<(), Exceeded> {
                 }
             }
             b'}' | b')' | b']' => nesting = nesting.saturating_sub(1),
-            byte if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-') => {
+            // A number: digits, a fraction, an exponent.
+            byte if byte.is_ascii_digit() || byte == b'-' => {
                 while at < bytes.len()
-                    && (bytes[at].is_ascii_alphanumeric() || matches!(bytes[at], b'_' | b'.'))
+                    && (bytes[at].is_ascii_alphanumeric() || bytes[at] == b'.')
+                    && !bytes[at..].starts_with(b"...")
                 {
+                    at += 1;
+                }
+            }
+            // A name.
+            byte if byte.is_ascii_alphabetic() || byte == b'_' => {
+                while at < bytes.len() && (bytes[at].is_ascii_alphanumeric() || bytes[at] == b'_') {
                     at += 1;
                 }
             }
@@ -140,6 +151,10 @@ struct Walk<'a> {
     aliases: usize,
     /// Fragments being expanded, innermost last: a cycle is left to validation to report.
     expanding: Vec<&'a Name>,
+    /// How many times the selection set being walked is expected to be resolved.
+    times: u64,
+    /// Resolutions of the [`ONCE_PER_REQUEST`] fields in the current operation.
+    once: u64,
 }
 
 /// Checks a parsed document against every limit.
@@ -164,6 +179,8 @@ pub fn check_document(
         fields: 0,
         aliases: 0,
         expanding: Vec::new(),
+        times: 1,
+        once: 0,
     };
     for (_, operation) in document.operations.iter() {
         let operation = &operation.node;
@@ -215,6 +232,8 @@ pub fn check_document(
                 ));
             }
         }
+        walk.times = 1;
+        walk.once = 0;
         let complexity = walk.cost(&operation.selection_set.node, root_type, 1, 1)?;
         if complexity > limits.max_query_complexity {
             return Err(Exceeded {
@@ -418,6 +437,10 @@ impl<'a> Walk<'a> {
         if in_connection && matches!(name, "edges" | "nodes") {
             return (page, Some(child_type), 1);
         }
+        // The items of another paged type (a page of changes): as many as the page holds.
+        if is_list && page > 1 {
+            return (page, Some(child_type), 1);
+        }
         if definition.args.contains_key("first") || definition.args.contains_key("last") {
             let requested = field
                 .arguments
@@ -465,10 +488,29 @@ impl<'a> Walk<'a> {
                     }
                     self.count_field(field.alias.is_some())?;
                     let (multiplier, child_type, child_page) = self.multiplier(parent, field, page);
+                    if ONCE_PER_REQUEST.contains(&field.name.node.as_str()) {
+                        self.once = self.once.saturating_add(self.times);
+                        if self.once > 1 {
+                            return Err(exceeded(
+                                "change_pages_per_request",
+                                1,
+                                format!(
+                                    "a request may read at most one page of {} (select it \
+                                     once, outside any list)",
+                                    field.name.node
+                                ),
+                            ));
+                        }
+                    }
                     let children = if field.selection_set.node.items.is_empty() {
                         0
                     } else {
-                        self.cost(&field.selection_set.node, child_type, depth + 1, child_page)?
+                        let outer = self.times;
+                        self.times = outer.saturating_mul(multiplier);
+                        let children =
+                            self.cost(&field.selection_set.node, child_type, depth + 1, child_page);
+                        self.times = outer;
+                        children?
                     };
                     children.saturating_mul(multiplier).saturating_add(1)
                 }
@@ -661,6 +703,54 @@ mod tests {
             "max_query_complexity"
         );
         assert!(check(&limits, "{ agencies(first: 5) { nodes { name } } }").is_ok());
+    }
+
+    #[test]
+    fn a_change_stream_is_read_once_per_request_and_its_pages_are_costed() {
+        let limits = Limits::default();
+        let once = "{ agency(id: \"1\") { datapointChanges(first: 10) { changes { value } } } }";
+        assert!(check(&limits, once).is_ok());
+        let in_list = "{ agencies(first: 2) { nodes { datapointChanges { changes { value } } } } }";
+        assert_eq!(
+            check(&limits, in_list).unwrap_err().limit,
+            "change_pages_per_request"
+        );
+        let twice = "{ a: agency(id: \"1\") { datapointChanges { cursor } } \
+                     b: agency(id: \"2\") { datapointChanges { cursor } } }";
+        assert_eq!(
+            check(&limits, twice).unwrap_err().limit,
+            "change_pages_per_request"
+        );
+        // A page of 1,000 changes costs as 1,000 items, not as a list of unknown length.
+        let limits = Limits {
+            max_query_complexity: 2_000,
+            ..Limits::default()
+        };
+        let page = |first: u32| {
+            format!(
+                "{{ agency(id: \"1\") {{ datapointChanges(first: {first}) {{ changes {{ \
+                 agencyId metricKey value periodStart periodEnd }} }} }} }}"
+            )
+        };
+        assert!(check(&limits, &page(10)).is_ok());
+        assert_eq!(
+            check(&limits, &page(1000)).unwrap_err().limit,
+            "max_query_complexity"
+        );
+    }
+
+    #[test]
+    fn spreads_written_together_count_as_tokens_each() {
+        let limits = Limits::default();
+        let spreads = format!(
+            "{{ a {} }} fragment F on Query {{ __typename }}",
+            "...F".repeat(limits.max_query_tokens)
+        );
+        assert_eq!(
+            check_text(&limits, &spreads).unwrap_err().limit,
+            "max_query_tokens"
+        );
+        assert!(check_text(&limits, "{ a(x: -1.5e10, y: 3) { ...F } }").is_ok());
     }
 
     #[test]
