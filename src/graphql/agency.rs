@@ -760,14 +760,9 @@ impl AgencyMutation {
             .gql()?;
         let parent = find_agency(ctx, parent).await?;
         let mut conn = connection(ctx).await.gql()?;
-        let linked = model::link_children(&mut conn, parent.id, &children)
+        model::link_children(&mut conn, parent.id, &children)
             .await
             .gql()?;
-        if linked != children.len() {
-            return Err(
-                AppError::NotFound("some of the child agencies do not exist".into()).into_gql(),
-            );
-        }
         Ok(Agency(parent))
     }
 

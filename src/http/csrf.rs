@@ -39,9 +39,9 @@ pub fn is_unsafe(headers: &HeaderMap) -> bool {
         // GET requests, and POSTs without a content type.
         None => true,
         Some(value) => {
-            let media_type = value
-                .to_str()
-                .unwrap_or_default()
+            // A browser sends some types that are not ASCII without a preflight
+            // (`text/plain; a=é`): read the value byte by byte, not as a string.
+            let media_type = String::from_utf8_lossy(value.as_bytes())
                 .split(';')
                 .next()
                 .unwrap_or_default()
@@ -91,5 +91,14 @@ mod tests {
             ("apollo-require-preflight", "true"),
         ])));
         assert!(!is_unsafe(&headers(&[("x-apollo-operation-name", "Home")])));
+        let mut not_ascii = HeaderMap::new();
+        not_ascii.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_bytes(b"text/plain; a=\xc3\xa9").unwrap(),
+        );
+        assert!(
+            is_unsafe(&not_ascii),
+            "a simple type with a parameter not in ASCII"
+        );
     }
 }

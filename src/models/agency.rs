@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::auth::permissions::AgencyScope;
 use crate::db::schema::{agencies, agency_jurisdictions, agency_settings};
+use crate::error::{AppError, AppResult};
 use crate::models::enums::{AgencySettingKind, JurisdictionKind, System};
 use crate::models::ids::AgencyId;
 use crate::models::page::{Page, Slice};
@@ -367,17 +368,29 @@ pub async fn change_profile(
     .await
 }
 
-/// Makes `children` child agencies of `parent`, in one transaction; the database refuses a
-/// parent that is not a superagency.
+/// Makes `children` child agencies of `parent`, all or none: NOT_FOUND (and nothing changed)
+/// when one of them does not exist; the database refuses a parent that is not a superagency.
 pub async fn link_children(
     conn: &mut AsyncPgConnection,
     parent: AgencyId,
     children: &[AgencyId],
-) -> QueryResult<usize> {
-    diesel::update(agencies::table.filter(agencies::id.eq_any(children)))
-        .set(agencies::super_agency_id.eq(parent))
-        .execute(conn)
-        .await
+) -> AppResult<usize> {
+    let mut distinct = children.to_vec();
+    distinct.sort_unstable_by_key(|id| id.0);
+    distinct.dedup();
+    conn.transaction(async |conn| {
+        let linked = diesel::update(agencies::table.filter(agencies::id.eq_any(&distinct)))
+            .set(agencies::super_agency_id.eq(parent))
+            .execute(conn)
+            .await?;
+        if linked != distinct.len() {
+            return Err(AppError::NotFound(
+                "some of the child agencies do not exist".into(),
+            ));
+        }
+        Ok(linked)
+    })
+    .await
 }
 
 /// Enables or disables an agency's public dashboard.

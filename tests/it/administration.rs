@@ -264,6 +264,36 @@ async fn platform_staff_create_and_link_agencies_and_open_dashboards() {
     )
     .await;
     assert_eq!(error_codes(&not_super), ["BAD_USER_INPUT"], "{not_super}");
+    // All or nothing: with one unknown agency, the known one is not linked either.
+    let other = call(
+        "mutation { createAgency(input: {name: \"Pine County Parole\", stateCode: \"US_OR\", systems: [PAROLE]}) { id } }",
+        json!({}),
+    )
+    .await;
+    let other = other["data"]["createAgency"]["id"].clone();
+    let partly_unknown = call(
+        "mutation($p: ID!, $c: ID!) { linkChildAgencies(superagencyId: $p, childAgencyIds: [$c, $c, \"999999\"]) { name } }",
+        json!({ "p": council, "c": other }),
+    )
+    .await;
+    assert_eq!(
+        error_codes(&partly_unknown),
+        ["NOT_FOUND"],
+        "{partly_unknown}"
+    );
+    let children = call(
+        "query($p: ID!) { agency(id: $p) { childAgencies { id } } }",
+        json!({ "p": council }),
+    )
+    .await;
+    assert!(
+        !children["data"]["agency"]["childAgencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|child| child["id"] == other),
+        "{children}"
+    );
 
     let public = "query($id: ID!) { agency(id: $id) { name } }";
     assert_eq!(
