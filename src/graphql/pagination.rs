@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{Gql, connection};
 use crate::auth::secrets;
 use crate::error::{AppError, AppResult};
+use crate::limits::{MAX_DATE, MIN_DATE};
 use crate::models::agency::{Agency, AgencyFilter, AgencyKey};
 use crate::models::ids::{AgencyId, ReportId, SpreadsheetId};
 use crate::models::page::{Page, Slice};
@@ -280,8 +281,14 @@ impl CursorKey for ReportKey {
 
     fn decode(text: &str) -> Option<Self> {
         let (start, id) = text.split_once(':')?;
+        // Within the API's dates: an edited cursor whose check value was recomputed must not
+        // take a date the database cannot hold.
+        let start = start
+            .parse::<NaiveDate>()
+            .ok()
+            .filter(|start| (MIN_DATE..=MAX_DATE).contains(start))?;
         Some(Self {
-            start: start.parse::<NaiveDate>().ok()?,
+            start,
             id: ReportId(id.parse().ok()?),
         })
     }
@@ -296,8 +303,10 @@ impl CursorKey for SpreadsheetKey {
 
     fn decode(text: &str) -> Option<Self> {
         let (at, id) = text.split_once(':')?;
+        let uploaded_at = DateTime::<Utc>::from_timestamp_micros(at.parse().ok()?)
+            .filter(|at| (MIN_DATE..=MAX_DATE).contains(&at.date_naive()))?;
         Some(Self {
-            uploaded_at: DateTime::<Utc>::from_timestamp_micros(at.parse().ok()?)?,
+            uploaded_at,
             id: SpreadsheetId(id.parse().ok()?),
         })
     }
@@ -332,6 +341,17 @@ mod tests {
         };
         let encoded = cursor(&key);
         assert_eq!(decode_cursor::<ReportKey>(&encoded).unwrap(), key);
+        // A cursor edited with its check value recomputed, to a date out of range.
+        let far = cursor(&ReportKey {
+            start: NaiveDate::from_ymd_opt(-100_000, 1, 1).unwrap(),
+            id: ReportId(1),
+        });
+        assert!(decode_cursor::<ReportKey>(&far).is_err());
+        let far = cursor(&SpreadsheetKey {
+            uploaded_at: DateTime::<Utc>::MIN_UTC,
+            id: SpreadsheetId(1),
+        });
+        assert!(decode_cursor::<SpreadsheetKey>(&far).is_err());
         assert!(decode_cursor::<ReportKey>("garbage!").is_err());
         for position in 0..encoded.len() {
             let mut tampered = encoded.clone().into_bytes();
