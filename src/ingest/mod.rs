@@ -820,6 +820,33 @@ async fn notify_progress(
 pub async fn fail(conn: &mut AsyncPgConnection, id: SpreadsheetId, reason: &str) -> AppResult<()> {
     tracing::error!(upload = id.0, reason, "an upload could not be ingested");
     conn.transaction(async |conn| {
+        // Not while a runner still holds the upload (its job's lease ran out under it): that
+        // runner finishes it.
+        let locked: Locked =
+            diesel::sql_query("SELECT pg_try_advisory_xact_lock($1, $2) AS locked")
+                .bind::<Integer, _>(LOCK_CLASS)
+                .bind::<Integer, _>(id.0)
+                .get_result(conn)
+                .await?;
+        if !locked.locked {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "upload {id} is still being ingested by another worker"
+            )));
+        }
+        // Nor once it has ended: an applied upload stays applied.
+        let status: Option<SpreadsheetStatus> = spreadsheets::table
+            .find(id)
+            .select(spreadsheets::status)
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        if !matches!(
+            status,
+            Some(SpreadsheetStatus::Uploaded | SpreadsheetStatus::Ingesting)
+        ) {
+            return Ok(());
+        }
         let mut batch = Batch::default();
         batch.push(Output::Message(Message {
             severity: MessageSeverity::Error,

@@ -259,49 +259,64 @@ impl Worker {
         Ok(())
     }
 
-    /// Records the outcome; returns whether the job was given up.
+    /// Records the outcome; returns whether the job was given up. Only while the job is still
+    /// this worker's: one whose lease ran out and that another worker took up is left to that
+    /// worker (nothing is recorded and nothing given up).
     async fn finish(&self, job: &Job, outcome: Result<(), String>) -> bool {
+        const STILL_MINE: &str = "id = $1 AND worker = $2 AND attempts = $3 AND state = 'RUNNING'";
         let result = async {
             let mut conn = self.pool.get().await?;
-            let gave_up = match &outcome {
-                Ok(()) => {
-                    diesel::sql_query(
+            let (statement, error, gives_up) = match &outcome {
+                Ok(()) => (
+                    format!(
                         "UPDATE jobs SET state = 'SUCCEEDED', finished_at = now(), \
-                             lease_until = NULL WHERE id = $1",
-                    )
-                    .bind::<BigInt, _>(job.id)
-                    .execute(&mut *conn)
-                    .await?;
-                    false
-                }
-                Err(error) if job.attempts < job.max_attempts => {
-                    let backoff = Duration::from_secs(
-                        2u64.saturating_pow(u32::try_from(job.attempts).unwrap_or(16).min(16)),
-                    );
-                    diesel::sql_query(
-                        "UPDATE jobs SET state = 'QUEUED', last_error = $2, lease_until = NULL, \
-                             run_after = now() + $3 * interval '1 millisecond' WHERE id = $1",
-                    )
-                    .bind::<BigInt, _>(job.id)
-                    .bind::<Text, _>(error)
-                    .bind::<BigInt, _>(millis(backoff))
-                    .execute(&mut *conn)
-                    .await?;
-                    false
-                }
-                Err(error) => {
-                    diesel::sql_query(
-                        "UPDATE jobs SET state = 'FAILED', last_error = $2, finished_at = now(), \
-                             lease_until = NULL WHERE id = $1",
-                    )
-                    .bind::<BigInt, _>(job.id)
-                    .bind::<Text, _>(error)
-                    .execute(&mut *conn)
-                    .await?;
-                    true
+                         lease_until = NULL WHERE {STILL_MINE}"
+                    ),
+                    None,
+                    false,
+                ),
+                Err(error) if job.attempts < job.max_attempts => (
+                    format!(
+                        "UPDATE jobs SET state = 'QUEUED', last_error = $4, lease_until = NULL, \
+                         run_after = now() + $5 * interval '1 millisecond' WHERE {STILL_MINE}"
+                    ),
+                    Some(error.as_str()),
+                    false,
+                ),
+                Err(error) => (
+                    format!(
+                        "UPDATE jobs SET state = 'FAILED', last_error = $4, finished_at = now(), \
+                         lease_until = NULL WHERE {STILL_MINE}"
+                    ),
+                    Some(error.as_str()),
+                    true,
+                ),
+            };
+            let backoff = Duration::from_secs(
+                2u64.saturating_pow(u32::try_from(job.attempts).unwrap_or(16).min(16)),
+            );
+            let query = diesel::sql_query(statement)
+                .bind::<BigInt, _>(job.id)
+                .bind::<Text, _>(&self.name)
+                .bind::<Integer, _>(job.attempts);
+            let updated = match error {
+                None => query.execute(&mut *conn).await?,
+                Some(error) => {
+                    query
+                        .bind::<Text, _>(error)
+                        .bind::<BigInt, _>(millis(backoff))
+                        .execute(&mut *conn)
+                        .await?
                 }
             };
-            anyhow::Ok(gave_up)
+            if updated == 0 {
+                tracing::warn!(
+                    job = job.id,
+                    worker = %self.name,
+                    "a job's lease ran out while it ran; its outcome is left to the worker that took it up"
+                );
+            }
+            anyhow::Ok(gives_up && updated == 1)
         }
         .await;
         result.unwrap_or_else(|error| {

@@ -1612,7 +1612,6 @@ async fn an_ingest_interrupted_half_way_resumes_with_nothing_lost_or_doubled() {
 
 #[tokio::test]
 async fn a_job_that_keeps_failing_ends_as_an_unexpected_error() {
-    use diesel_async::{AnsiTransactionManager, TransactionManager};
     let db = TestDb::with_demo().await;
     let harbor = agency(&db, "Harbor City Police").await;
     let upload = NewUpload {
@@ -1633,8 +1632,113 @@ async fn a_job_that_keeps_failing_ends_as_an_unexpected_error() {
     .await
     .expect("stored");
     drop(conn);
-    execute(&db, "UPDATE jobs SET max_attempts = 1").await;
-    // Something else holds the upload: every attempt fails.
+    execute(&db, "UPDATE jobs SET max_attempts = 2").await;
+    // Staging a value fails, whatever the attempt.
+    execute(
+        &db,
+        "CREATE FUNCTION refuse_staging() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'staging is broken'; END $$",
+    )
+    .await;
+    execute(
+        &db,
+        "CREATE TRIGGER refuse_staging BEFORE INSERT ON spreadsheet_values \
+         FOR EACH ROW EXECUTE FUNCTION refuse_staging()",
+    )
+    .await;
+    let running = workers(&db, Arc::new(ingest::Quiet), 10);
+    wait_for(
+        &db,
+        &format!(
+            "SELECT status = 'ERRORED' AS done FROM spreadsheets WHERE id = {}",
+            id.0
+        ),
+    )
+    .await;
+    running.stop();
+    let messages = rows(&db, &format!("SELECT title, severity::text AS severity, message AS description FROM spreadsheet_messages WHERE spreadsheet_id = {}", id.0)).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["title"], "Unexpected Error");
+    assert_eq!(messages[0]["severity"], "ERROR");
+    // What went wrong inside is for the staff (the job's record), not for the uploader.
+    let description = messages[0]["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains(&format!("(upload {})", id.0)) && !description.contains("worker"),
+        "{description}"
+    );
+    let job = rows(
+        &db,
+        "SELECT state::text AS state, attempts, last_error FROM jobs",
+    )
+    .await;
+    assert_eq!(job[0]["state"], "FAILED");
+    assert_eq!(job[0]["attempts"], 2.0);
+    assert!(
+        job[0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("staging is broken"),
+        "{job:?}"
+    );
+}
+
+#[tokio::test]
+async fn giving_up_on_an_upload_leaves_a_finished_or_running_one_alone() {
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        b"year,month,value\n2022,1,40\n",
+        By::Automated,
+        false,
+    )
+    .await;
+    let id = ingested.id;
+    let status = || async {
+        rows(
+            &db,
+            &format!(
+                "SELECT status::text AS status FROM spreadsheets WHERE id = {}",
+                id.0
+            ),
+        )
+        .await[0]["status"]
+            .clone()
+    };
+    assert_eq!(status().await, "INGESTED");
+    let staged = || async {
+        rows(
+            &db,
+            &format!(
+                "SELECT count(*) AS n FROM spreadsheet_values WHERE spreadsheet_id = {}",
+                id.0
+            ),
+        )
+        .await[0]["n"]
+            .clone()
+    };
+    let staged_before = staged().await;
+    // A job giving up after the upload was applied (say, filing it failed) changes nothing.
+    let mut conn = db.pool.get().await.expect("connection");
+    ingest::fail(&mut conn, id, "could not file it")
+        .await
+        .expect("no-op");
+    drop(conn);
+    assert_eq!(status().await, "INGESTED");
+    assert_eq!(staged().await, staged_before);
+    // Nor while a runner holds the upload: it is the runner's to finish.
+    execute(
+        &db,
+        &format!(
+            "UPDATE spreadsheets SET status = 'INGESTING' WHERE id = {}",
+            id.0
+        ),
+    )
+    .await;
     let mut holder = db.connect().await;
     AnsiTransactionManager::begin_transaction(&mut holder)
         .await
@@ -1646,38 +1750,18 @@ async fn a_job_that_keeps_failing_ends_as_an_unexpected_error() {
     .execute(&mut holder)
     .await
     .expect("lock");
-    let running = workers(&db, Arc::new(ingest::Quiet), 10);
-    wait_for(
-        &db,
-        &format!(
-            "SELECT status = 'ERRORED' AS done FROM spreadsheets WHERE id = {}",
-            id.0
-        ),
-    )
-    .await;
-    running.stop();
+    let mut conn = db.pool.get().await.expect("connection");
+    assert!(ingest::fail(&mut conn, id, "lease lost").await.is_err());
+    drop(conn);
+    assert_eq!(status().await, "INGESTING");
     AnsiTransactionManager::rollback_transaction(&mut holder)
         .await
         .expect("rollback");
-    let messages = rows(&db, &format!("SELECT title, severity::text AS severity, message AS description FROM spreadsheet_messages WHERE spreadsheet_id = {}", id.0)).await;
-    assert_eq!(messages.len(), 1, "{messages:?}");
-    assert_eq!(messages[0]["title"], "Unexpected Error");
-    assert_eq!(messages[0]["severity"], "ERROR");
-    // What went wrong inside is for the staff (the job's record), not for the uploader.
-    let description = messages[0]["description"].as_str().unwrap_or_default();
-    assert!(
-        description.contains(&format!("(upload {})", id.0)) && !description.contains("worker"),
-        "{description}"
-    );
-    let job = rows(&db, "SELECT state::text AS state, last_error FROM jobs").await;
-    assert_eq!(job[0]["state"], "FAILED");
-    assert!(
-        job[0]["last_error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("another worker"),
-        "{job:?}"
-    );
+    let mut conn = db.pool.get().await.expect("connection");
+    ingest::fail(&mut conn, id, "gave up")
+        .await
+        .expect("failed");
+    assert_eq!(status().await, "ERRORED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
