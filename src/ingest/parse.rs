@@ -731,6 +731,25 @@ impl Parser {
             .as_deref()
             .and_then(|key| context.catalogue.metric(key));
         let key_ref = metric_key.as_deref();
+        // A superagency's row goes to the child it names: only for the child's own metrics.
+        if context.needs_agency()
+            && let Some(metric) = metric
+            && target.settings.effective(metric, &target.systems).is_none()
+        {
+            let agency_cell = cell("agency");
+            problems.push(invalid(
+                key_ref,
+                "agency",
+                &agency_cell,
+                &format!("names an agency that does not report {}", metric.key),
+                context
+                    .children
+                    .iter()
+                    .filter(|child| child.settings.effective(metric, &child.systems).is_some())
+                    .map(|child| child.name.clone())
+                    .collect(),
+            ));
+        }
 
         // The breakdown member.
         let mut member = None;
