@@ -495,6 +495,14 @@ pub async fn change_settings(
 ) -> QueryResult<()> {
     use diesel_async::AsyncConnection;
     conn.transaction(async |conn| {
+        // The row first (with no setting of its own: the defaults hold), so that there is
+        // always one to lock: two first edits at once then take turns instead of both
+        // starting from the defaults, the second undoing the first.
+        diesel::insert_into(metric_settings::table)
+            .values(&NewMetricSetting::new(agency, metric))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
         let before: Option<MetricSetting> = metric_settings::table
             .find((agency, metric))
             .select(MetricSetting::as_select())

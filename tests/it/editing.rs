@@ -536,3 +536,63 @@ async fn a_stale_save_is_told_of_the_values_an_upload_created_since() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_edits_of_a_metrics_settings_at_once_keep_both_changes() {
+    use justice_counts::models::enums::ReportFrequency;
+    use justice_counts::models::metric_setting::{MetricSettingsChange, change_settings};
+    let db = TestDb::with_demo().await;
+    let harbor = crate::uploads::agency(&db, "Harbor City Police").await;
+    let metrics: Vec<String> = db
+        .catalogue
+        .metrics()
+        .iter()
+        .filter(|metric| metric.system == justice_counts::models::enums::System::LawEnforcement)
+        .map(|metric| metric.key.clone())
+        .collect();
+    // No settings of their own yet: each metric's first two edits come at once.
+    crate::uploads::execute(
+        &db,
+        &format!("DELETE FROM metric_settings WHERE agency_id = {}", harbor.0),
+    )
+    .await;
+    let edits = metrics.iter().map(|metric| {
+        let pool = db.pool.clone();
+        async move {
+            let disable = async {
+                let mut conn = pool.get().await.expect("connection");
+                let change = MetricSettingsChange {
+                    is_enabled: Some(false),
+                    ..MetricSettingsChange::default()
+                };
+                change_settings(&mut conn, harbor, metric, &change, None).await
+            };
+            let annual = async {
+                let mut conn = pool.get().await.expect("connection");
+                let change = MetricSettingsChange {
+                    frequency: Some(ReportFrequency::Annual),
+                    ..MetricSettingsChange::default()
+                };
+                change_settings(&mut conn, harbor, metric, &change, None).await
+            };
+            let (a, b) = tokio::join!(disable, annual);
+            a.expect("disabled");
+            b.expect("made annual");
+        }
+    });
+    futures_util::future::join_all(edits).await;
+    let kept = crate::uploads::rows(
+        &db,
+        &format!(
+            "SELECT metric_key, is_enabled, frequency::text AS frequency FROM metric_settings \
+             WHERE agency_id = {}",
+            harbor.0
+        ),
+    )
+    .await;
+    assert_eq!(kept.len(), metrics.len());
+    for row in kept {
+        assert_eq!(row["is_enabled"], false, "{row}");
+        assert_eq!(row["frequency"], "ANNUAL", "{row}");
+    }
+}
