@@ -27,6 +27,10 @@ pub const MAX_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2200, 1, 1) {
     None => panic!("a valid date"),
 };
 
+/// Largest value a metric may take (a quadrillion): any count or amount an agency reports
+/// is far below it, and sums and averages of many such values stay exact enough and finite.
+pub const MAX_VALUE: f64 = 1e15;
+
 /// Sign-in and session renewal mutations allowed in one request.
 pub const SIGN_INS_PER_REQUEST: usize = 1;
 

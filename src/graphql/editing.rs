@@ -56,7 +56,7 @@ pub struct ReportValueInput {
     pub member: Option<String>,
     /// A free-text sub-category under the member (usually under "Other").
     pub sub_category: Option<String>,
-    /// The value: a finite number, not negative; null says "not reported".
+    /// The value: a number from 0 to 1e15; null says "not reported".
     pub value: Option<f64>,
 }
 

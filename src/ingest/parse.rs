@@ -871,7 +871,7 @@ impl Parser {
                     key_ref,
                     "value",
                     &value_cell,
-                    "is not a number of at least 0 (write digits only: 1000, not 1,000 or $1000)",
+                    "is not a number from 0 to 1e15 (write digits only: 1000, not 1,000 or $1000)",
                     Vec::new(),
                 ));
                 None
@@ -1043,7 +1043,7 @@ pub fn parse_value(cell: &Cell) -> Parsed {
             number
         }
     };
-    if !number.is_finite() || number < 0.0 {
+    if !number.is_finite() || !(0.0..=crate::limits::MAX_VALUE).contains(&number) {
         return Parsed::Invalid;
     }
     let rounded = (number * 100.0).round() / 100.0;
@@ -1132,6 +1132,8 @@ mod tests {
             ("-3", Parsed::Invalid),
             ("inf", Parsed::Invalid),
             ("1e400", Parsed::Invalid),
+            ("1e15", Parsed::Number(1e15)),
+            ("1.01e15", Parsed::Invalid),
         ] {
             assert_eq!(parse_value(&Cell::Text(text.into())), parsed, "{text}");
         }

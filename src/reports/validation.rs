@@ -143,6 +143,14 @@ pub fn check(
                     format!("{path}.value"),
                     format!("{value} is negative; {} cannot be", metric.unit),
                 );
+            } else if value > crate::limits::MAX_VALUE {
+                problem(
+                    format!("{path}.value"),
+                    format!(
+                        "{value} is larger than any value this API takes ({:e})",
+                        crate::limits::MAX_VALUE
+                    ),
+                );
             }
         }
         let cell = (

@@ -965,7 +965,7 @@ async fn insert_spreadsheets(
             Some("LAW_ENFORCEMENT_ARRESTS"),
             (
                 "Invalid 'value' Column Value",
-                "Row 4: \"-3\" in the `value` column is not a number of at least 0",
+                "Row 4: \"-3\" in the `value` column is not a number from 0 to 1e15",
             ),
         ),
         message(

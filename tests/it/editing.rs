@@ -206,6 +206,7 @@ async fn an_invalid_save_lists_every_problem_and_writes_nothing() {
             { "metricKey": "LAW_ENFORCEMENT_ARRESTS", "dimensionId": "metric/offense/type", "member": "JAYWALKING", "value": 1 },
             { "metricKey": "LAW_ENFORCEMENT_ARRESTS", "dimensionId": "global/nowhere", "member": "X", "value": 1 },
             { "metricKey": "LAW_ENFORCEMENT_ARRESTS", "member": "DRUG", "value": 1 },
+            { "metricKey": "LAW_ENFORCEMENT_REPORTED_CRIME", "value": 1e16 },
         ]))
         .await;
     assert_eq!(error_codes(&response), ["BAD_USER_INPUT"], "{response}");
@@ -224,7 +225,8 @@ async fn an_invalid_save_lists_every_problem_and_writes_nothing() {
             "values[3].metricKey",
             "values[4].member",
             "values[5].dimensionId",
-            "values[6].member"
+            "values[6].member",
+            "values[7].value"
         ],
     );
     let read = d.call(VALUES, json!({ "id": report })).await;
