@@ -493,7 +493,7 @@ async fn read_file_into_stage(
             checkpoint,
             batch_rows,
         };
-        read_sheets(&reading, context, &sender);
+        read_sheets(&reading, context, &sender)
     });
     let mut rows_read: i64 = 0;
     let mut cancelled = false;
@@ -543,7 +543,7 @@ async fn read_file_into_stage(
         observer.batch_stored(rows_read).await;
     }
     drop(receiver);
-    reader.await?;
+    reader.await??;
     Ok(cancelled)
 }
 
@@ -559,7 +559,15 @@ struct Reading<'a> {
 
 /// The reading thread: every sheet and row through the parser, sending what comes after the
 /// checkpoint in batches.
-fn read_sheets(reading: &Reading<'_>, context: Context, sender: &tokio::sync::mpsc::Sender<Chunk>) {
+///
+/// Fails only when the file could not be looked at for reasons of the server's own (the
+/// workbook reader could not be started): the job then fails and is tried again, rather than
+/// the file being called unreadable.
+fn read_sheets(
+    reading: &Reading<'_>,
+    context: Context,
+    sender: &tokio::sync::mpsc::Sender<Chunk>,
+) -> Result<(), read::ReadError> {
     let Reading {
         path,
         file_name,
@@ -598,13 +606,14 @@ fn read_sheets(reading: &Reading<'_>, context: Context, sender: &tokio::sync::mp
     };
     let sources = match read::open(path, file_name, limits) {
         Ok(sources) => sources,
+        Err(error @ read::ReadError::Reader(_)) => return Err(error),
         Err(error) => {
             let at = (1, 0);
             if after(at) {
                 pending.push(unreadable(&error));
             }
             flush(&mut pending, &mut pending_rows, at.max(checkpoint), true);
-            return;
+            return Ok(());
         }
     };
     let slots = i32::try_from(sources.len()).unwrap_or(i32::MAX - 1);
@@ -646,7 +655,7 @@ fn read_sheets(reading: &Reading<'_>, context: Context, sender: &tokio::sync::mp
                 if pending_rows as usize >= batch_rows
                     && !flush(&mut pending, &mut pending_rows, position, false)
                 {
-                    return;
+                    return Ok(());
                 }
             }
         }
@@ -664,6 +673,7 @@ fn read_sheets(reading: &Reading<'_>, context: Context, sender: &tokio::sync::mp
         position = end;
     }
     flush(&mut pending, &mut pending_rows, position, true);
+    Ok(())
 }
 
 /// The ingest's settings for the rest of the transaction: its statement timeout, its memory

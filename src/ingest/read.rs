@@ -85,6 +85,9 @@ pub enum ReadError {
     /// The disk failed.
     #[error("the file cannot be read: {0}")]
     Io(#[from] std::io::Error),
+    /// The server could not start its workbook reader (not the file's fault).
+    #[error("the workbook reader cannot be started: {0}")]
+    Reader(String),
 }
 
 /// One row: its number in the sheet (the header is row 1) and its cells.

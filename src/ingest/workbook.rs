@@ -53,7 +53,7 @@ pub fn set_reader_program(program: PathBuf) {
 fn program() -> Result<PathBuf, ReadError> {
     match PROGRAM.get() {
         Some(program) => Ok(program.clone()),
-        None => Ok(std::env::current_exe()?),
+        None => std::env::current_exe().map_err(|error| ReadError::Reader(error.to_string())),
     }
 }
 
@@ -166,7 +166,15 @@ fn write_workbook(path: &Path, out: &mut impl Write) -> std::io::Result<()> {
 
 /// The parent's side: starts the child on the workbook at `path` and lists its sheets.
 pub fn open(path: &Path, limits: ReaderLimits) -> Result<Vec<Box<dyn SheetSource>>, ReadError> {
-    let mut child = Command::new(program()?)
+    open_with(&program()?, path, limits)
+}
+
+fn open_with(
+    program: &Path,
+    path: &Path,
+    limits: ReaderLimits,
+) -> Result<Vec<Box<dyn SheetSource>>, ReadError> {
+    let mut child = Command::new(program)
         .arg("read-workbook")
         .arg("--memory-mb")
         .arg(limits.memory_mb.to_string())
@@ -177,7 +185,8 @@ pub fn open(path: &Path, limits: ReaderLimits) -> Result<Vec<Box<dyn SheetSource
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()?;
+        .spawn()
+        .map_err(|error| ReadError::Reader(error.to_string()))?;
     let Some(stdout) = child.stdout.take() else {
         return Err(ReadError::Workbook(
             "the workbook reader has no output".into(),
@@ -417,5 +426,23 @@ impl Iterator for WorkbookRows {
                 Some(Err(error))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_that_cannot_start_is_the_servers_fault_not_the_files() {
+        let limits = ReaderLimits {
+            memory_mb: 64,
+            cpu_seconds: 1,
+        };
+        let missing = Path::new("/nonexistent/justice-counts");
+        let error = open_with(missing, Path::new("/dev/null"), limits)
+            .err()
+            .expect("no reader");
+        assert!(matches!(error, ReadError::Reader(_)), "{error}");
     }
 }
