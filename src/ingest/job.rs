@@ -65,7 +65,7 @@ impl Handler for IngestHandler {
             let payload: IngestJob = serde_json::from_value(job.payload.clone())?;
             let id = SpreadsheetId(payload.spreadsheet_id);
             let mut conn = self.pool.get().await?;
-            fail(&mut conn, id, error)
+            fail(&mut conn, id, error, &self.settings)
                 .await
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
             drop(conn);

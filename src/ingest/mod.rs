@@ -399,7 +399,7 @@ async fn run_locked(
     }
     if state.cancel_requested {
         drop(conn);
-        return cancel(pool, id).await;
+        return cancel(pool, id, settings).await;
     }
     diesel::update(spreadsheets::table.find(id))
         .set(spreadsheets::status.eq(SpreadsheetStatus::Ingesting))
@@ -413,7 +413,7 @@ async fn run_locked(
         drop(conn);
         let cancelled = read_file_into_stage(pool, id, &state, context, settings, observer).await?;
         if cancelled {
-            return cancel(pool, id).await;
+            return cancel(pool, id, settings).await;
         }
     }
     apply_staged(pool, id, &state, settings).await
@@ -749,14 +749,20 @@ async fn apply_staged(
     drop(conn);
     match finished {
         Some(finished) => Ok(finished),
-        None => cancel(pool, id).await,
+        None => cancel(pool, id, settings).await,
     }
 }
 
 /// Ends a cancelled ingest: its staged values are dropped, nothing was applied.
-async fn cancel(pool: &Pool, id: SpreadsheetId) -> anyhow::Result<Finished> {
+async fn cancel(
+    pool: &Pool,
+    id: SpreadsheetId,
+    settings: &IngestSettings,
+) -> anyhow::Result<Finished> {
     let mut conn = pool.get().await?;
     conn.transaction(async |conn| {
+        // An upload's staged values may be millions of rows: the ingest's own time limit.
+        set_session_limits(conn, settings).await?;
         diesel::sql_query("DELETE FROM spreadsheet_values WHERE spreadsheet_id = $1")
             .bind::<Integer, _>(id.0)
             .execute(conn)
@@ -827,9 +833,16 @@ async fn notify_progress(
 }
 
 /// Marks an ingest that failed for good (its job gave up) as ERRORED, with the reason.
-pub async fn fail(conn: &mut AsyncPgConnection, id: SpreadsheetId, reason: &str) -> AppResult<()> {
+pub async fn fail(
+    conn: &mut AsyncPgConnection,
+    id: SpreadsheetId,
+    reason: &str,
+    settings: &IngestSettings,
+) -> AppResult<()> {
     tracing::error!(upload = id.0, reason, "an upload could not be ingested");
     conn.transaction(async |conn| {
+        // Dropping the staged values takes as long as an ingest may.
+        set_session_limits(conn, settings).await?;
         // Not while a runner still holds the upload (its job's lease ran out under it): that
         // runner finishes it.
         let locked: Locked =

@@ -1734,9 +1734,14 @@ async fn giving_up_on_an_upload_leaves_a_finished_or_running_one_alone() {
     let staged_before = staged().await;
     // A job giving up after the upload was applied (say, filing it failed) changes nothing.
     let mut conn = db.pool.get().await.expect("connection");
-    ingest::fail(&mut conn, id, "could not file it")
-        .await
-        .expect("no-op");
+    ingest::fail(
+        &mut conn,
+        id,
+        "could not file it",
+        &IngestSettings::default(),
+    )
+    .await
+    .expect("no-op");
     drop(conn);
     assert_eq!(status().await, "INGESTED");
     assert_eq!(staged().await, staged_before);
@@ -1761,14 +1766,18 @@ async fn giving_up_on_an_upload_leaves_a_finished_or_running_one_alone() {
     .await
     .expect("lock");
     let mut conn = db.pool.get().await.expect("connection");
-    assert!(ingest::fail(&mut conn, id, "lease lost").await.is_err());
+    assert!(
+        ingest::fail(&mut conn, id, "lease lost", &IngestSettings::default())
+            .await
+            .is_err()
+    );
     drop(conn);
     assert_eq!(status().await, "INGESTING");
     AnsiTransactionManager::rollback_transaction(&mut holder)
         .await
         .expect("rollback");
     let mut conn = db.pool.get().await.expect("connection");
-    ingest::fail(&mut conn, id, "gave up")
+    ingest::fail(&mut conn, id, "gave up", &IngestSettings::default())
         .await
         .expect("failed");
     assert_eq!(status().await, "ERRORED");
