@@ -61,6 +61,14 @@ pub struct Limits {
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 100 << 20)]
     pub max_upload_bytes: usize,
 
+    /// Multipart requests (file uploads) whose bodies are read at once (HTTP 503 beyond).
+    #[arg(long, env = "MAX_UPLOADS_IN_FLIGHT", default_value_t = 4)]
+    pub max_uploads_in_flight: usize,
+
+    /// Time to receive the body of a multipart request (HTTP 408 beyond).
+    #[arg(long, env = "UPLOAD_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub upload_timeout: Duration,
+
     /// Most lexical tokens in a GraphQL document, counted before it is parsed.
     #[arg(long, env = "MAX_QUERY_TOKENS", default_value_t = 5_000)]
     pub max_query_tokens: usize,
@@ -245,6 +253,8 @@ impl Default for Limits {
         Self {
             max_body_bytes: 1 << 20,
             max_upload_bytes: 100 << 20,
+            max_uploads_in_flight: 4,
+            upload_timeout: Duration::from_secs(600),
             max_query_tokens: 5_000,
             max_query_depth: 16,
             max_query_fields: 1_500,

@@ -298,18 +298,46 @@ pub(super) async fn post(
         return exchange.reply(*refused);
     }
     if is_multipart(&parts.headers) {
+        // A file is written to disk as it arrives: only for a signed-in user within their
+        // rate, a few at a time, in bounded time.
+        if let Err(refused) = may_upload(&state, &parts.headers, &exchange).await {
+            return *refused;
+        }
+        let Ok(_receiving) = state.uploads_in_flight.clone().try_acquire_owned() else {
+            log_refusal("max_uploads_in_flight", "");
+            return exchange.reply_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(RETRY_AFTER_UNAVAILABLE),
+                refusal(
+                    ErrorCode::ServiceUnavailable.as_str(),
+                    "too many files are being uploaded now; retry shortly",
+                ),
+            );
+        };
         let limits = super::multipart::PartLimits {
             json_bytes: state.limits.max_body_bytes,
             file_bytes: state.limits.max_upload_bytes,
         };
-        let request = match super::multipart::read(body, &parts.headers, limits).await {
-            Ok(request) => request,
-            Err(super::multipart::Refused::TooLarge(limit, message)) => {
+        let reading = super::multipart::read(body, &parts.headers, limits);
+        let request = match tokio::time::timeout(state.limits.upload_timeout, reading).await {
+            Ok(Ok(request)) => request,
+            Ok(Err(super::multipart::Refused::TooLarge(limit, message))) => {
                 log_refusal(limit, "");
                 return exchange.reply(refusal("PAYLOAD_TOO_LARGE", &message));
             }
-            Err(super::multipart::Refused::Malformed(message)) => {
+            Ok(Err(super::multipart::Refused::Malformed(message))) => {
                 return exchange.reply(refusal("BAD_REQUEST", &message));
+            }
+            Err(_) => {
+                log_refusal("upload_timeout", "");
+                return exchange.reply_with(
+                    StatusCode::REQUEST_TIMEOUT,
+                    None,
+                    refusal(
+                        "BAD_REQUEST",
+                        "the upload was not received in time (UPLOAD_TIMEOUT)",
+                    ),
+                );
             }
         };
         return execute(
@@ -510,6 +538,47 @@ fn may_be_kept_by_others(mut reply: Response, cacheable: bool, state: &AppState)
         }
     }
     reply
+}
+
+/// Whether the sender of a multipart request may send a file: a valid token of a user within
+/// their rate. The answer to send otherwise.
+async fn may_upload(
+    state: &AppState,
+    headers: &HeaderMap,
+    exchange: &Exchange,
+) -> Result<(), Box<Response>> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str().unwrap_or("invalid"));
+    let user = match auth::authenticate(&state.pool, &state.auth, authorization).await {
+        Ok(Viewer::User(user)) => user.user_id,
+        Ok(Viewer::Anonymous) => {
+            let response = refusal(
+                ErrorCode::Unauthenticated.as_str(),
+                "sign in to upload a file",
+            );
+            return Err(Box::new(exchange.reply_with(
+                StatusCode::UNAUTHORIZED,
+                None,
+                response,
+            )));
+        }
+        Err(error) => {
+            let response = refusal(error.code().as_str(), &error.to_string());
+            let status = match error.code() {
+                ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+                ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let retry =
+                (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
+            return Err(Box::new(exchange.reply_with(status, retry, response)));
+        }
+    };
+    if let Err(wait) = state.rates.from_user(user) {
+        return Err(Box::new(exchange.reply(rate_limited(wait))));
+    }
+    Ok(())
 }
 
 /// Runs a request that passed the HTTP checks: its document, its viewer, its rate, its time.

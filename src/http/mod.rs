@@ -101,6 +101,8 @@ struct AppState {
     feed_streams: Arc<tokio::sync::Semaphore>,
     /// Subscription connections checking their user's credentials at once.
     credential_checks: Arc<tokio::sync::Semaphore>,
+    /// Multipart bodies being received.
+    uploads_in_flight: Arc<tokio::sync::Semaphore>,
     public: Arc<public_cache::PublicCache>,
     replicas: Arc<crate::db::replicas::Replicas>,
 }
@@ -136,6 +138,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         auth,
         feed_streams: Arc::new(tokio::sync::Semaphore::new(limits.max_feed_streams)),
         credential_checks: Arc::new(tokio::sync::Semaphore::new(CREDENTIAL_CHECKS)),
+        uploads_in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_uploads_in_flight)),
         public: Arc::new(public_cache::PublicCache::new(
             limits.public_cache_entries,
             limits.public_cache_bytes,

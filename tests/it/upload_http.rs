@@ -239,10 +239,12 @@ async fn a_multipart_requests_json_parts_are_held_to_the_body_limit() {
         },
     )
     .await;
+    let token = app.token_for(&db, "harbor.contributor@example.com").await;
     let post = |form: reqwest::multipart::Form| {
         app.client
             .post(format!("{}/graphql", app.base_url))
             .header("Apollo-Require-Preflight", "true")
+            .bearer_auth(&token)
             .multipart(form)
             .send()
     };
@@ -546,4 +548,100 @@ async fn upload_progress_is_a_subscription_until_the_ingest_ends() {
         "{statuses:#?}"
     );
     workers.stop();
+}
+
+#[tokio::test]
+async fn a_file_is_received_only_from_a_signed_in_user_a_few_at_a_time_in_bounded_time() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency_id_of(&db, "Harbor").await;
+    // No token: refused before the body is read.
+    let app = TestApp::spawn(&db).await;
+    let csv = b"year,month,value\n2022,1,40\n".to_vec();
+    let (status, body) = upload(
+        &app,
+        None,
+        json!({ "agency": harbor }),
+        "arrests.csv",
+        csv.clone(),
+        true,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(error_codes(&body), ["UNAUTHENTICATED"]);
+    let (status, body) = upload(
+        &app,
+        Some("not-a-token"),
+        json!({ "agency": harbor }),
+        "arrests.csv",
+        csv.clone(),
+        true,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+
+    // No room for another upload: 503 with Retry-After.
+    let full = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            max_uploads_in_flight: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let token = full.token_for(&db, "harbor.contributor@example.com").await;
+    let (status, body) = upload(
+        &full,
+        Some(&token),
+        json!({ "agency": harbor }),
+        "arrests.csv",
+        csv.clone(),
+        true,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(error_codes(&body), ["SERVICE_UNAVAILABLE"]);
+
+    // A body that stops arriving: 408 once the time is up.
+    let slow = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            upload_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+    )
+    .await;
+    let token = slow.token_for(&db, "harbor.contributor@example.com").await;
+    let boundary = "x-boundary";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"arrests.csv\"\r\n\r\n\
+         year,month,value\n",
+        json!({ "query": UPLOAD, "variables": { "agency": harbor, "file": null } }),
+        json!({ "0": ["variables.file"] }),
+    );
+    let stalled = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(head))]),
+        futures_util::stream::pending(),
+    );
+    let started = std::time::Instant::now();
+    let response = slow
+        .client
+        .post(format!("{}/graphql", slow.base_url))
+        .header("Apollo-Require-Preflight", "true")
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(stalled))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 408);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+async fn agency_id_of(db: &TestDb, name: &str) -> String {
+    crate::uploads::agency(db, name).await.0.to_string()
 }
