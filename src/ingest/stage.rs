@@ -8,6 +8,13 @@ use super::parse::{Message, Output, Value};
 use crate::models::enums::MessageSeverity;
 use crate::models::ids::SpreadsheetId;
 
+/// Messages about single rows kept for one upload: enough to fix a file by, and a bounded
+/// amount to store and to show.
+pub const MAX_ROW_MESSAGES: usize = 1_000;
+
+/// Title of the message that says more rows had problems than were kept.
+pub const TOO_MANY_MESSAGES: &str = "Too Many Problems";
+
 /// Messages and values of one batch, column by column.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -108,7 +115,8 @@ impl Batch {
         self.values.value.is_empty() && self.messages.title.is_empty() && self.forget.is_empty()
     }
 
-    /// Writes the batch (inside the caller's transaction).
+    /// Writes the batch (inside the caller's transaction). Of the messages about single rows,
+    /// an upload keeps the first [`MAX_ROW_MESSAGES`], and then one that says there were more.
     pub async fn write(
         self,
         conn: &mut AsyncPgConnection,
@@ -146,14 +154,19 @@ impl Batch {
             .await?;
         }
         if !m.title.is_empty() {
-            diesel::sql_query(
+            let given = m.title.len();
+            // Messages about the file or a sheet always; messages about rows up to the cap.
+            let stored = diesel::sql_query(
                 "INSERT INTO spreadsheet_messages (spreadsheet_id, severity, title, message, sheet, \
                      row_number, metric_key, value, options) \
                  SELECT $1, t.severity::message_severity, t.title, t.description, t.sheet, t.row, \
                      t.metric, t.value, ARRAY(SELECT jsonb_array_elements_text(t.options::jsonb)) \
-                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], \
-                     $7::text[], $8::text[], $9::text[]) WITH ORDINALITY \
-                     AS t(severity, title, description, sheet, row, metric, value, options, n) \
+                 FROM (SELECT u.*, row_number() OVER (PARTITION BY u.row IS NULL ORDER BY u.n) AS k \
+                     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], \
+                         $7::text[], $8::text[], $9::text[]) WITH ORDINALITY \
+                         AS u(severity, title, description, sheet, row, metric, value, options, n)) t \
+                 WHERE t.row IS NULL OR t.k <= $10 - (SELECT count(*) FROM spreadsheet_messages \
+                     WHERE spreadsheet_id = $1 AND row_number IS NOT NULL) \
                  ORDER BY t.n",
             )
             .bind::<Integer, _>(spreadsheet.0)
@@ -165,8 +178,24 @@ impl Batch {
             .bind::<Array<Nullable<Text>>, _>(m.metric)
             .bind::<Array<Nullable<Text>>, _>(m.value)
             .bind::<Array<Text>, _>(m.options)
+            .bind::<BigInt, _>(i64::try_from(MAX_ROW_MESSAGES).unwrap_or(i64::MAX))
             .execute(conn)
             .await?;
+            if stored < given {
+                diesel::sql_query(
+                    "INSERT INTO spreadsheet_messages (spreadsheet_id, severity, title, message) \
+                     SELECT $1, 'ERROR', $2, $3 WHERE NOT EXISTS (SELECT 1 FROM spreadsheet_messages \
+                         WHERE spreadsheet_id = $1 AND title = $2 AND row_number IS NULL)",
+                )
+                .bind::<Integer, _>(spreadsheet.0)
+                .bind::<Text, _>(TOO_MANY_MESSAGES)
+                .bind::<Text, _>(format!(
+                    "More rows have problems than the {MAX_ROW_MESSAGES} listed here; fix these \
+                     and upload the file again to see the rest."
+                ))
+                .execute(conn)
+                .await?;
+            }
         }
         for (sheet, title) in forget {
             diesel::sql_query(

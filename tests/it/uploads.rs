@@ -2032,3 +2032,36 @@ async fn removing_an_upload_removes_its_staged_values() {
         [json!({"id": kept.id.0 as f64, "n": 1.0})]
     );
 }
+
+#[tokio::test]
+async fn an_upload_keeps_a_bounded_number_of_messages_about_rows() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let mut csv = String::from("year,month,value\n");
+    for row in 0..1_200 {
+        csv.push_str(&format!("{},{},lots\n", 2000 + row / 12, row % 12 + 1));
+    }
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        csv.as_bytes(),
+        By::Automated,
+        false,
+    )
+    .await;
+    assert_eq!(ingested.status(), "ERRORED");
+    let counts = rows(
+        &db,
+        &format!(
+            "SELECT count(*) FILTER (WHERE row_number IS NOT NULL) AS rows, \
+             count(*) FILTER (WHERE title = 'Too Many Problems') AS more \
+             FROM spreadsheet_messages WHERE spreadsheet_id = {}",
+            ingested.id.0
+        ),
+    )
+    .await;
+    assert_eq!(counts[0]["rows"], 1000.0, "{counts:?}");
+    assert_eq!(counts[0]["more"], 1.0, "{counts:?}");
+}
