@@ -211,6 +211,15 @@ pub struct Limits {
     #[arg(long, env = "FEED_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub feed_timeout: Duration,
 
+    /// How long a feed waits for its client to take the next part of the body before it ends
+    /// (and gives its place back).
+    #[arg(long, env = "FEED_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub feed_idle_timeout: Duration,
+
+    /// Public feeds one client address downloads at once.
+    #[arg(long, env = "MAX_FEEDS_PER_ADDRESS", default_value_t = 2)]
+    pub max_feeds_per_address: usize,
+
     /// How long caches (browsers, CDNs) may keep a public feed (`Cache-Control: max-age`).
     #[arg(long, env = "FEED_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
     pub feed_max_age: Duration,
@@ -288,6 +297,8 @@ impl Default for Limits {
             parsed_documents: 100,
             max_feed_streams: 4,
             feed_timeout: Duration::from_secs(600),
+            feed_idle_timeout: Duration::from_secs(30),
+            max_feeds_per_address: 2,
             feed_max_age: Duration::from_secs(300),
             max_changes_page: 1_000,
             auth_cache_tokens: 10_000,

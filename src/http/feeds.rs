@@ -8,6 +8,9 @@
 //! the cursor of their snapshot in `Feed-Cursor` and in a `Link: <…>; rel="next"` header:
 //! `?since=<cursor>` then returns only what changed after it.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,7 +18,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
-use futures_util::StreamExt;
 
 use super::AppState;
 use super::files::{disposition, error_response, member_agency, viewer};
@@ -181,13 +183,124 @@ fn cache_headers(audience: Audience, version: &FeedVersion, max_age: Duration) -
     headers
 }
 
-/// Answers a feed: 304 when the client's copy is current, the streamed rows otherwise.
+/// Public feeds being downloaded, by client address (counted as the rate limits count them).
+#[derive(Debug, Default)]
+pub struct FeedClients(std::sync::Mutex<HashMap<IpAddr, usize>>);
+
+/// A public feed's place among its address's, given back when dropped.
+struct FeedSlot {
+    clients: Arc<FeedClients>,
+    address: IpAddr,
+}
+
+impl FeedClients {
+    fn take(self: &Arc<Self>, address: IpAddr, max: usize) -> Result<FeedSlot, AppError> {
+        let mut open = self
+            .0
+            .lock()
+            .map_err(|_| AppError::internal(anyhow::anyhow!("feed count poisoned")))?;
+        let count = open.entry(address).or_default();
+        if *count >= max {
+            log_refusal("max_feeds_per_address", &address.to_string());
+            return Err(AppError::RateLimited {
+                message: format!("at most {max} feeds may be downloaded at once from one address"),
+                retry_after: 5,
+            });
+        }
+        *count += 1;
+        Ok(FeedSlot {
+            clients: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for FeedSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.clients.0.lock()
+            && let Some(count) = open.get_mut(&self.address)
+        {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// A feed's body that ends, dropping `held` (its place and its database connection), when
+/// the client has not taken the next chunk for `idle`: a client that stops reading does not
+/// keep a feed's place. Time the database takes to produce a chunk does not count.
+fn watched<S>(
+    body: S,
+    held: impl Send + 'static,
+    idle: Duration,
+) -> impl futures_util::Stream<Item = S::Item> + Send + 'static
+where
+    S: futures_util::Stream + Send + 'static,
+{
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::task::Poll;
+    struct Watch {
+        /// Polls so far.
+        polls: AtomicU64,
+        /// The last poll handed out a chunk: the next move is the client's.
+        waiting_for_client: AtomicBool,
+    }
+    type Slot<S> = std::sync::Mutex<Option<(std::pin::Pin<Box<S>>, Box<dyn Send>)>>;
+    let slot: Arc<Slot<S>> = Arc::new(std::sync::Mutex::new(Some((
+        Box::pin(body),
+        Box::new(held) as Box<dyn Send>,
+    ))));
+    let watch = Arc::new(Watch {
+        polls: AtomicU64::new(0),
+        waiting_for_client: AtomicBool::new(true),
+    });
+    let (weak, watcher) = (Arc::downgrade(&slot), watch.clone());
+    tokio::spawn(async move {
+        let mut seen = watcher.polls.load(Ordering::SeqCst);
+        loop {
+            tokio::time::sleep(idle).await;
+            let Some(slot) = weak.upgrade() else {
+                return;
+            };
+            let polls = watcher.polls.load(Ordering::SeqCst);
+            if polls == seen && watcher.waiting_for_client.load(Ordering::SeqCst) {
+                log_refusal("feed_idle_timeout", "");
+                let ended = slot.lock().ok().and_then(|mut slot| slot.take());
+                drop(ended);
+                return;
+            }
+            seen = polls;
+        }
+    });
+    futures_util::stream::poll_fn(move |cx| {
+        watch.polls.fetch_add(1, Ordering::SeqCst);
+        let Ok(mut slot) = slot.lock() else {
+            return Poll::Ready(None);
+        };
+        let Some((body, _)) = slot.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = body.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(_)) => watch.waiting_for_client.store(true, Ordering::SeqCst),
+            Poll::Ready(None) => *slot = None,
+            Poll::Pending => watch.waiting_for_client.store(false, Ordering::SeqCst),
+        }
+        polled
+    })
+}
+
+/// Answers a feed: 304 when the client's copy is current, the streamed rows otherwise. A
+/// public feed takes one of its client address's places (`address`).
 async fn serve(
     state: &AppState,
     uri: &Uri,
     headers: &HeaderMap,
     query: FeedQuery,
     format: Format,
+    address: Option<IpAddr>,
 ) -> Result<Response, AppError> {
     query.check(&state.catalogue)?;
     let mut conn = state.pool.get().await?;
@@ -197,6 +310,14 @@ async fn serve(
     if not_modified(headers, &version) {
         return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
     }
+    let place = address
+        .map(|address| {
+            state.feed_clients.take(
+                crate::auth::throttle::counted_as(address),
+                state.limits.max_feeds_per_address,
+            )
+        })
+        .transpose()?;
     let Ok(permit) = state.feed_streams.clone().try_acquire_owned() else {
         log_refusal("max_feed_streams", uri.path());
         return Err(AppError::Unavailable(
@@ -224,11 +345,8 @@ async fn serve(
             response_headers.insert(name, value);
         }
     }
-    // The permit is held until the last byte is sent (or the client goes away).
-    let body = feed.body.map(move |chunk| {
-        let _held = &permit;
-        chunk
-    });
+    // The permit is held until the last byte is sent, the client goes away or stops reading.
+    let body = watched(feed.body, (permit, place), state.limits.feed_idle_timeout);
     Ok((response_headers, Body::from_stream(body)).into_response())
 }
 
@@ -252,6 +370,7 @@ fn answer(result: Result<Response, AppError>) -> Response {
 /// a public dashboard and one that does not exist get the same 404.
 pub(super) async fn public(
     State(state): State<AppState>,
+    super::Client(address): super::Client,
     Path(file): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
     uri: Uri,
@@ -280,7 +399,7 @@ pub(super) async fn public(
             if !agency.is_some_and(|agency| agency.is_dashboard_enabled) {
                 return Err(agency_not_found(id));
             }
-            serve(&state, &uri, &headers, query, format).await
+            serve(&state, &uri, &headers, query, format, address.0).await
         }
         .await,
     )
@@ -301,7 +420,7 @@ async fn member_feed(
             query.check(&state.catalogue)?;
             let viewer = viewer(&state, &headers).await?;
             member_agency(&state, &viewer, id).await?;
-            serve(&state, &uri, &headers, query, format).await
+            serve(&state, &uri, &headers, query, format, None).await
         }
         .await,
     )
@@ -410,4 +529,46 @@ pub(super) async fn members_xlsx(
         }
         .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    /// Set when dropped.
+    struct Flag(Arc<AtomicBool>);
+
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_loses_its_place_a_slow_database_does_not() {
+        let idle = Duration::from_millis(100);
+        // The client takes one chunk and no more.
+        let dropped = Arc::new(AtomicBool::new(false));
+        let chunks = futures_util::stream::iter([1, 2, 3]);
+        let mut body = Box::pin(watched(chunks, Flag(dropped.clone()), idle));
+        assert_eq!(body.next().await, Some(1));
+        tokio::time::sleep(idle * 3).await;
+        assert!(dropped.load(Ordering::SeqCst), "the place is given back");
+        assert_eq!(body.next().await, None, "the body ends");
+
+        // The database takes long for each chunk; the client waits for every one.
+        let kept = Arc::new(AtomicBool::new(false));
+        let slow = futures_util::stream::iter([1, 2]).then(move |chunk| async move {
+            tokio::time::sleep(idle * 3).await;
+            chunk
+        });
+        let body = watched(slow, Flag(kept.clone()), idle);
+        let all: Vec<i32> = body.collect().await;
+        assert_eq!(all, [1, 2]);
+        assert!(kept.load(Ordering::SeqCst), "given back at the end");
+    }
 }

@@ -103,6 +103,8 @@ struct AppState {
     credential_checks: Arc<tokio::sync::Semaphore>,
     /// Multipart bodies being received.
     uploads_in_flight: Arc<tokio::sync::Semaphore>,
+    /// Public feeds being downloaded, by client address.
+    feed_clients: Arc<feeds::FeedClients>,
     public: Arc<public_cache::PublicCache>,
     replicas: Arc<crate::db::replicas::Replicas>,
 }
@@ -139,6 +141,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         feed_streams: Arc::new(tokio::sync::Semaphore::new(limits.max_feed_streams)),
         credential_checks: Arc::new(tokio::sync::Semaphore::new(CREDENTIAL_CHECKS)),
         uploads_in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_uploads_in_flight)),
+        feed_clients: Arc::default(),
         public: Arc::new(public_cache::PublicCache::new(
             limits.public_cache_entries,
             limits.public_cache_bytes,

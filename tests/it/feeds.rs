@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use justice_counts::export;
 use justice_counts::ingest::template;
+use justice_counts::limits::Limits;
 use justice_counts::models::enums::System;
 use justice_counts::models::ids::AgencyId;
 use serde_json::{Value, json};
@@ -992,4 +993,36 @@ async fn a_settings_change_resends_the_public_feed_with_the_values_now_hidden_re
     assert_eq!(deleted, hidden);
     let upserts = records.iter().filter(|r| r["change"] == "upsert").count();
     assert_eq!(upserts, get(&app, &path, &[]).await.records().len());
+}
+
+#[tokio::test]
+async fn one_address_downloads_a_bounded_number_of_public_feeds_at_once() {
+    let db = TestDb::with_demo().await;
+    // No place for any address: every public feed is refused with 429 (member feeds are not
+    // counted per address).
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            max_feeds_per_address: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let id = agency_id(&app, &db, "Harbor City Police").await;
+    let refused = get(&app, &format!("/feed/{id}.csv"), &[]).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("RATE_LIMITED"), "{}", refused.body);
+    assert!(refused.headers.contains_key("retry-after"));
+    // With a place, the same address downloads again and again: places are given back.
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            max_feeds_per_address: 1,
+            ..Limits::default()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(get(&app, &format!("/feed/{id}.csv"), &[]).await.status, 200);
+    }
 }
