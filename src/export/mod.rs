@@ -186,8 +186,12 @@ struct VersionRow {
     last_modified: Option<DateTime<Utc>>,
 }
 
-/// The version of a feed: the latest writes it depends on (agencies and their settings,
-/// report statuses, values, removals), with the query and format.
+/// The version of a feed: the writes it depends on (agencies and their settings, report
+/// statuses, values, removals), with the query and format. Each kind of write counts by the
+/// number of rows and the sum of their writing transactions' ids, not by the latest id: a
+/// transaction that began before another but committed after it still changes the version.
+/// `last_modified` is the latest of their times, for information: a time cannot tell a late
+/// commit from an early one, so only the entity tag answers revalidation.
 pub async fn version(
     conn: &mut AsyncPgConnection,
     query: &FeedQuery,
@@ -197,13 +201,17 @@ pub async fn version(
         "WITH r AS (SELECT id, status, status_xid, published_at FROM reports
                     WHERE agency_id = ANY ($1))
         SELECT concat_ws('/',
-            (SELECT max(changed_xid) FROM agencies WHERE id = ANY ($1)),
-            (SELECT max(changed_xid) FROM metric_settings WHERE agency_id = ANY ($1)),
-            (SELECT max(changed_xid) FROM metric_setting_members WHERE agency_id = ANY ($1)),
-            (SELECT max(status_xid) FROM r),
-            (SELECT max(d.changed_xid) FROM r JOIN datapoints d ON d.report_id = r.id
-             WHERE $2 OR r.status = 'PUBLISHED'),
-            (SELECT max(deleted_xid) FROM deleted_datapoints WHERE agency_id = ANY ($1))
+            (SELECT concat(count(*), ':', sum(changed_xid::text::numeric))
+             FROM agencies WHERE id = ANY ($1)),
+            (SELECT concat(count(*), ':', sum(changed_xid::text::numeric))
+             FROM metric_settings WHERE agency_id = ANY ($1)),
+            (SELECT concat(count(*), ':', sum(changed_xid::text::numeric))
+             FROM metric_setting_members WHERE agency_id = ANY ($1)),
+            (SELECT concat(count(*), ':', sum(status_xid::text::numeric)) FROM r),
+            (SELECT concat(count(*), ':', sum(d.changed_xid::text::numeric))
+             FROM r JOIN datapoints d ON d.report_id = r.id WHERE $2 OR r.status = 'PUBLISHED'),
+            (SELECT concat(count(*), ':', sum(deleted_xid::text::numeric))
+             FROM deleted_datapoints WHERE agency_id = ANY ($1))
         ) AS tag,
         greatest(
             (SELECT max(published_at) FROM r),

@@ -4,7 +4,8 @@
 //! agency's members, drafts included.
 //!
 //! Feeds stream as PostgreSQL writes them, carry `ETag` and `Last-Modified` (a matching
-//! `If-None-Match` or `If-Modified-Since` is answered 304 without opening the feed), and give
+//! `If-None-Match` is answered 304 without opening the feed; `If-Modified-Since` is not
+//! honoured, see [`export::version`]), and give
 //! the cursor of their snapshot in `Feed-Cursor` and in a `Link: <…>; rel="next"` header:
 //! `?since=<cursor>` then returns only what changed after it.
 
@@ -138,25 +139,18 @@ fn http_date(time: DateTime<Utc>) -> String {
 }
 
 /// Whether the client's copy is current: `If-None-Match` against the entity tag (weak
-/// comparison, as for GET), or else `If-Modified-Since` against the last change.
+/// comparison, as for GET). A date cannot say it (a transaction that began before the
+/// client's copy may commit after it), so `If-Modified-Since` gets the feed.
 fn not_modified(headers: &HeaderMap, version: &FeedVersion) -> bool {
-    if let Some(tags) = headers.get(header::IF_NONE_MATCH) {
-        let ours = version.etag.trim_start_matches("W/");
-        return tags.to_str().is_ok_and(|tags| {
-            tags.split(',')
-                .map(|tag| tag.trim())
-                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
-        });
-    }
-    let since = headers
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| DateTime::parse_from_rfc2822(value).ok());
-    match (since, version.last_modified) {
-        // HTTP dates have whole seconds.
-        (Some(since), Some(last)) => last.timestamp() <= since.timestamp(),
-        _ => false,
-    }
+    let Some(tags) = headers.get(header::IF_NONE_MATCH) else {
+        return false;
+    };
+    let ours = version.etag.trim_start_matches("W/");
+    tags.to_str().is_ok_and(|tags| {
+        tags.split(',')
+            .map(|tag| tag.trim())
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
+    })
 }
 
 fn cache_headers(audience: Audience, version: &FeedVersion, max_age: Duration) -> HeaderMap {
