@@ -112,14 +112,22 @@ fn period_text(frequency: &str, start: NaiveDate) -> String {
     }
 }
 
-/// Applies the staged upload (inside the caller's transaction).
+/// The staged rows were just written: the statements of [`apply`] are planned on their real
+/// numbers. Run outside the applying transaction: `ANALYZE` holds a lock that another
+/// `ANALYZE` of the table waits for, and within a transaction it would hold it to the end,
+/// making every other upload's apply wait for this one's.
+pub async fn refresh_statistics(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    diesel::sql_query("ANALYZE spreadsheet_values")
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Applies the staged upload (inside the caller's transaction). Refresh the staging table's
+/// statistics first, outside that transaction ([`refresh_statistics`]).
 pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryResult<Applied> {
     let id = mode.spreadsheet.0;
     let mut messages = Batch::default();
-    // The staged rows were just written: plan the statements below on their real numbers.
-    diesel::sql_query("ANALYZE spreadsheet_values")
-        .execute(conn)
-        .await?;
 
     // Duplicate rows: none of the sheet's values of that metric and period are kept. The
     // groups are found by one hashed pass; only their rows are read again.

@@ -703,6 +703,10 @@ async fn apply_staged(
     settings: &IngestSettings,
 ) -> anyhow::Result<Finished> {
     let mut conn = pool.get().await?;
+    if let Err(error) = apply::refresh_statistics(&mut conn).await {
+        // Statistics only guide the planner: apply with the ones there are.
+        tracing::warn!(%error, upload = id.0, "cannot refresh the staging table's statistics");
+    }
     let mode = apply::Mode {
         spreadsheet: id,
         dry_run: state.dry_run,
