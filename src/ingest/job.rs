@@ -12,6 +12,7 @@ use super::{
 };
 use crate::catalogue::Catalogue;
 use crate::db::Pool;
+use crate::error::AppError;
 use crate::jobs::{Handler, Job};
 use crate::models::enums::{SpreadsheetStatus, System, ValueSource};
 use crate::models::ids::{AgencyId, SpreadsheetId};
@@ -255,17 +256,34 @@ impl DropDirectory {
                 .await;
             }
         };
-        let mut conn = self.pool.get().await?;
-        let file = tokio::fs::File::open(&path).await?;
-        let queue = Queue::Job {
-            drop_path: Some(path.to_string_lossy().into_owned()),
-        };
-        match create(&mut conn, &upload, file, queue).await {
+        let created = async {
+            let mut conn = self.pool.get().await?;
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(AppError::internal)?;
+            let queue = Queue::Job {
+                drop_path: Some(path.to_string_lossy().into_owned()),
+            };
+            Ok::<_, AppError>(create(&mut conn, &upload, file, queue).await?)
+        }
+        .await;
+        match created {
             Ok(id) => {
                 tracing::info!(upload = %id, file = %path.display(), "dropped file queued");
                 Ok(())
             }
-            Err(error) => refuse(system_dir, &path, name, &error.to_string()).await,
+            // The file's fault (its agency, its system, its size): filed as refused.
+            Err(
+                error @ (AppError::BadUserInput(_)
+                | AppError::NotFound(_)
+                | AppError::Forbidden(_)
+                | AppError::Detailed { .. }),
+            ) => refuse(system_dir, &path, name, &error.to_string()).await,
+            // The server's (the database, the disk): put back, to be taken again later.
+            Err(error) => {
+                tokio::fs::rename(&path, system_dir.join(name)).await?;
+                Err(anyhow::anyhow!("{error}"))
+            }
         }
     }
 }
