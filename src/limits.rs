@@ -182,6 +182,11 @@ pub struct Limits {
     #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 1)]
     pub trusted_proxy_hops: usize,
 
+    /// A secret that `GET /metrics` then requires as `Authorization: Bearer <secret>` (unset:
+    /// the metrics are open to whoever reaches the server).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
     /// A JSON manifest of allowed operations (`{"<sha256 hex>": "<document>"}`): when set,
     /// only these documents run.
     #[arg(long, env = "TRUSTED_DOCUMENTS")]
@@ -292,6 +297,7 @@ impl Default for Limits {
             client_ip_header: None,
             trusted_proxy_hops: 1,
             trusted_documents: None,
+            metrics_token: None,
             persisted_queries_cache: 1_000,
             persisted_queries_bytes: 8 << 20,
             parsed_documents: 100,
@@ -348,4 +354,33 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn log_refusal(limit: &str, detail: &str) {
     tracing::warn!(target: LOG_TARGET, limit, detail, "request refused by a limit");
     crate::metrics::metrics().refused(limit);
+}
+
+/// A setting that is a secret: never shown in logs or debugging output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Whether `presented` is this secret (compared by digest, so that the time taken says
+    /// nothing of the secret).
+    pub fn matches(&self, presented: &str) -> bool {
+        crate::auth::secrets::digest(presented) == crate::auth::secrets::digest(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Secret(…)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().len() < 16 {
+            return Err("a secret has at least 16 characters".into());
+        }
+        Ok(Self(text.trim().to_owned()))
+    }
 }

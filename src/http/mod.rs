@@ -305,8 +305,23 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// The metrics, in the OpenMetrics text format Prometheus reads.
-async fn metrics_text(State(state): State<AppState>) -> Response {
+/// The metrics, in the OpenMetrics text format Prometheus reads; with `METRICS_TOKEN` set,
+/// only for a scraper that presents it.
+async fn metrics_text(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(secret) = &state.limits.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !presented.is_some_and(|presented| secret.matches(presented)) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+                "the metrics need `Authorization: Bearer <METRICS_TOKEN>`",
+            )
+                .into_response();
+        }
+    }
     match metrics().encode(&pool_registry(&state.pool)) {
         Ok(text) => (
             [(

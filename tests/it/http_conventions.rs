@@ -369,3 +369,43 @@ async fn configured_origins_may_call_from_a_browser_and_others_may_not() {
         "credentials with any origin"
     );
 }
+
+#[tokio::test]
+async fn with_a_metrics_token_only_the_scraper_that_presents_it_reads_the_metrics() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            metrics_token: Some("a-scrapers-secret-of-some-length".parse().unwrap()),
+            ..Limits::default()
+        },
+    )
+    .await;
+    let scrape = |token: Option<&'static str>| {
+        let mut request = app.client.get(format!("{}/metrics", app.base_url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for token in [None, Some("a-guess-of-some-length-too")] {
+        let refused = scrape(token).await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert!(
+            !refused
+                .text()
+                .await
+                .unwrap()
+                .contains("graphql_requests_total")
+        );
+    }
+    let allowed = scrape(Some("a-scrapers-secret-of-some-length"))
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert!(allowed.text().await.unwrap().ends_with("# EOF\n"));
+    assert!(
+        "short".parse::<justice_counts::limits::Secret>().is_err(),
+        "a short secret is refused"
+    );
+}
