@@ -186,6 +186,7 @@ async fn serve_on(
 pub struct Background {
     workers: jobs::Workers,
     watcher: Option<tokio::task::JoinHandle<()>>,
+    purger: tokio::task::JoinHandle<()>,
 }
 
 impl Background {
@@ -235,7 +236,16 @@ impl Background {
                 .watch(),
             )
         });
-        Self { workers, watcher }
+        let retention = ingest::retention::Retention {
+            dry_runs: args.dry_run_retention,
+            jobs: args.job_retention,
+        };
+        let purger = tokio::spawn(purge_every_hour(pool.clone(), retention));
+        Self {
+            workers,
+            watcher,
+            purger,
+        }
     }
 
     /// Stops the workers and the watcher; jobs they held are taken up again later.
@@ -243,6 +253,33 @@ impl Background {
         self.workers.stop();
         if let Some(watcher) = self.watcher {
             watcher.abort();
+        }
+        self.purger.abort();
+    }
+}
+
+/// Deletes finished work past its retention, every hour (every server does; the deletes
+/// are idempotent).
+async fn purge_every_hour(pool: Pool, retention: ingest::retention::Retention) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let purged = match pool.get().await {
+            Ok(mut conn) => ingest::retention::purge(&mut conn, retention)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(error) => Err(anyhow::Error::from(error)),
+        };
+        match purged {
+            Ok(purged) if purged != ingest::retention::Purged::default() => {
+                tracing::info!(
+                    staged_values = purged.staged_values,
+                    jobs = purged.jobs,
+                    "finished work past its retention deleted"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot delete finished work past its retention"),
         }
     }
 }

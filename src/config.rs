@@ -322,6 +322,14 @@ pub struct BackgroundArgs {
     /// How often the drop directory is scanned.
     #[arg(long, env = "INGEST_DIR_POLL", default_value = "5s", value_parser = parse_duration)]
     pub ingest_dir_poll: Duration,
+
+    /// How long a finished dry run keeps the values it staged (its summary and messages stay).
+    #[arg(long, env = "DRY_RUN_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub dry_run_retention: Duration,
+
+    /// How long finished background jobs stay recorded.
+    #[arg(long, env = "JOB_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub job_retention: Duration,
 }
 
 impl Default for BackgroundArgs {
@@ -337,6 +345,8 @@ impl Default for BackgroundArgs {
             workbook_cpu_seconds: 300,
             ingest_dir: None,
             ingest_dir_poll: Duration::from_secs(5),
+            dry_run_retention: Duration::from_secs(7 * 86_400),
+            job_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }

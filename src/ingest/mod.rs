@@ -15,6 +15,7 @@ pub mod job;
 pub mod layout;
 pub mod parse;
 pub mod read;
+pub mod retention;
 pub mod stage;
 pub mod template;
 pub mod workbook;

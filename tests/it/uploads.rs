@@ -2065,3 +2065,75 @@ async fn an_upload_keeps_a_bounded_number_of_messages_about_rows() {
     assert_eq!(counts[0]["rows"], 1000.0, "{counts:?}");
     assert_eq!(counts[0]["more"], 1.0, "{counts:?}");
 }
+
+#[tokio::test]
+async fn a_dry_runs_staged_values_and_old_jobs_are_deleted_after_their_retention() {
+    use justice_counts::ingest::retention::{self, Retention};
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let csv = b"year,month,value\n2022,1,40\n2022,2,41\n";
+    let dry = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        csv,
+        By::Automated,
+        true,
+    )
+    .await;
+    let real = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        csv,
+        By::Automated,
+        false,
+    )
+    .await;
+    let week = std::time::Duration::from_secs(7 * 86_400);
+    let retention = Retention {
+        dry_runs: week,
+        jobs: week * 4,
+    };
+    let staged = |id| {
+        let pool = db.pool.clone();
+        async move {
+            let mut conn = pool.get().await.expect("connection");
+            retention::staged_values(&mut conn, id)
+                .await
+                .expect("count")
+        }
+    };
+    let (dry_before, real_before) = (staged(dry.id).await, staged(real.id).await);
+    assert!(dry_before > 0 && real_before > 0);
+    // Recent: nothing goes.
+    let mut conn = db.pool.get().await.expect("connection");
+    retention::purge(&mut conn, retention)
+        .await
+        .expect("purged");
+    assert_eq!(staged(dry.id).await, dry_before);
+    // Finished long ago: the dry run's staged values and the old jobs go, the rest stays.
+    execute(
+        &db,
+        "UPDATE spreadsheets SET finished_at = now() - interval '8 days'",
+    )
+    .await;
+    execute(
+        &db,
+        "INSERT INTO jobs (kind, payload, state, finished_at) \
+         VALUES ('old', '{}', 'SUCCEEDED', now() - interval '31 days'), \
+                ('recent', '{}', 'SUCCEEDED', now() - interval '1 day')",
+    )
+    .await;
+    let purged = retention::purge(&mut conn, retention)
+        .await
+        .expect("purged");
+    assert_eq!(purged.staged_values, usize::try_from(dry_before).unwrap());
+    assert_eq!(purged.jobs, 1);
+    assert_eq!(staged(dry.id).await, 0);
+    assert_eq!(staged(real.id).await, real_before);
+    let kinds = rows(&db, "SELECT kind FROM jobs WHERE kind IN ('old', 'recent')").await;
+    assert_eq!(kinds, [json!({ "kind": "recent" })]);
+}
