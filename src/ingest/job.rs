@@ -256,7 +256,7 @@ impl DropDirectory {
                 .await;
             }
         };
-        let created = async {
+        let created: Result<SpreadsheetId, AppError> = async {
             let mut conn = self.pool.get().await?;
             let file = tokio::fs::File::open(&path)
                 .await
@@ -264,7 +264,7 @@ impl DropDirectory {
             let queue = Queue::Job {
                 drop_path: Some(path.to_string_lossy().into_owned()),
             };
-            Ok::<_, AppError>(create(&mut conn, &upload, file, queue).await?)
+            create(&mut conn, &upload, file, queue).await
         }
         .await;
         match created {
