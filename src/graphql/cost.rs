@@ -20,6 +20,15 @@ pub const CODE: &str = "QUERY_TOO_COMPLEX";
 
 /// The root mutations that check a password or a refresh token.
 const SIGN_IN_FIELDS: [&str; 3] = ["signIn", "renewSession", "acceptInvitation"];
+/// The items a paged field returns when `first` is not given.
+fn default_page(field: &str) -> u64 {
+    match field {
+        // Pages of changes and of an upload's values: 100 by default.
+        "datapointChanges" | "values" => 100,
+        _ => DEFAULT_PAGE_SIZE.unsigned_abs(),
+    }
+}
+
 /// Fields that each run a statement of their own on a connection of their own (a change
 /// stream's page): resolved at most once per request, wherever they are in the document.
 const ONCE_PER_REQUEST: [&str; 1] = ["datapointChanges"];
@@ -448,7 +457,7 @@ impl<'a> Walk<'a> {
                 .filter(|(argument, _)| matches!(argument.node.as_str(), "first" | "last"))
                 .filter_map(|(_, value)| self.integer(&value.node))
                 .max()
-                .unwrap_or(DEFAULT_PAGE_SIZE.unsigned_abs());
+                .unwrap_or_else(|| default_page(name));
             return (1, Some(child_type), requested);
         }
         let multiplier = if is_list {
@@ -735,6 +744,17 @@ mod tests {
         assert!(check(&limits, &page(10)).is_ok());
         assert_eq!(
             check(&limits, &page(1000)).unwrap_err().limit,
+            "max_query_complexity"
+        );
+        // Without `first`, the page's own default (100), not the connections' (20).
+        let limits = Limits {
+            max_query_complexity: 300,
+            ..Limits::default()
+        };
+        let unsized_page = "{ agency(id: \"1\") { datapointChanges { changes { \
+                            agencyId metricKey value periodStart periodEnd } } } }";
+        assert_eq!(
+            check(&limits, unsized_page).unwrap_err().limit,
             "max_query_complexity"
         );
     }

@@ -100,7 +100,8 @@ impl Upload {
     }
 
     /// The report periods the upload touched — or, in a dry run, would touch — with what it
-    /// did to each: NEW (no report existed), UPDATED or UNCHANGED.
+    /// did to each: NEW (no report existed), UPDATED or UNCHANGED. A dry run keeps these for
+    /// a while only (`DRY_RUN_RETENTION`, 7 days by default): empty after that.
     async fn reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UploadReportResult>> {
         let mut conn = connection(ctx).await.gql()?;
         let reports = UploadReport::of(&mut conn, self.0.id).await.gql()?;
@@ -108,7 +109,8 @@ impl Upload {
     }
 
     /// Every value the upload read, in reading order, with the value stored before and what
-    /// applying it did (or, in a dry run, would do).
+    /// applying it did (or, in a dry run, would do). A dry run keeps them for a while only
+    /// (`DRY_RUN_RETENTION`, 7 days by default): empty after that.
     async fn values(
         &self,
         ctx: &Context<'_>,

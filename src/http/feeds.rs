@@ -224,14 +224,15 @@ impl Drop for FeedSlot {
 
 /// A feed's body that ends, dropping `held` (its place and its database connection), when
 /// the client has not taken the next chunk for `idle`: a client that stops reading does not
-/// keep a feed's place. Time the database takes to produce a chunk does not count.
+/// keep a feed's place. Time the database takes to produce a chunk does not count. A body cut
+/// short ends with an error, so that the response is aborted rather than seen as complete.
 fn watched<S>(
     body: S,
     held: impl Send + 'static,
     idle: Duration,
-) -> impl futures_util::Stream<Item = S::Item> + Send + 'static
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static
 where
-    S: futures_util::Stream + Send + 'static,
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
 {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::task::Poll;
@@ -240,6 +241,8 @@ where
         polls: AtomicU64,
         /// The last poll handed out a chunk: the next move is the client's.
         waiting_for_client: AtomicBool,
+        /// The watchdog ended the body.
+        cut: AtomicBool,
     }
     type Slot<S> = std::sync::Mutex<Option<(std::pin::Pin<Box<S>>, Box<dyn Send>)>>;
     let slot: Arc<Slot<S>> = Arc::new(std::sync::Mutex::new(Some((
@@ -249,6 +252,7 @@ where
     let watch = Arc::new(Watch {
         polls: AtomicU64::new(0),
         waiting_for_client: AtomicBool::new(true),
+        cut: AtomicBool::new(false),
     });
     let (weak, watcher) = (Arc::downgrade(&slot), watch.clone());
     tokio::spawn(async move {
@@ -262,6 +266,9 @@ where
             if polls == seen && watcher.waiting_for_client.load(Ordering::SeqCst) {
                 log_refusal("feed_idle_timeout", "");
                 let ended = slot.lock().ok().and_then(|mut slot| slot.take());
+                if ended.is_some() {
+                    watcher.cut.store(true, Ordering::SeqCst);
+                }
                 drop(ended);
                 return;
             }
@@ -274,7 +281,13 @@ where
             return Poll::Ready(None);
         };
         let Some((body, _)) = slot.as_mut() else {
-            return Poll::Ready(None);
+            // Once: the error that aborts the response, then the end.
+            return Poll::Ready(watch.cut.swap(false, Ordering::SeqCst).then(|| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client stopped reading the feed",
+                ))
+            }));
         };
         let polled = body.as_mut().poll_next(cx);
         match &polled {
@@ -547,22 +560,25 @@ mod tests {
         let idle = Duration::from_millis(100);
         // The client takes one chunk and no more.
         let dropped = Arc::new(AtomicBool::new(false));
-        let chunks = futures_util::stream::iter([1, 2, 3]);
+        let chunk = |n: u8| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![n]));
+        let chunks = futures_util::stream::iter([chunk(1), chunk(2), chunk(3)]);
         let mut body = Box::pin(watched(chunks, Flag(dropped.clone()), idle));
-        assert_eq!(body.next().await, Some(1));
+        assert_eq!(body.next().await.unwrap().unwrap(), vec![1]);
         tokio::time::sleep(idle * 3).await;
         assert!(dropped.load(Ordering::SeqCst), "the place is given back");
-        assert_eq!(body.next().await, None, "the body ends");
+        let cut = body.next().await.expect("an error, not the end");
+        assert_eq!(cut.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        assert!(body.next().await.is_none(), "then the end");
 
         // The database takes long for each chunk; the client waits for every one.
         let kept = Arc::new(AtomicBool::new(false));
-        let slow = futures_util::stream::iter([1, 2]).then(move |chunk| async move {
+        let slow = futures_util::stream::iter([1u8, 2]).then(move |n| async move {
             tokio::time::sleep(idle * 3).await;
-            chunk
+            chunk(n)
         });
         let body = watched(slow, Flag(kept.clone()), idle);
-        let all: Vec<i32> = body.collect().await;
-        assert_eq!(all, [1, 2]);
+        let all: Vec<Vec<u8>> = body.map(|chunk| chunk.unwrap().to_vec()).collect().await;
+        assert_eq!(all, [vec![1], vec![2]]);
         assert!(kept.load(Ordering::SeqCst), "given back at the end");
     }
 }

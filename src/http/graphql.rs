@@ -645,7 +645,9 @@ async fn execute(
             return exchange.reply_with(status, retry, response);
         }
     };
+    // A multipart request was charged to its user before its body was read.
     if let Some(user) = viewer.user_id()
+        && !is_multipart(headers)
         && let Err(wait) = state.rates.from_user(user)
     {
         return exchange.reply(rate_limited(wait));

@@ -113,9 +113,9 @@ fn period_text(frequency: &str, start: NaiveDate) -> String {
 }
 
 /// The staged rows were just written: the statements of [`apply`] are planned on their real
-/// numbers. Run outside the applying transaction: `ANALYZE` holds a lock that another
-/// `ANALYZE` of the table waits for, and within a transaction it would hold it to the end,
-/// making every other upload's apply wait for this one's.
+/// numbers. Run in a short transaction of its own, not the applying one: `ANALYZE` holds a
+/// lock that another `ANALYZE` of the table waits for until the transaction ends, and within
+/// the applying transaction every other upload's apply would wait for this one's.
 pub async fn refresh_statistics(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
     diesel::sql_query("ANALYZE spreadsheet_values")
         .execute(conn)
@@ -302,7 +302,8 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
             options: Vec::new(),
         }));
     }
-    // Without a total, a breakdown's sum becomes the total — unless one is already stored.
+    // Without a total, a breakdown's sum becomes the total — unless one is already stored, or
+    // the sum exceeds the largest value there may be.
     diesel::sql_query(
         "INSERT INTO spreadsheet_values (spreadsheet_id, sheet_index, sheet, agency_id, \
              metric_key, frequency, date_range_start, value, derived) \
@@ -316,7 +317,7 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
                    AND outcome IS NULL \
                GROUP BY sheet_index, agency_id, metric_key, dimension_id, frequency, \
                    date_range_start) s \
-         WHERE NOT EXISTS ( \
+         WHERE s.sum <= $2 AND NOT EXISTS ( \
                  SELECT 1 FROM spreadsheet_values t \
                  WHERE t.spreadsheet_id = $1 AND t.dimension_id IS NULL AND NOT t.derived \
                      AND t.outcome IS NULL AND t.agency_id = s.agency_id \
@@ -333,6 +334,8 @@ pub async fn apply(conn: &mut AsyncPgConnection, mode: Mode) -> diesel::QueryRes
              s.dimension_id",
     )
     .bind::<Integer, _>(id)
+    // A total is a value like any other: none past the bound.
+    .bind::<diesel::sql_types::Double, _>(crate::limits::MAX_VALUE)
     .execute(conn)
     .await?;
     // An automated upload's breakdown is the whole breakdown: members it leaves out are

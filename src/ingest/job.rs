@@ -279,9 +279,14 @@ impl DropDirectory {
                 | AppError::Forbidden(_)
                 | AppError::Detailed { .. }),
             ) => refuse(system_dir, &path, name, &error.to_string()).await,
-            // The server's (the database, the disk): put back, to be taken again later.
+            // The server's (the database, the disk): put back, to be taken again later —
+            // unless a newer file of that name was dropped meanwhile, which is not replaced
+            // (a link does not replace; the file then waits in `processing/`).
             Err(error) => {
-                tokio::fs::rename(&path, system_dir.join(name)).await?;
+                let back = system_dir.join(name);
+                if tokio::fs::hard_link(&path, &back).await.is_ok() {
+                    tokio::fs::remove_file(&path).await?;
+                }
                 Err(anyhow::anyhow!("{error}"))
             }
         }

@@ -704,7 +704,13 @@ async fn apply_staged(
     settings: &IngestSettings,
 ) -> anyhow::Result<Finished> {
     let mut conn = pool.get().await?;
-    if let Err(error) = apply::refresh_statistics(&mut conn).await {
+    let refreshed = conn
+        .transaction(async |conn| {
+            set_session_limits(conn, settings).await?;
+            apply::refresh_statistics(conn).await
+        })
+        .await;
+    if let Err(error) = refreshed {
         // Statistics only guide the planner: apply with the ones there are.
         tracing::warn!(%error, upload = id.0, "cannot refresh the staging table's statistics");
     }

@@ -733,6 +733,7 @@ impl Parser {
         let key_ref = metric_key.as_deref();
         // A superagency's row goes to the child it names: only for the child's own metrics.
         if context.needs_agency()
+            && !std::ptr::eq(target, &context.agency)
             && let Some(metric) = metric
             && target.settings.effective(metric, &target.systems).is_none()
         {

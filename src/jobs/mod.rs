@@ -315,6 +315,22 @@ impl Worker {
                     worker = %self.name,
                     "a job's lease ran out while it ran; its outcome is left to the worker that took it up"
                 );
+                // That worker may have given up while this one still held the work (and so
+                // could not be given up on): a failure here ends it after all.
+                if outcome.is_err() {
+                    #[derive(diesel::QueryableByName)]
+                    struct State {
+                        #[diesel(sql_type = Text)]
+                        state: String,
+                    }
+                    let now: Option<State> =
+                        diesel::sql_query("SELECT state::text AS state FROM jobs WHERE id = $1")
+                            .bind::<BigInt, _>(job.id)
+                            .get_result(&mut *conn)
+                            .await
+                            .optional()?;
+                    return anyhow::Ok(now.is_some_and(|now| now.state == "FAILED"));
+                }
             }
             anyhow::Ok(gives_up && updated == 1)
         }
