@@ -540,6 +540,21 @@ fn may_be_kept_by_others(mut reply: Response, cacheable: bool, state: &AppState)
     reply
 }
 
+/// The answer to a request whose token could not be read or checked.
+fn not_authenticated(exchange: &Exchange, error: &AppError) -> Response {
+    if let AppError::Internal(source) = error {
+        tracing::error!(error = ?source, "authentication failed");
+    }
+    let response = refusal(error.code().as_str(), &error.to_string());
+    let status = match error.code() {
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let retry = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
+    exchange.reply_with(status, retry, response)
+}
+
 /// Whether the sender of a multipart request may send a file: a valid token of a user within
 /// their rate. The answer to send otherwise.
 async fn may_upload(
@@ -563,17 +578,7 @@ async fn may_upload(
                 response,
             )));
         }
-        Err(error) => {
-            let response = refusal(error.code().as_str(), &error.to_string());
-            let status = match error.code() {
-                ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-                ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            let retry =
-                (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
-            return Err(Box::new(exchange.reply_with(status, retry, response)));
-        }
+        Err(error) => return Err(Box::new(not_authenticated(exchange, &error))),
     };
     if let Err(wait) = state.rates.from_user(user) {
         return Err(Box::new(exchange.reply(rate_limited(wait))));
@@ -630,20 +635,7 @@ async fn execute(
     let viewer = auth::authenticate(&state.pool, &state.auth, authorization).await;
     let viewer = match viewer {
         Ok(viewer) => viewer,
-        Err(error) => {
-            if let AppError::Internal(source) = &error {
-                tracing::error!(error = ?source, "authentication failed");
-            }
-            let response = refusal(error.code().as_str(), &error.to_string());
-            let status = match error.code() {
-                ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-                ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            let retry =
-                (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
-            return exchange.reply_with(status, retry, response);
-        }
+        Err(error) => return not_authenticated(exchange, &error),
     };
     // A multipart request was charged to its user before its body was read.
     if let Some(user) = viewer.user_id()
