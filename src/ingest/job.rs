@@ -164,6 +164,10 @@ async fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tokio::fs::rename(&partial, path).await
 }
 
+/// How long ago a file must have been moved to `processing/` to be taken for one a stopped
+/// server left there.
+const ORPHAN_AGE: Duration = Duration::from_secs(600);
+
 /// Watches the drop directory: each file that stopped growing in
 /// `<dir>/<agency id>/<system>/` is moved to `processing/` and becomes an automated upload.
 pub struct DropDirectory {
@@ -176,8 +180,12 @@ pub struct DropDirectory {
 }
 
 impl DropDirectory {
-    /// Scans until the task is stopped.
+    /// Scans until the task is stopped. First, files a stopped server left in `processing/`
+    /// are filed as refused.
     pub async fn watch(self) {
+        if let Err(error) = self.recover(ORPHAN_AGE).await {
+            tracing::warn!(%error, dir = %self.dir.display(), "cannot look for files left in processing/");
+        }
         let mut seen: Vec<(PathBuf, u64, Option<SystemTime>)> = Vec::new();
         loop {
             match self.scan(&seen).await {
@@ -188,6 +196,65 @@ impl DropDirectory {
             }
             tokio::time::sleep(self.poll).await;
         }
+    }
+
+    /// Files in `processing/` that became no upload: a server took them (renamed them there)
+    /// and stopped before recording the upload. They go to `failed/` with a result asking for
+    /// the file again, rather than being ingested anew unseen. Only files moved there more than
+    /// `min_age` ago: another server may be recording one that it has just taken.
+    pub async fn recover(&self, min_age: Duration) -> anyhow::Result<usize> {
+        use std::os::unix::fs::MetadataExt;
+
+        use diesel_async::RunQueryDsl;
+        let mut filed = 0;
+        for (agency_dir, _) in subdirectories(&self.dir).await? {
+            for (system_dir, _) in subdirectories(&agency_dir).await? {
+                let mut entries = match tokio::fs::read_dir(system_dir.join("processing")).await {
+                    Ok(entries) => entries,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(error.into()),
+                };
+                while let Some(entry) = entries.next_entry().await? {
+                    let metadata = entry.metadata().await?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if !metadata.is_file() || name.starts_with('.') {
+                        continue;
+                    }
+                    // The time of the rename into processing/ (the inode's change time).
+                    let moved = SystemTime::UNIX_EPOCH
+                        + Duration::from_secs(u64::try_from(metadata.ctime()).unwrap_or(0));
+                    if moved.elapsed().unwrap_or_default() < min_age {
+                        continue;
+                    }
+                    let path = entry.path();
+                    let mut conn = self.pool.get().await?;
+                    #[derive(diesel::QueryableByName)]
+                    struct Known {
+                        #[diesel(sql_type = diesel::sql_types::Bool)]
+                        known: bool,
+                    }
+                    let known: Known = diesel::sql_query(
+                        "SELECT EXISTS (SELECT 1 FROM jobs WHERE payload->>'drop_path' = $1) AS known",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(path.to_string_lossy().into_owned())
+                    .get_result(&mut *conn)
+                    .await
+                    .map_err(|error| anyhow::anyhow!("{error}"))?;
+                    drop(conn);
+                    if !known.known {
+                        refuse(
+                            &system_dir,
+                            &path,
+                            &name,
+                            "the server stopped before this file became an upload; drop it again",
+                        )
+                        .await?;
+                        filed += 1;
+                    }
+                }
+            }
+        }
+        Ok(filed)
     }
 
     /// One scan: files unchanged since the previous scan are taken; the rest are returned to

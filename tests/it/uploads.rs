@@ -2137,3 +2137,54 @@ async fn a_dry_runs_staged_values_and_old_jobs_are_deleted_after_their_retention
     let kinds = rows(&db, "SELECT kind FROM jobs WHERE kind IN ('old', 'recent')").await;
     assert_eq!(kinds, [json!({ "kind": "recent" })]);
 }
+
+#[tokio::test]
+async fn a_file_left_in_processing_by_a_stopped_server_is_filed_as_refused() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let folder = dir
+        .path()
+        .join(harbor.0.to_string())
+        .join("LAW_ENFORCEMENT");
+    let processing = folder.join("processing");
+    std::fs::create_dir_all(&processing).expect("folder");
+    // One a server took and stopped with; one whose upload was recorded.
+    std::fs::write(processing.join("left.csv"), "year,month,value\n2016,1,9\n").expect("file");
+    std::fs::write(
+        processing.join("queued.csv"),
+        "year,month,value\n2016,1,9\n",
+    )
+    .expect("file");
+    execute(
+        &db,
+        &format!(
+            "INSERT INTO jobs (kind, payload) VALUES ('ingest', jsonb_build_object( \
+             'spreadsheet_id', 0, 'drop_path', '{}'))",
+            processing.join("queued.csv").display()
+        ),
+    )
+    .await;
+    let watcher = ingest::job::DropDirectory {
+        dir: dir.path().to_owned(),
+        poll: std::time::Duration::from_secs(60),
+        pool: db.pool.clone(),
+    };
+    // Moved there just now: perhaps another server is recording it.
+    assert_eq!(
+        watcher
+            .recover(std::time::Duration::from_secs(600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(watcher.recover(std::time::Duration::ZERO).await.unwrap(), 1);
+    assert!(folder.join("failed").join("left.csv").exists());
+    let result = std::fs::read_to_string(folder.join("failed").join("left.csv.result.json"))
+        .expect("result");
+    assert!(result.contains("drop it again"), "{result}");
+    assert!(
+        processing.join("queued.csv").exists(),
+        "a recorded upload's file stays"
+    );
+}
