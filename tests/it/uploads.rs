@@ -2188,3 +2188,109 @@ async fn a_file_left_in_processing_by_a_stopped_server_is_filed_as_refused() {
         "a recorded upload's file stays"
     );
 }
+
+/// A job handler under which another worker takes the job over (as after a lost lease), then
+/// succeeds or fails; it notes whether it was asked to give up.
+struct TakenOver {
+    pool: justice_counts::db::Pool,
+    fail: bool,
+    gave_up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl justice_counts::jobs::Handler for TakenOver {
+    fn run<'a>(
+        &'a self,
+        job: &'a justice_counts::jobs::Job,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            use diesel_async::RunQueryDsl;
+            let state = if self.fail { "'FAILED'" } else { "state" };
+            let mut conn = self.pool.get().await?;
+            diesel::sql_query(format!(
+                "UPDATE jobs SET worker = 'another', attempts = attempts + 1, state = {state} \
+                 WHERE id = {}",
+                job.id
+            ))
+            .execute(&mut *conn)
+            .await?;
+            if self.fail {
+                anyhow::bail!("it broke")
+            }
+            Ok(())
+        })
+    }
+
+    fn give_up<'a>(
+        &'a self,
+        _job: &'a justice_counts::jobs::Job,
+        _error: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<()>> {
+        self.gave_up
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_job_taken_over_by_another_worker_is_that_workers_to_record() {
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering;
+    for fail in [false, true] {
+        let db = TestDb::with_demo().await;
+        let gave_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut handlers: HashMap<String, Arc<dyn justice_counts::jobs::Handler>> = HashMap::new();
+        handlers.insert(
+            "taken-over".into(),
+            Arc::new(TakenOver {
+                pool: db.pool.clone(),
+                fail,
+                gave_up: gave_up.clone(),
+            }),
+        );
+        let mut conn = db.pool.get().await.expect("connection");
+        justice_counts::jobs::enqueue(&mut conn, "taken-over", &json!({}))
+            .await
+            .expect("queued");
+        drop(conn);
+        let workers = justice_counts::jobs::Workers::start(
+            db.pool.clone(),
+            handlers,
+            justice_counts::jobs::WorkerSettings {
+                workers: 1,
+                lease: std::time::Duration::from_secs(30),
+                poll: std::time::Duration::from_millis(50),
+            },
+            Arc::default(),
+        );
+        // The run ends: the job is the other worker's, as it left it.
+        let job = wait_for(
+            &db,
+            "SELECT worker = 'another' AS done, state::text AS state FROM jobs \
+             WHERE kind = 'taken-over'",
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        workers.stop();
+        let now = rows(
+            &db,
+            "SELECT state::text AS state FROM jobs WHERE kind = 'taken-over'",
+        )
+        .await;
+        if fail {
+            // The other worker failed it for good while this one held the work: this one,
+            // failing too, gives up on it.
+            assert_eq!(now[0]["state"], "FAILED");
+            assert!(
+                std::sync::atomic::AtomicBool::load(&gave_up, Ordering::SeqCst),
+                "given up"
+            );
+        } else {
+            // Its success is not recorded over the other worker's claim.
+            assert_eq!(now[0]["state"], "RUNNING", "{job}");
+            assert!(!std::sync::atomic::AtomicBool::load(
+                &gave_up,
+                Ordering::SeqCst
+            ));
+        }
+    }
+}
