@@ -212,8 +212,15 @@ impl ReportMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The reports.")] report_ids: Vec<ID>,
+        #[graphql(
+            desc = "The version of each report that was reviewed, in the order of \
+                          `reportIds`. When given, a report saved since is a CONFLICT \
+                          (`extensions.currentVersions`) and nothing is published, \
+                          so no one publishes values they have not seen."
+        )]
+        versions: Option<Vec<i32>>,
     ) -> async_graphql::Result<Vec<Report>> {
-        set_published(ctx, &report_ids, true).await
+        set_published(ctx, &report_ids, versions.as_deref(), true).await
     }
 
     /// Takes published reports back to draft (contributors): all or none.
@@ -222,8 +229,14 @@ impl ReportMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The reports.")] report_ids: Vec<ID>,
+        #[graphql(
+            desc = "The version of each report that was reviewed, in the order of \
+                          `reportIds`. When given, a report changed since is a CONFLICT \
+                          (`extensions.currentVersions`) and nothing changes."
+        )]
+        versions: Option<Vec<i32>>,
     ) -> async_graphql::Result<Vec<Report>> {
-        set_published(ctx, &report_ids, false).await
+        set_published(ctx, &report_ids, versions.as_deref(), false).await
     }
 
     /// Deletes reports with their values and history (platform staff): all or none. Returns
@@ -249,6 +262,7 @@ impl ReportMutation {
 async fn set_published(
     ctx: &Context<'_>,
     report_ids: &[ID],
+    versions: Option<&[i32]>,
     publish: bool,
 ) -> async_graphql::Result<Vec<Report>> {
     if report_ids.is_empty() {
@@ -260,7 +274,7 @@ async fn set_published(
     }
     let by = viewer(ctx).signed_in().gql()?.user_id;
     let mut conn = connection(ctx).await.gql()?;
-    let reports = lifecycle::set_published(&mut conn, &ids, publish, by)
+    let reports = lifecycle::set_published(&mut conn, &ids, versions, publish, by)
         .await
         .gql()?;
     Ok(reports.into_iter().map(Report).collect())

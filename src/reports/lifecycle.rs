@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::catalogue::Catalogue;
 use crate::db::schema::{report_status_changes, reports};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::{self, ReportEvent, ReportEventKind};
 use crate::models::agency::Agency;
 use crate::models::enums::{ReportFrequency, ReportStatus};
@@ -92,15 +92,28 @@ async fn lock(conn: &mut AsyncPgConnection, ids: &[ReportId]) -> AppResult<Vec<R
 
 /// Publishes (or takes back to draft) the reports, all or none. Reports already in the
 /// wanted status are left as they are; a report with nothing entered cannot be published.
+/// With `seen`, the version of each report (in the order of `ids`) the caller reviewed: a
+/// report now at another version is a CONFLICT naming the current versions, and nothing
+/// changes.
 pub async fn set_published(
     conn: &mut AsyncPgConnection,
     ids: &[ReportId],
+    seen: Option<&[i32]>,
     publish: bool,
     by: UserId,
 ) -> AppResult<Vec<Report>> {
+    if seen.is_some_and(|seen| seen.len() != ids.len()) {
+        return Err(AppError::BadUserInput(
+            "give one version per report, in the order of the reports".into(),
+        ));
+    }
     conn.transaction(async |conn| {
+        let locked = lock(conn, ids).await?;
+        if let Some(seen) = seen {
+            check_seen(&locked, ids, seen)?;
+        }
         let mut updated = Vec::new();
-        for report in lock(conn, ids).await? {
+        for report in locked {
             let target = if publish {
                 ReportStatus::Published
             } else {
@@ -161,6 +174,44 @@ pub async fn set_published(
         Ok(updated)
     })
     .await
+}
+
+/// CONFLICT when a locked report is no longer at the version the caller saw.
+fn check_seen(locked: &[Report], ids: &[ReportId], seen: &[i32]) -> AppResult<()> {
+    let changed: Vec<&Report> = locked
+        .iter()
+        .filter(|report| {
+            ids.iter()
+                .zip(seen)
+                .any(|(id, version)| *id == report.id && *version != report.version)
+        })
+        .collect();
+    let Some(first) = changed.iter().next() else {
+        return Ok(());
+    };
+    Err(AppError::Detailed {
+        code: ErrorCode::Conflict,
+        message: format!(
+            "report {} changed since it was reviewed (it is at version {}){}: reload and \
+             review again; nothing was changed",
+            first.id,
+            first.version,
+            match changed.len() {
+                1 => String::new(),
+                n => format!(
+                    ", and {} other report{}",
+                    n - 1,
+                    if n == 2 { "" } else { "s" }
+                ),
+            }
+        ),
+        details: serde_json::json!({
+            "currentVersions": changed
+                .iter()
+                .map(|r| serde_json::json!({ "reportId": r.id.to_string(), "version": r.version }))
+                .collect::<Vec<_>>(),
+        }),
+    })
 }
 
 /// Deletes the reports with their values and history, all or none.

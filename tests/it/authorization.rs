@@ -452,7 +452,7 @@ async fn fresh_report(db: &TestDb, fixture: &Fixture, status: ReportStatus) -> R
     if status == ReportStatus::Draft {
         return saved;
     }
-    lifecycle::set_published(&mut conn, &[saved.id], true, editor)
+    lifecycle::set_published(&mut conn, &[saved.id], None, true, editor)
         .await
         .unwrap()
         .pop()

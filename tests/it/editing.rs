@@ -435,7 +435,33 @@ async fn reports_are_created_once_published_unpublished_and_deleted() {
         "nothing to publish yet"
     );
     d.save(&report, 1, json!([arrests(json!(3))])).await;
-    let published = d.call(publish, json!({ "ids": [report] })).await;
+    let reviewed = "mutation($ids: [ID!]!, $versions: [Int!]) { publishReports(reportIds: $ids, versions: $versions) { status } }";
+    let unseen = d
+        .call(reviewed, json!({ "ids": [report], "versions": [1] }))
+        .await;
+    assert_eq!(error_codes(&unseen), ["CONFLICT"], "{unseen}");
+    assert_eq!(
+        unseen["errors"][0]["extensions"]["currentVersions"],
+        json!([{ "reportId": report, "version": 2 }]),
+        "{unseen}"
+    );
+    let miscounted = d
+        .call(reviewed, json!({ "ids": [report], "versions": [2, 2] }))
+        .await;
+    assert_eq!(error_codes(&miscounted), ["BAD_USER_INPUT"]);
+    let status = "query($id: ID!) { report(id: $id) { status version } }";
+    let unchanged = d.call(status, json!({ "id": report })).await;
+    assert_eq!(
+        unchanged["data"]["report"],
+        json!({ "status": "DRAFT", "version": 2 }),
+        "nothing was published"
+    );
+    let published = d
+        .call(
+            publish.replace("$ids: [ID!]!) { publishReports(reportIds: $ids)", "$ids: [ID!]!, $versions: [Int!]) { publishReports(reportIds: $ids, versions: $versions)").as_str(),
+            json!({ "ids": [report], "versions": [2] }),
+        )
+        .await;
     assert_eq!(
         published["data"]["publishReports"][0]["status"], "PUBLISHED",
         "{published}"
