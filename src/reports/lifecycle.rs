@@ -186,7 +186,7 @@ fn check_seen(locked: &[Report], ids: &[ReportId], seen: &[i32]) -> AppResult<()
                 .any(|(id, version)| *id == report.id && *version != report.version)
         })
         .collect();
-    let Some(first) = changed.iter().next() else {
+    let Some(first) = <[&Report]>::first(&changed) else {
         return Ok(());
     };
     Err(AppError::Detailed {
