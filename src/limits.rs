@@ -65,6 +65,11 @@ pub struct Limits {
     #[arg(long, env = "MAX_UPLOADS_IN_FLIGHT", default_value_t = 4)]
     pub max_uploads_in_flight: usize,
 
+    /// Database connections one request's resolvers hold at once besides the one its loaders
+    /// share; more wait for one of them to be given back.
+    #[arg(long, env = "MAX_REQUEST_CONNECTIONS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_request_connections: u16,
+
     /// Time to receive the body of a multipart request (HTTP 408 beyond).
     #[arg(long, env = "UPLOAD_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub upload_timeout: Duration,
@@ -268,6 +273,7 @@ impl Default for Limits {
             max_body_bytes: 1 << 20,
             max_upload_bytes: 100 << 20,
             max_uploads_in_flight: 4,
+            max_request_connections: 4,
             upload_timeout: Duration::from_secs(600),
             max_query_tokens: 5_000,
             max_query_depth: 16,

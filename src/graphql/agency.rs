@@ -737,7 +737,10 @@ impl AgencyMutation {
         };
         let mut conn = connection(ctx).await.gql()?;
         let id = new.insert(&mut conn).await.gql()?;
-        let agency = model::Agency::by_ids(&mut &*conn, &[id]).await.gql()?.pop();
+        let agency = model::Agency::by_ids(&mut &**conn, &[id])
+            .await
+            .gql()?
+            .pop();
         agency
             .map(Agency)
             .ok_or_else(|| agency_not_found(id).into_gql())

@@ -323,7 +323,7 @@ impl ReportSubscription {
     ) -> async_graphql::Result<impl Stream<Item = ReportChange> + use<>> {
         let id: AgencyId = parse_id(&agency_id, "agency").gql()?;
         let conn = connection(ctx).await.gql()?;
-        let agency = AgencyRow::by_ids(&mut &*conn, &[id])
+        let agency = AgencyRow::by_ids(&mut &**conn, &[id])
             .await
             .gql()?
             .pop()

@@ -41,6 +41,10 @@ use diesel_async::AsyncPgConnection;
 /// pipelining), instead of each taking a connection from the pool and a round trip of its
 /// own. The connection goes back to the pool as soon as no batch uses it, so a request never
 /// holds one while it waits for another.
+///
+/// Resolvers that need a connection of their own (writes, paged lists) take one within the
+/// request's budget: a list of such fields waits for a few connections in turn instead of
+/// taking the whole pool from every other request.
 #[derive(Clone)]
 pub struct Route(Arc<RouteInner>);
 
@@ -48,21 +52,61 @@ struct RouteInner {
     primary: Pool,
     replica: Option<(Pool, OperationName)>,
     shared: tokio::sync::Mutex<Weak<PooledConnection<'static>>>,
+    budget: tokio::sync::Semaphore,
+}
+
+/// A connection of a request's own, held within its budget.
+pub struct Budgeted<'a> {
+    conn: PooledConnection<'a>,
+    _place: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl<'a> Budgeted<'a> {
+    /// A connection outside any request's budget.
+    pub fn unbudgeted(conn: PooledConnection<'a>) -> Self {
+        Self { conn, _place: None }
+    }
+}
+
+impl<'a> std::ops::Deref for Budgeted<'a> {
+    type Target = PooledConnection<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Budgeted<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
 }
 
 impl Route {
-    /// Everything to the primary.
+    /// Everything to the primary, with the default budget.
     pub fn primary(pool: Pool) -> Self {
-        Self::reading(pool, None, OperationName::default())
+        Self::reading(
+            pool,
+            None,
+            OperationName::default(),
+            usize::from(crate::limits::Limits::default().max_request_connections),
+        )
     }
 
     /// Reads to `replica` once `operation` is known to hold queries only (its document is
-    /// parsed before any field resolves), everything else to `primary`.
-    pub fn reading(primary: Pool, replica: Option<Pool>, operation: OperationName) -> Self {
+    /// parsed before any field resolves), everything else to `primary`; resolvers hold at
+    /// most `budget` connections of their own at once.
+    pub fn reading(
+        primary: Pool,
+        replica: Option<Pool>,
+        operation: OperationName,
+        budget: usize,
+    ) -> Self {
         Self(Arc::new(RouteInner {
             primary,
             replica: replica.map(|replica| (replica, operation)),
             shared: tokio::sync::Mutex::new(Weak::new()),
+            budget: tokio::sync::Semaphore::new(budget.max(1)),
         }))
     }
 
@@ -74,17 +118,28 @@ impl Route {
             .map(|(replica, _)| replica)
     }
 
-    /// A connection of its own for the request's next statements.
-    pub async fn get(&self) -> AppResult<PooledConnection<'_>> {
+    /// A connection of its own for the request's next statements, once the request holds
+    /// fewer than its budget.
+    pub async fn get(&self) -> AppResult<Budgeted<'_>> {
+        // The semaphore is never closed.
+        let place = self.0.budget.acquire().await.ok();
         if let Some(replica) = self.replica() {
             match replica.get().await {
-                Ok(conn) => return Ok(conn),
+                Ok(conn) => {
+                    return Ok(Budgeted {
+                        conn,
+                        _place: place,
+                    });
+                }
                 Err(error) => {
                     tracing::warn!(%error, "a read replica is unreachable; reading from the primary");
                 }
             }
         }
-        Ok(self.0.primary.get().await?)
+        Ok(Budgeted {
+            conn: self.0.primary.get().await?,
+            _place: place,
+        })
     }
 
     /// The connection shared by the request's batches in flight, for statements that may be

@@ -399,7 +399,7 @@ impl MetricSettingsMutation {
         change_settings(&mut conn, agency.id, &metric.key, &change, viewer.user_id())
             .await
             .gql()?;
-        let settings = AgencyMetricSettings::of_agencies(&mut &*conn, &[agency.id])
+        let settings = AgencyMetricSettings::of_agencies(&mut &**conn, &[agency.id])
             .await
             .gql()?
             .remove(&agency.id)

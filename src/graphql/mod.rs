@@ -33,7 +33,7 @@ pub use self::pipeline::Executor;
 use crate::auth::AuthConfig;
 use crate::auth::permissions::agency_not_found;
 use crate::catalogue::Catalogue;
-use crate::db::{Pool, PooledConnection};
+use crate::db::Pool;
 use crate::error::{AppError, AppResult};
 use crate::events::EventBus;
 use crate::limits::Limits;
@@ -165,12 +165,12 @@ pub fn sdl() -> String {
 }
 
 /// A connection from the pool for a resolver's model call.
-pub(crate) async fn connection<'a>(ctx: &Context<'a>) -> AppResult<PooledConnection<'a>> {
+pub(crate) async fn connection<'a>(ctx: &Context<'a>) -> AppResult<loaders::Budgeted<'a>> {
     if let Some(route) = ctx.data_opt::<loaders::Route>() {
         return route.get().await;
     }
     let pool = ctx.data_unchecked::<Pool>();
-    Ok(pool.get().await?)
+    Ok(loaders::Budgeted::unbudgeted(pool.get().await?))
 }
 
 /// The in-memory catalogue.

@@ -34,7 +34,7 @@ async fn upload_for(
         .gql()?
         .ok_or_else(not_found)?;
     // Read directly, not through the request's loader: subscriptions have none.
-    let agency = Agency::by_ids(&mut &*conn, &[upload.agency_id])
+    let agency = Agency::by_ids(&mut &**conn, &[upload.agency_id])
         .await
         .gql()?
         .pop()

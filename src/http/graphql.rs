@@ -679,7 +679,12 @@ async fn execute(
         state.replicas.reader(reader.as_deref()).await
     };
     let operation = OperationName::default();
-    let route = loaders::Route::reading(state.pool.clone(), replica, operation.clone());
+    let route = loaders::Route::reading(
+        state.pool.clone(),
+        replica,
+        operation.clone(),
+        usize::from(state.limits.max_request_connections),
+    );
     let (loader, loader_tasks) = loaders::new_routed_loader(route.clone());
     let request = request
         .data(route)

@@ -1204,3 +1204,79 @@ async fn guessing_a_password_through_an_invitation_is_throttled_too() {
     assert_eq!(sign_in.codes(), ["RATE_LIMITED"], "{}", sign_in.body);
     assert_healthy(&app).await;
 }
+
+/// Fields that take a connection of their own, in a list, take a few of the pool's connections
+/// in turn: one request cannot hold the pool while every other request waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_holds_a_bounded_number_of_connections() {
+    use diesel_async::RunQueryDsl;
+    use justice_counts::models::user::NewUser;
+
+    let db = TestDb::with_demo().await;
+    let mut conn = db.connect().await;
+    NewUser {
+        name: "Staff".into(),
+        email: "staff@example.com".into(),
+        is_platform_admin: true,
+    }
+    .insert(&mut conn)
+    .await
+    .unwrap();
+    let pool = justice_counts::db::connect_with(&db.url, justice_counts::db::PoolSettings::new(8))
+        .await
+        .unwrap();
+    let limits = Limits {
+        rate_limit_burst: 0,
+        max_request_connections: 1,
+        ..Limits::default()
+    };
+    let app = TestApp::serve(
+        &db,
+        pool.clone(),
+        AuthConfig::with_limits(TokenKeys::generate(), &limits),
+        limits,
+    )
+    .await;
+    let token = app.token_for(&db, "staff@example.com").await;
+    app.graphql_as(Some(&token), "{ __typename }", json!({}))
+        .await;
+
+    // Every count waits on this lock with its connection taken.
+    let mut blocker = db.connect().await;
+    diesel::sql_query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    diesel::sql_query("LOCK TABLE reports IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let query = "{ agencies(first: 20) { nodes { name reports { totalCount } } } }";
+    let sample = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let state = pool.state();
+        diesel::sql_query("COMMIT")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        state.connections - state.idle_connections
+    };
+    let (answer, held) = tokio::join!(app.graphql_as(Some(&token), query, json!({})), sample);
+    assert!(answer["errors"].is_null(), "{answer}");
+    let nodes = answer["data"]["agencies"]["nodes"].as_array().unwrap();
+    assert!(
+        nodes.len() > 3,
+        "enough agencies to take the pool: {answer}"
+    );
+    assert!(
+        nodes
+            .iter()
+            .all(|node| node["reports"]["totalCount"].is_i64()),
+        "{answer}"
+    );
+    assert!(held >= 1, "the request was waiting on the lock");
+    assert!(
+        held <= 2,
+        "one connection for the loaders and one of the request's own, not {held}"
+    );
+}
