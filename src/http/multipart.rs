@@ -168,7 +168,15 @@ pub async fn read(
             )));
         };
         request.set_upload(path, upload);
-        files = 1;
+        // A path that names no variable places nothing, and the request would then point at
+        // a file it does not carry.
+        if request.uploads.is_empty() {
+            return Err(malformed(format!(
+                "`map` gives the file part `{name}` the path `{path}`, which names no variable of \
+                 the request"
+            )));
+        }
+        files = request.uploads.len();
     }
     if let Some(name) = map.keys().next() {
         return Err(malformed(format!(

@@ -293,6 +293,16 @@ async fn a_multipart_requests_json_parts_are_held_to_the_body_limit() {
         )
         .part("0", file("a.csv")),
         form(padded(10), "{}".into()).text("operations", padded(10)),
+        // A path to no variable, with a variable made to look like a placed file.
+        form(
+            json!({
+                "query": "mutation($f: File!) { uploadSpreadsheet(agencyId: \"1\", system: LAW_ENFORCEMENT, file: $f) { id } }",
+                "variables": { "f": "#__graphql_file__:0" },
+            })
+            .to_string(),
+            json!({ "0": ["variables.nope"] }).to_string(),
+        )
+        .part("0", file("a.csv")),
     ] {
         let body: Value = post(malformed)
             .await
