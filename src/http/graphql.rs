@@ -187,7 +187,7 @@ pub(super) fn refusal(code: &str, message: &str) -> async_graphql::Response {
     async_graphql::Response::from_errors(vec![error])
 }
 
-fn rate_limited(retry_after: u64) -> async_graphql::Response {
+pub(super) fn rate_limited(retry_after: u64) -> async_graphql::Response {
     let mut response = refusal(
         ErrorCode::RateLimited.as_str(),
         &format!("too many requests; retry in {retry_after} s"),

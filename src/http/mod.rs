@@ -155,15 +155,9 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
     state.public.follow(&state.events);
     forget_idle_clients(&state);
     let request_id = HeaderName::from_static(REQUEST_ID);
-    let router = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
-        .route("/graphql/ws", get(subscriptions::upgrade))
-        .route("/graphiql", get(async || graphiql::page()))
-        .route("/graphiql/assets/{file}", get(graphiql::asset))
-        .route("/health", get(ready))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics_text))
+    // Files and feeds take from the client address's rate as GraphQL requests do (GraphQL
+    // checks it itself, before reading a body; the socket, per subscription).
+    let files = Router::new()
         .route("/uploads/{id}/file", get(files::upload_file))
         .route("/agencies/{id}/templates/{file}", get(files::template))
         .route("/feed/{file}", get(feeds::public))
@@ -177,6 +171,20 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
             get(feeds::members_as(crate::export::Format::JsonLines)),
         )
         .route("/agencies/{id}/datapoints.xlsx", get(feeds::members_xlsx))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            within_address_rate,
+        ));
+    let router = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(subscriptions::upgrade))
+        .route("/graphiql", get(async || graphiql::page()))
+        .route("/graphiql/assets/{file}", get(graphiql::asset))
+        .route("/health", get(ready))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .merge(files)
         .route_layer(axum::middleware::from_fn(observe))
         .layer(
             TraceLayer::new_for_http()
@@ -267,6 +275,22 @@ fn forget_idle_clients(state: &AppState) {
             auth.throttle.forget_idle();
         }
     });
+}
+
+/// Refuses a request beyond its client address's rate (429, `RATE_LIMITED`, `Retry-After`).
+async fn within_address_rate(
+    State(state): State<AppState>,
+    Client(address): Client,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.rates.from_address(address) {
+        Ok(()) => next.run(request).await,
+        Err(retry_after) => files::error_response(&crate::error::AppError::RateLimited {
+            message: format!("too many requests; retry in {retry_after} s"),
+            retry_after,
+        }),
+    }
 }
 
 /// The client's address, as [`client::address`] finds it.

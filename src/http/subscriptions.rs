@@ -281,6 +281,24 @@ pub(super) async fn upgrade(
 struct SubscriptionsOnly(AppState);
 
 impl SubscriptionsOnly {
+    /// A subscription takes from its client address's rate and its user's, as an HTTP
+    /// request does: the refusal when either is spent.
+    fn beyond_rate(&self, data: Option<&Data>) -> Option<async_graphql::Response> {
+        let data = data?;
+        let of = |id: std::any::TypeId| data.get(&id);
+        let address = of(std::any::TypeId::of::<ClientAddress>())
+            .and_then(|value| value.downcast_ref::<ClientAddress>())
+            .copied();
+        let user = of(std::any::TypeId::of::<Viewer>())
+            .and_then(|value| value.downcast_ref::<Viewer>())
+            .and_then(Viewer::user_id);
+        let rates = &self.0.rates;
+        let spent = address
+            .map_or(Ok(()), |address| rates.from_address(address))
+            .and_then(|()| user.map_or(Ok(()), |user| rates.from_user(user)));
+        spent.err().map(super::graphql::rate_limited)
+    }
+
     /// Why `request` may not run here, as the response that says so.
     fn refusal(&self, request: &mut async_graphql::Request) -> Option<async_graphql::Response> {
         let state = &self.0;
@@ -331,7 +349,10 @@ impl async_graphql::Executor for SubscriptionsOnly {
         mut request: async_graphql::Request,
         session_data: Option<Arc<Data>>,
     ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
-        match self.refusal(&mut request) {
+        let refused = self
+            .beyond_rate(session_data.as_deref())
+            .or_else(|| self.refusal(&mut request));
+        match refused {
             Some(refused) => futures_util::stream::once(future::ready(refused)).boxed(),
             None => async_graphql::Executor::execute_stream(&self.0.schema, request, session_data),
         }

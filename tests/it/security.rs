@@ -849,6 +849,31 @@ async fn too_many_requests_from_one_address_or_one_user_are_refused() {
     // The burst, then refusals (one request a second comes back: allow for a slow machine).
     assert_eq!(statuses[..5], [200; 5], "{statuses:?}");
     assert!(statuses[5..].contains(&429), "{statuses:?}");
+    // Feeds and files take from the same rate.
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let response = app
+            .client
+            .get(format!("{}/feed/999999.csv", app.base_url))
+            .header("x-forwarded-for", "203.0.113.3")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[..5], [404; 5], "{statuses:?}");
+    assert!(statuses[5..].contains(&429), "{statuses:?}");
+    let refused = answer(
+        app.client
+            .get(format!("{}/agencies/1/datapoints.csv", app.base_url))
+            .header("x-forwarded-for", "203.0.113.3")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.codes(), ["RATE_LIMITED"]);
+    assert!(refused.retry_after().is_some());
 }
 
 #[tokio::test]

@@ -205,6 +205,54 @@ async fn connections_and_subscriptions_are_bounded() {
     assert_eq!(json_of(&answer)["type"], "connection_ack");
 }
 
+/// Each `subscribe` takes from the client address's rate and the user's, as a request does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_take_from_the_request_rates() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            max_subscriptions_per_connection: 50,
+            rate_limit_burst: 5,
+            rate_limit_per_second: 1,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let sheriff = agency_id(&app, &db, "Sheriff").await;
+    let token = app.token_for(&db, "sheriff.reader@example.com").await;
+    let (mut socket, ack) = connect(&app, &token).await;
+    assert_eq!(json_of(&ack)["type"], "connection_ack");
+    for id in 1..=10 {
+        subscribe(&mut socket, &id.to_string(), &sheriff).await;
+    }
+    let mut refused = Vec::new();
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_millis(1500), socket.next()).await
+    {
+        if let Message::Text(text) = message {
+            let message: Value = serde_json::from_str(&text).unwrap();
+            if message["type"] == "complete" {
+                continue;
+            }
+            assert_eq!(
+                error_of(&message)["extensions"]["code"],
+                "RATE_LIMITED",
+                "{message}"
+            );
+            refused.push(message["id"].as_str().unwrap().parse::<u32>().unwrap());
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "ten subscriptions at once within a burst of five"
+    );
+    assert!(
+        !refused.contains(&1),
+        "the first is within the burst: {refused:?}"
+    );
+}
+
 /// The error a refused `subscribe` is answered with.
 fn error_of(message: &Value) -> Value {
     if message["type"] == "error" {
