@@ -196,6 +196,15 @@ impl From<DieselError> for AppError {
                         tracing::warn!(%error, "the database ended a connection");
                         Self::Unavailable(UNAVAILABLE.into())
                     }
+                    // SQLSTATE 22021 and 22P05: text holding U+0000, which PostgreSQL
+                    // cannot store.
+                    _ if info.message().contains("invalid byte sequence")
+                        || info
+                            .message()
+                            .contains("unsupported Unicode escape sequence") =>
+                    {
+                        Self::BadUserInput("text may not contain the character U+0000".into())
+                    }
                     // SQLSTATE 57014: `statement_timeout` cancelled the statement.
                     _ if info.message().contains("statement timeout") => {
                         tracing::warn!(%error, "a statement ran out of time");

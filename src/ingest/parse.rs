@@ -14,7 +14,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::fuzzy::Matcher;
 use super::layout::{self, MetricSheet, SheetKind};
-use super::read::{Cell, format_number};
+use super::read::{Cell, MAX_SHEET_COLUMNS, format_number};
 use crate::catalogue::{Catalogue, MetricDefinition};
 use crate::limits::MIN_DATE;
 use crate::models::enums::{MessageSeverity, ReportFrequency, System};
@@ -257,6 +257,23 @@ impl Parser {
 
     /// Starts a sheet: decides its layout and checks its columns.
     pub fn begin_sheet(&mut self, index: usize, name: &str, header: &[Cell]) -> Vec<Output> {
+        if header.len() > MAX_SHEET_COLUMNS {
+            self.sheet = None;
+            return vec![Output::Message(Message {
+                severity: MessageSeverity::Error,
+                title: "Too Many Columns".into(),
+                description: format!(
+                    "The sheet has more than {MAX_SHEET_COLUMNS} columns, more than any layout \
+                     of an upload uses; none of its rows were saved. Keep the columns the \
+                     layout names and remove the others."
+                ),
+                sheet: Some(name.to_owned()),
+                row: None,
+                metric_key: None,
+                value: None,
+                options: Vec::new(),
+            })];
+        }
         let raw: Vec<String> = header
             .iter()
             .map(|cell| cell.display().trim().to_owned())

@@ -184,14 +184,37 @@ fn skip_bom(file: &mut BufReader<File>) -> std::io::Result<()> {
 fn cells_of(record: &csv::StringRecord) -> Vec<Cell> {
     record
         .iter()
+        .take(MAX_SHEET_COLUMNS + 1)
         .map(|text| {
             if text.is_empty() {
                 Cell::Empty
             } else {
-                Cell::Text(text.to_owned())
+                Cell::Text(storable(text))
             }
         })
         .collect()
+}
+
+/// The most columns a sheet of an upload may have; a wider sheet is refused whole. Rows are
+/// read to one column beyond, so that the refusal can tell.
+pub const MAX_SHEET_COLUMNS: usize = 64;
+
+/// The most characters of a cell's text kept; no valid cell comes near it, and a longer
+/// one is kept cut, with an ellipsis, to be quoted in the messages about it.
+pub const MAX_CELL_CHARS: usize = 1_000;
+
+/// Text a file gave, as an upload keeps it: at most [`MAX_CELL_CHARS`] characters, and the
+/// character U+0000, which no PostgreSQL `text` value may hold, as U+FFFD.
+pub(super) fn storable(text: &str) -> String {
+    let cut = text
+        .char_indices()
+        .nth(MAX_CELL_CHARS)
+        .map_or(text, |(end, _)| &text[..end]);
+    let mut kept = cut.replace('\0', "\u{FFFD}");
+    if cut.len() < text.len() {
+        kept.push('…');
+    }
+    kept
 }
 
 /// The rows of a worksheet's used range, numbered as the sheet numbers them.

@@ -9,7 +9,7 @@ use crate::models::enums::MessageSeverity;
 use crate::models::ids::SpreadsheetId;
 
 /// Messages about single rows kept for one upload: enough to fix a file by, and a bounded
-/// amount to store and to show.
+/// amount to store and to show. Messages about the file or its sheets have the same cap.
 pub const MAX_ROW_MESSAGES: usize = 1_000;
 
 /// Title of the message that says more rows had problems than were kept.
@@ -155,7 +155,8 @@ impl Batch {
         }
         if !m.title.is_empty() {
             let given = m.title.len();
-            // Messages about the file or a sheet always; messages about rows up to the cap.
+            // Messages about rows up to the cap, and messages about the file or its sheets up
+            // to the same cap of their own.
             let stored = diesel::sql_query(
                 "INSERT INTO spreadsheet_messages (spreadsheet_id, severity, title, message, sheet, \
                      row_number, metric_key, value, options) \
@@ -165,8 +166,11 @@ impl Batch {
                      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], \
                          $7::text[], $8::text[], $9::text[]) WITH ORDINALITY \
                          AS u(severity, title, description, sheet, row, metric, value, options, n)) t \
-                 WHERE t.row IS NULL OR t.k <= $10 - (SELECT count(*) FROM spreadsheet_messages \
-                     WHERE spreadsheet_id = $1 AND row_number IS NOT NULL) \
+                 WHERE t.k <= $10 - CASE WHEN t.row IS NULL \
+                     THEN (SELECT count(*) FROM spreadsheet_messages \
+                         WHERE spreadsheet_id = $1 AND row_number IS NULL) \
+                     ELSE (SELECT count(*) FROM spreadsheet_messages \
+                         WHERE spreadsheet_id = $1 AND row_number IS NOT NULL) END \
                  ORDER BY t.n",
             )
             .bind::<Integer, _>(spreadsheet.0)
@@ -190,8 +194,8 @@ impl Batch {
                 .bind::<Integer, _>(spreadsheet.0)
                 .bind::<Text, _>(TOO_MANY_MESSAGES)
                 .bind::<Text, _>(format!(
-                    "More rows have problems than the {MAX_ROW_MESSAGES} listed here; fix these \
-                     and upload the file again to see the rest."
+                    "The file has more problems than the {MAX_ROW_MESSAGES} listed here; fix \
+                     these and upload the file again to see the rest."
                 ))
                 .execute(conn)
                 .await?;

@@ -68,6 +68,7 @@ enum WireCell {
 fn to_wire(cells: &[Cell]) -> Vec<Option<WireCell>> {
     cells
         .iter()
+        .take(super::read::MAX_SHEET_COLUMNS + 1)
         .map(|cell| match cell {
             Cell::Empty => None,
             Cell::Text(text) => Some(WireCell::Text(text.clone())),
@@ -79,9 +80,10 @@ fn to_wire(cells: &[Cell]) -> Vec<Option<WireCell>> {
 fn from_wire(cells: Vec<Option<WireCell>>) -> Vec<Cell> {
     cells
         .into_iter()
+        .take(super::read::MAX_SHEET_COLUMNS + 1)
         .map(|cell| match cell {
             None => Cell::Empty,
-            Some(WireCell::Text(text)) => Cell::Text(text),
+            Some(WireCell::Text(text)) => Cell::Text(super::read::storable(&text)),
             Some(WireCell::Number(number)) => Cell::Number(number),
         })
         .collect()
@@ -202,7 +204,10 @@ fn open_with(
         broken: None,
     };
     let names = match stream.next_line()? {
-        Some(Line::Sheets(names)) => names,
+        Some(Line::Sheets(names)) => names
+            .iter()
+            .map(|name| super::read::storable(name))
+            .collect::<Vec<_>>(),
         Some(Line::Error(message)) => return Err(ReadError::Workbook(message)),
         _ => return Err(stream.stopped()),
     };

@@ -1305,3 +1305,23 @@ async fn one_request_holds_a_bounded_number_of_connections() {
         "one connection for the loaders and one of the request's own, not {held}"
     );
 }
+
+/// Text holding U+0000, which PostgreSQL cannot store, is the client's mistake.
+#[tokio::test]
+async fn text_holding_a_nul_character_is_bad_user_input() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    for (query, variables) in [
+        (
+            "query($name: String!) { agencies(filter: { nameContains: $name }) { totalCount } }",
+            json!({ "name": "Sher\u{0}iff" }),
+        ),
+        (
+            "mutation($email: String!) { signIn(input: { email: $email, password: \"whatever-it-is\" }) { accessToken } }",
+            json!({ "email": "a\u{0}@example.com" }),
+        ),
+    ] {
+        let answer = app.graphql(query, variables).await;
+        assert_eq!(error_codes(&answer), ["BAD_USER_INPUT"], "{answer}");
+    }
+}

@@ -2067,6 +2067,93 @@ async fn an_upload_keeps_a_bounded_number_of_messages_about_rows() {
 }
 
 #[tokio::test]
+async fn a_sheet_too_wide_is_refused_whole_and_odd_cells_are_quoted_as_stored() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let before = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
+    // Far wider than any layout: one message, not one per column.
+    let mut wide = String::from("year,month,value");
+    for column in 0..100_000 {
+        wide.push_str(&format!(",extra{column}"));
+    }
+    wide.push_str("\n2024,1,5\n");
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        wide.as_bytes(),
+        By::Automated,
+        false,
+    )
+    .await;
+    assert_eq!(
+        ingested.titles(),
+        ["Too Many Columns"],
+        "{:?}",
+        ingested.messages()
+    );
+    assert_eq!(values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await, before);
+
+    // A NUL character, which PostgreSQL cannot store, and a cell of 5,000 characters: each
+    // row is refused with its message, and the rest of the file is saved.
+    let long = "9".repeat(5_000);
+    let csv = format!("year,month,value\n20\u{0}24,1,5\n2024,2,{long}\n2024,3,7\n");
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        csv.as_bytes(),
+        By::Automated,
+        false,
+    )
+    .await;
+    let quoted: Vec<&str> = ingested
+        .messages()
+        .iter()
+        .filter_map(|message| message["description"].as_str())
+        .collect();
+    assert!(
+        quoted.iter().any(|text| text.contains("\"20\u{FFFD}24\"")),
+        "{quoted:?}"
+    );
+    let cut = format!("\"{}…\"", "9".repeat(1_000));
+    assert!(quoted.iter().any(|text| text.contains(&cut)), "{quoted:?}");
+    let saved: Vec<Value> = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS")
+        .await
+        .into_iter()
+        .filter(|value| {
+            value["start"]
+                .as_str()
+                .is_some_and(|start| start.starts_with("2024-0"))
+        })
+        .filter(|value| value["dimension"].is_null())
+        .collect();
+    let months: Vec<(&str, f64)> = saved
+        .iter()
+        .map(|value| {
+            (
+                value["start"].as_str().unwrap(),
+                value["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(months.contains(&("2024-03-01", 7.0)), "{months:?}");
+    let february = |values: &[Value]| {
+        values
+            .iter()
+            .find(|value| value["start"] == "2024-02-01" && value["dimension"].is_null())
+            .map(|value| value["value"].clone())
+    };
+    assert_eq!(
+        february(&saved),
+        february(&before),
+        "the refused row changed nothing"
+    );
+}
+
+#[tokio::test]
 async fn a_dry_runs_staged_values_and_old_jobs_are_deleted_after_their_retention() {
     use justice_counts::ingest::retention::{self, Retention};
     let db = TestDb::with_demo().await;
