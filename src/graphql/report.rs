@@ -50,6 +50,27 @@ impl Person {
 /// The GraphQL view of a report row; only made after the viewer may read its agency.
 pub struct Report(pub ReportRow);
 
+impl Report {
+    /// The report with this id, when the viewer may read its agency: reached from another
+    /// object (such as an upload that wrote into a child agency's report), a report is
+    /// checked as it would be when asked for by its id, and is none otherwise.
+    pub(crate) async fn readable(
+        ctx: &Context<'_>,
+        id: ReportId,
+    ) -> async_graphql::Result<Option<Self>> {
+        let loader = ctx.data_unchecked::<DbLoader>();
+        let Some(report) = loader.load_one(id).await? else {
+            return Ok(None);
+        };
+        let Some(agency) = loader.load_one(report.agency_id).await? else {
+            return Ok(None);
+        };
+        Ok(viewer(ctx)
+            .can(Permission::ReadAgency, agency.scope())
+            .then_some(Self(report)))
+    }
+}
+
 /// One agency's report for one period: monthly, or annual from the agency's starting month.
 #[Object]
 impl Report {

@@ -216,13 +216,10 @@ impl UploadReportChange {
         self.0.change
     }
 
-    /// The report.
+    /// The report; none when the viewer may no longer read its agency (a child agency
+    /// linked to another superagency since).
     async fn report(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Report>> {
-        Ok(ctx
-            .data_unchecked::<DbLoader>()
-            .load_one(self.0.report_id)
-            .await?
-            .map(Report))
+        Report::readable(ctx, self.0.report_id).await
     }
 }
 
@@ -295,16 +292,14 @@ impl UploadReportResult {
         Date(self.0.date_range_start)
     }
 
-    /// The report; none in a dry run for a report the upload would create.
+    /// The report; none in a dry run for a report the upload would create, and none when the
+    /// viewer may no longer read its agency (a child agency linked to another superagency
+    /// since).
     async fn report(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Report>> {
         let Some(id) = self.0.report_id else {
             return Ok(None);
         };
-        Ok(ctx
-            .data_unchecked::<DbLoader>()
-            .load_one(id)
-            .await?
-            .map(Report))
+        Report::readable(ctx, id).await
     }
 }
 

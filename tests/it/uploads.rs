@@ -1171,6 +1171,56 @@ async fn a_superagency_uploads_for_its_children_and_supervision_splits_by_subsys
     );
 }
 
+/// The reports an upload wrote into are shown to those who may read them now: a child agency
+/// linked elsewhere since is no longer the superagency's to see.
+#[tokio::test]
+async fn an_uploads_reports_are_shown_only_to_those_who_may_read_them_now() {
+    let db = TestDb::with_demo().await;
+    let council = agency(&db, "Public Safety Council").await;
+    let csv = "year,month,agency,value\n2022,1,Pine County Sheriff's Office,33\n";
+    let ingested = ingest_file(
+        &db,
+        council,
+        System::LawEnforcement,
+        "arrests.csv",
+        csv.as_bytes(),
+        By::Person("council.admin@example.com"),
+        false,
+    )
+    .await;
+    assert_eq!(ingested.status(), "INGESTED", "{:#}", ingested.summary);
+    let app = crate::support::TestApp::spawn(&db).await;
+    let token = app.token_for(&db, "council.admin@example.com").await;
+    let query = "query($id: ID!) { upload(id: $id) { reportChanges { report { id } } reports { report { id } } } }";
+    let shown = async |token: &str| {
+        let answer = app
+            .graphql_as(
+                Some(token),
+                query,
+                json!({ "id": ingested.id.0.to_string() }),
+            )
+            .await;
+        assert!(answer["errors"].is_null(), "{answer}");
+        let upload = &answer["data"]["upload"];
+        (
+            upload["reportChanges"][0]["report"].clone(),
+            upload["reports"][0]["report"].clone(),
+        )
+    };
+    let (changed, result) = shown(&token).await;
+    assert!(
+        changed["id"].is_string() && result["id"].is_string(),
+        "{changed} {result}"
+    );
+    execute(
+        &db,
+        "UPDATE agencies SET super_agency_id = NULL WHERE name = 'Pine County Sheriff''s Office'",
+    )
+    .await;
+    let token = app.token_for(&db, "council.admin@example.com").await;
+    assert_eq!(shown(&token).await, (Value::Null, Value::Null));
+}
+
 #[tokio::test]
 async fn a_breakdown_without_a_total_gives_the_total_unless_one_is_stored() {
     let db = TestDb::with_demo().await;
