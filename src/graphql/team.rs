@@ -242,7 +242,9 @@ impl TeamMutation {
     }
 
     /// Accepts an invitation with its one-time code and signs the invitee in. The invitee
-    /// chooses their password here unless their account has one already.
+    /// chooses their password here unless their account has one already; an account invited
+    /// by several agencies chooses it with the invitation that created it, and accepts the
+    /// others with that password.
     async fn accept_invitation(
         &self,
         ctx: &Context<'_>,

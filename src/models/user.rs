@@ -305,6 +305,24 @@ pub async fn accept_invitation(
                 }
             }
             None => {
+                // Only the invitation that created the account (made in the same transaction,
+                // so at the same time) chooses its password, unless the account belongs to no
+                // other agency: another agency's admin holds the code of their own invitation
+                // and must not choose the password of someone invited elsewhere.
+                let created_by_this = membership.created_at == user.created_at;
+                let elsewhere: i64 = memberships::table
+                    .filter(memberships::user_id.eq(user.id))
+                    .filter(memberships::agency_id.ne(membership.agency_id))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if !created_by_this && elsewhere > 0 {
+                    return Err(AppError::BadUserInput(
+                        "this account was created by another invitation: accept that one first, \
+                         choosing your password there, then this one with that password"
+                            .into(),
+                    ));
+                }
                 crate::auth::passwords::validate_new(password)?;
                 let hash = hasher.hash(password).await?;
                 User::set_password_hash(conn, user.id, &hash).await?;

@@ -256,3 +256,72 @@ async fn a_pending_invitation_grants_nothing_yet() {
         "PENDING"
     );
 }
+
+/// The admin of another agency holds the code of their own invitation: it must not choose
+/// the password of someone another agency invited first.
+#[tokio::test]
+async fn only_the_invitation_that_created_an_account_chooses_its_password() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let first_agency = async |email: &str| {
+        let token = app.token_for(&db, email).await;
+        let me = app
+            .graphql_as(
+                Some(&token),
+                "{ me { memberships { agency { id } } } }",
+                json!({}),
+            )
+            .await;
+        (
+            token,
+            me["data"]["me"]["memberships"][0]["agency"]["id"].clone(),
+        )
+    };
+    let (sheriff_admin, sheriff) = first_agency("sheriff.admin@example.com").await;
+    let (mesa_admin, mesa) = first_agency("mesa.admin@example.com").await;
+    let invite = "mutation($a: ID!) {
+        inviteMember(input: {agencyId: $a, email: \"sam@example.com\", name: \"Sam\", role: READ_ONLY}) {
+            invitationCode
+        }
+    }";
+    let code = async |token: &str, agency: &Value| {
+        let invited = app
+            .graphql_as(Some(token), invite, json!({ "a": agency }))
+            .await;
+        invited["data"]["inviteMember"]["invitationCode"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{invited}"))
+            .to_owned()
+    };
+    let creating = code(&sheriff_admin, &sheriff).await;
+    let other = code(&mesa_admin, &mesa).await;
+    let accept = "mutation($code: String!, $password: String!) {
+        acceptInvitation(input: {code: $code, password: $password}) { accessToken }
+    }";
+    let taken = app
+        .graphql(
+            accept,
+            json!({ "code": other, "password": "the other admin's choice" }),
+        )
+        .await;
+    assert_eq!(error_codes(&taken), ["BAD_USER_INPUT"], "{taken}");
+    assert_eq!(
+        error_codes(&sign_in(&app, "sam@example.com", "the other admin's choice").await),
+        ["UNAUTHENTICATED"]
+    );
+    let joined = app
+        .graphql(
+            accept,
+            json!({ "code": creating, "password": "sam's own password" }),
+        )
+        .await;
+    assert!(joined["errors"].is_null(), "{joined}");
+    // Then the other invitation is accepted with the account's password.
+    let joined = app
+        .graphql(
+            accept,
+            json!({ "code": other, "password": "sam's own password" }),
+        )
+        .await;
+    assert!(joined["errors"].is_null(), "{joined}");
+}
