@@ -192,6 +192,37 @@ impl Viewer {
         )))
     }
 
+    /// Succeeds for platform staff whose token allows administration of each of `agencies`
+    /// (the agencies the operation changes: a token narrowed to some agencies administers
+    /// those only).
+    pub fn require_platform_admin_over(&self, agencies: &[AgencyId]) -> AppResult<()> {
+        self.require_platform_admin()?;
+        self.require_token_over(Operation::Admin, agencies)
+    }
+
+    /// Succeeds when the viewer's token allows `operation` on each of `agencies`: for work
+    /// that reaches beyond the agency checked by role, such as a superagency's upload into
+    /// its child agencies.
+    pub fn require_token_over(&self, operation: Operation, agencies: &[AgencyId]) -> AppResult<()> {
+        let Self::User(user) = self else {
+            return Err(AppError::Unauthenticated("sign in first".into()));
+        };
+        match agencies
+            .iter()
+            .find(|&&agency| !user.token_allows(operation, Some(agency)))
+        {
+            Some(agency) => Err(AppError::Forbidden(format!(
+                "this access token does not allow {} agency {agency}",
+                match operation {
+                    Operation::Read => "reading",
+                    Operation::Write => "entering data for",
+                    Operation::Admin => "administering",
+                }
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Succeeds for platform staff whose token allows administration.
     pub fn require_platform_admin(&self) -> AppResult<()> {
         let Self::User(user) = self else {

@@ -726,6 +726,9 @@ impl AgencyMutation {
             .map(|id| parse_id(id, "agency"))
             .transpose()
             .gql()?;
+        viewer(ctx)
+            .require_platform_admin_over(super_agency_id.as_slice())
+            .gql()?;
         let new = model::NewAgency {
             name: input.name.trim().into(),
             state_code: input.state_code.to_lowercase(),
@@ -761,6 +764,9 @@ impl AgencyMutation {
             .map(|id| parse_id(id, "agency"))
             .collect::<Result<_, _>>()
             .gql()?;
+        viewer(ctx)
+            .require_platform_admin_over(&[vec![parent], children.clone()].concat())
+            .gql()?;
         let parent = find_agency(ctx, parent).await?;
         let mut conn = connection(ctx).await.gql()?;
         model::link_children(&mut conn, parent.id, &children)
@@ -779,6 +785,7 @@ impl AgencyMutation {
     ) -> async_graphql::Result<Agency> {
         viewer(ctx).require_platform_admin().gql()?;
         let id: AgencyId = parse_id(&agency_id, "agency").gql()?;
+        viewer(ctx).require_platform_admin_over(&[id]).gql()?;
         let agency = find_agency(ctx, id).await?;
         let mut conn = connection(ctx).await.gql()?;
         model::set_dashboard(&mut conn, agency.id, enabled)

@@ -253,6 +253,14 @@ impl ReportMutation {
             .map(|id| parse_id(id, "report"))
             .collect::<Result<_, _>>()
             .gql()?;
+        let agencies: Vec<AgencyId> = ctx
+            .data_unchecked::<DbLoader>()
+            .load_many(ids.iter().copied())
+            .await?
+            .into_values()
+            .map(|report: ReportRow| report.agency_id)
+            .collect();
+        viewer(ctx).require_platform_admin_over(&agencies).gql()?;
         let mut conn = connection(ctx).await.gql()?;
         let deleted = lifecycle::delete(&mut conn, &ids).await.gql()?;
         Ok(deleted.into_iter().map(|id| ID(id.to_string())).collect())

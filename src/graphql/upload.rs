@@ -88,6 +88,21 @@ impl UploadMutation {
         dry_run: Option<bool>,
     ) -> async_graphql::Result<Upload> {
         let agency = agency_for(ctx, &agency_id, Permission::PublishReports).await?;
+        if agency.is_superagency {
+            // Its rows go to its child agencies: the token must allow entering their data.
+            let conn = connection(ctx).await.gql()?;
+            let children: Vec<crate::models::ids::AgencyId> =
+                Agency::children_of(&mut &**conn, &[agency.id])
+                    .await
+                    .map_err(AppError::from)
+                    .gql()?
+                    .into_iter()
+                    .map(|child| child.id)
+                    .collect();
+            viewer(ctx)
+                .require_token_over(crate::auth::permissions::Operation::Write, &children)
+                .gql()?;
+        }
         let value = file.value(ctx)?;
         let upload = NewUpload {
             agency: agency.id,

@@ -78,6 +78,16 @@ pub(super) async fn member_agency(
     if !viewer.can(Permission::ReadAgency, agency.scope()) {
         return Err(agency_not_found(id));
     }
+    if agency.is_superagency {
+        // What it downloads may hold its child agencies' values: the token must allow
+        // reading them.
+        let children: Vec<AgencyId> = Agency::children_of(&mut &*conn, &[id])
+            .await?
+            .into_iter()
+            .map(|child| child.id)
+            .collect();
+        viewer.require_token_over(crate::auth::permissions::Operation::Read, &children)?;
+    }
     Ok(agency)
 }
 

@@ -354,3 +354,106 @@ async fn a_token_longer_than_the_limit_is_refused_before_it_is_read() {
         .unwrap_or_default();
     assert!(message.contains("longer than 8192 bytes"), "{message}");
 }
+
+/// A token narrowed to some agencies reaches no other agency, even where the work is platform
+/// administration or reaches a superagency's children.
+#[tokio::test]
+async fn a_narrowed_token_reaches_no_other_agency_through_administration_or_children() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let (sheriff, sheriff_id) = agency(&app, &db, "Sheriff").await;
+    let (district_attorney, _) = agency(&app, &db, "District Attorney").await;
+    let (council, council_id) = agency(&app, &db, "Public Safety Council").await;
+    let staff = app.token_for(&db, "admin@example.com").await;
+    let narrowed = attenuate(
+        &staff,
+        &Restrictions {
+            agencies: vec![sheriff_id],
+            ..Restrictions::default()
+        },
+    )
+    .unwrap();
+    let dashboard =
+        "mutation($a: ID!) { setDashboardEnabled(agencyId: $a, enabled: true) { name } }";
+    let other = app
+        .graphql_as(
+            Some(&narrowed),
+            dashboard,
+            json!({ "a": district_attorney }),
+        )
+        .await;
+    assert_eq!(error_codes(&other), ["FORBIDDEN"], "{other}");
+    let own = app
+        .graphql_as(Some(&narrowed), dashboard, json!({ "a": sheriff }))
+        .await;
+    assert!(own["errors"].is_null(), "{own}");
+    let link = "mutation($p: ID!, $c: ID!) { linkChildAgencies(superagencyId: $p, childAgencyIds: [$c]) { name } }";
+    let linked = app
+        .graphql_as(Some(&narrowed), link, json!({ "p": council, "c": sheriff }))
+        .await;
+    assert_eq!(error_codes(&linked), ["FORBIDDEN"], "{linked}");
+    let reports = app
+        .graphql_as(
+            Some(&staff),
+            "query($a: ID!) { agency(id: $a) { reports(first: 1) { nodes { id } } } }",
+            json!({ "a": district_attorney }),
+        )
+        .await;
+    let report = reports["data"]["agency"]["reports"]["nodes"][0]["id"].clone();
+    assert!(report.is_string(), "{reports}");
+    let deleted = app
+        .graphql_as(
+            Some(&narrowed),
+            "mutation($r: ID!) { deleteReports(reportIds: [$r]) }",
+            json!({ "r": report }),
+        )
+        .await;
+    assert_eq!(error_codes(&deleted), ["FORBIDDEN"], "{deleted}");
+
+    // The council's admin, narrowed to the council itself: not its children's data.
+    let council_admin = app.token_for(&db, "council.admin@example.com").await;
+    let only_council = attenuate(
+        &council_admin,
+        &Restrictions {
+            agencies: vec![council_id],
+            ..Restrictions::default()
+        },
+    )
+    .unwrap();
+    let download = |token: String| {
+        app.client
+            .get(format!(
+                "{}/agencies/{council}/datapoints.xlsx?system=LAW_ENFORCEMENT",
+                app.base_url
+            ))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(download(council_admin.clone()).await.unwrap().status(), 200);
+    assert_eq!(download(only_council.clone()).await.unwrap().status(), 403);
+    let operations = json!({
+        "query": "mutation($a: ID!, $f: File!) { uploadSpreadsheet(agencyId: $a, system: LAW_ENFORCEMENT, file: $f) { id } }",
+        "variables": { "a": council, "f": null },
+    });
+    let form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", json!({ "0": ["variables.f"] }).to_string())
+        .part(
+            "0",
+            reqwest::multipart::Part::bytes(b"year,month,agency,value\n".to_vec())
+                .file_name("arrests.csv"),
+        );
+    let uploaded: Value = app
+        .client
+        .post(format!("{}/graphql", app.base_url))
+        .header("Apollo-Require-Preflight", "true")
+        .bearer_auth(&only_council)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_codes(&uploaded), ["FORBIDDEN"], "{uploaded}");
+}
