@@ -442,6 +442,12 @@ impl<'a> Walk<'a> {
             return (1, None, 1);
         };
         let (child_type, is_list) = named_type(&definition.ty);
+        // A series has a point per period in its span, whatever data there is: counted at
+        // the longest span a series may have, monthly.
+        if parent == Some("MetricSeries") && name == "points" {
+            let points = u64::from(self.limits.max_series_years).saturating_mul(12);
+            return (points.max(1), Some(child_type), 1);
+        }
         let in_connection = parent.is_some_and(|parent| parent.ends_with("Connection"));
         if in_connection && matches!(name, "edges" | "nodes") {
             return (page, Some(child_type), 1);
@@ -620,6 +626,35 @@ mod tests {
             max: 0,
             message: error.message.clone(),
         })
+    }
+
+    #[test]
+    fn a_series_costs_a_point_per_period_of_the_longest_span() {
+        let limits = Limits::default();
+        let series = |count: usize| {
+            let aliases: String = (0..count)
+                .map(|i| {
+                    format!(
+                        "s{i}: publishedSeries(input: {{metricKey: \"LAW_ENFORCEMENT_ARRESTS\"}}) \
+                         {{ points {{ start end value reportedPeriods expectedPeriods \
+                         members {{ name label value }} }} }} "
+                    )
+                })
+                .collect();
+            format!("{{ agency(id: \"1\") {{ {aliases} }} }}")
+        };
+        // One series with its members is within the limit; a few dozen are far beyond.
+        assert!(check(&limits, &series(1)).is_ok());
+        assert_eq!(
+            check(&limits, &series(25)).unwrap_err().limit,
+            "max_query_complexity"
+        );
+        let every_agency = "{ agencies(first: 100) { nodes { publishedSeries(input: \
+                            {metricKey: \"LAW_ENFORCEMENT_ARRESTS\"}) { points { start end value } } } } }";
+        assert_eq!(
+            check(&limits, every_agency).unwrap_err().limit,
+            "max_query_complexity"
+        );
     }
 
     #[test]
