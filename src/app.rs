@@ -47,7 +47,7 @@ impl Database {
                 cluster: None,
             });
         }
-        let root = options.data_dir.join("postgres");
+        let root = Cluster::placed(&options.data_dir.join("postgres"))?;
         if let Some(url) = Cluster::held_elsewhere(&root, EMBEDDED_DATABASE) {
             tracing::info!(dir = %root.display(), "using the private cluster of the running server");
             return Ok(Self {

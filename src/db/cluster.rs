@@ -305,6 +305,52 @@ impl Cluster {
         socket_url(&self.root, database)
     }
 
+    /// Where the cluster meant for `root` lives: `root` itself, unless this process is root
+    /// and the `postgres` user, which then runs the cluster, cannot reach it (a checkout in
+    /// `/root`, say); then a directory named after `root` under `/var/lib/justice-counts`,
+    /// which it can. The same `root` always gives the same place.
+    pub fn placed(root: &Path) -> anyhow::Result<PathBuf> {
+        Self::placed_in(root, Path::new("/var/lib/justice-counts"))
+    }
+
+    /// [`Cluster::placed`], with the fallback directories under `base`.
+    pub fn placed_in(root: &Path, base: &Path) -> anyhow::Result<PathBuf> {
+        let Some((uid, gid)) = cluster_owner()? else {
+            return Ok(root.to_owned());
+        };
+        fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+        let canonical = root
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", root.display()))?;
+        if check_reachable(&canonical, uid, gid).is_ok() {
+            return Ok(root.to_owned());
+        }
+        // FNV-1a of the path: stable across builds, unlike the standard library's hasher.
+        let text = canonical.to_string_lossy();
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let readable: String = text
+            .chars()
+            .rev()
+            .take(32)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        fs::create_dir_all(base).with_context(|| format!("cannot create {}", base.display()))?;
+        fs::set_permissions(base, fs::Permissions::from_mode(0o755))?;
+        let placed = base.join(format!("{}-{hash:016x}", readable.trim_matches('-')));
+        check_reachable(&placed, uid, gid)?;
+        tracing::warn!(
+            data_dir = %root.display(),
+            cluster = %placed.display(),
+            "the postgres user cannot reach the data directory; the private cluster lives elsewhere"
+        );
+        Ok(placed)
+    }
+
     /// The URL of database `database` of the cluster in `root` when another process (a
     /// running server) holds that cluster and it is up: commands then use it through its
     /// socket instead of starting it. None when the cluster is free or not running.

@@ -149,3 +149,29 @@ fn binaries_on_the_path_come_first() {
     };
     assert_eq!(PgBinaries::locate(&search).unwrap().dir(), on_path);
 }
+
+/// A data directory the `postgres` user cannot reach (a checkout under `/root`, when the
+/// server runs as root) gets its cluster in a place of its own that the user can reach,
+/// the same place every time; as a normal user, the data directory itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_the_cluster_cannot_reach_gets_a_place_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("home");
+    fs::create_dir(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let root = private.join("checkout/.data/postgres");
+    let base = dir.path().join("var-lib");
+    let placed = Cluster::placed_in(&root, &base).unwrap();
+    if !nix::unistd::Uid::effective().is_root() {
+        assert_eq!(placed, root);
+        return;
+    }
+    assert!(placed.starts_with(&base), "{}", placed.display());
+    assert_eq!(Cluster::placed_in(&root, &base).unwrap(), placed, "stable");
+    let (cluster, created) = start(&placed).unwrap();
+    assert!(created);
+    execute(&cluster, "CREATE TABLE kept (name TEXT)").await;
+    // A reachable data directory is used as it is.
+    let open = dir.path().join("open/.data/postgres");
+    assert_eq!(Cluster::placed_in(&open, &base).unwrap(), open);
+}
