@@ -1,4 +1,4 @@
-//! The first slice of the API over HTTP: agencies and the metric catalogue.
+//! Agencies and the metric catalogue over HTTP.
 
 use serde_json::{Value, json};
 
