@@ -10,6 +10,7 @@ pub mod editing;
 pub mod guards;
 pub mod loaders;
 pub mod metric;
+pub mod nulls;
 pub mod operation;
 pub mod order;
 pub mod pagination;

@@ -34,7 +34,7 @@ use lru::LruCache;
 
 use super::loaders::DbLoader;
 use super::operation::OperationName;
-use super::{AppSchema, codes, cost, order, variables};
+use super::{AppSchema, codes, cost, nulls, order, variables};
 use crate::limits::Limits;
 
 /// The longest document text kept parsed.
@@ -214,6 +214,12 @@ impl Executor {
         // The document is valid: validation can only fault the variables' values, which is
         // the user's input, as is an unknown operation name; the default code is that one.
         codes::complete(&mut response);
+        nulls::propagate(
+            &schema.registry,
+            &kept.document,
+            operation_name.as_deref(),
+            &mut response,
+        );
         order::restore(&kept.document, operation_name.as_deref(), &mut response);
         response
     }
@@ -298,6 +304,12 @@ impl Extension for RequestPipeline {
         let mut response = next.run(ctx, operation_name).await;
         let kept = self.document.lock().ok().and_then(|mut kept| kept.take());
         if let Some(kept) = kept {
+            nulls::propagate(
+                &ctx.schema_env.registry,
+                &kept.document,
+                operation_name,
+                &mut response,
+            );
             order::restore(&kept.document, operation_name, &mut response);
         }
         response

@@ -71,7 +71,7 @@ fn to_wire(cells: &[Cell]) -> Vec<Option<WireCell>> {
         .take(super::read::MAX_SHEET_COLUMNS + 1)
         .map(|cell| match cell {
             Cell::Empty => None,
-            Cell::Text(text) => Some(WireCell::Text(text.clone())),
+            Cell::Text(text) => Some(WireCell::Text(super::read::storable(text))),
             Cell::Number(number) => Some(WireCell::Number(*number)),
         })
         .collect()

@@ -290,3 +290,52 @@ async fn queries_nested_too_deeply_are_refused_before_running() {
     );
     assert_eq!(response["errors"][0]["extensions"]["max"], 16);
 }
+
+/// A field that fails is null in its object, and when its type does not allow null the null
+/// goes up to the nearest field that does (the specification's "Handling Execution Errors"):
+/// the answer always has the shape the schema promises. Each document is sent twice, as a
+/// document seen before runs a path of its own.
+#[tokio::test]
+async fn a_failed_field_is_null_and_a_non_null_one_nulls_its_parent() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let district_attorney = crate::support::agency_id(&app, &db, "District Attorney").await;
+    for _ in 0..2 {
+        // Nullable: present, as null, beside the fields that worked.
+        let missing = app
+            .graphql(
+                "{ gone: agency(id: \"999999\") { name } systems { key } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(error_codes(&missing), ["NOT_FOUND"], "{missing}");
+        let data = missing["data"].as_object().expect("data");
+        assert!(data.get("gone").is_some_and(Value::is_null), "{missing}");
+        assert!(data["systems"].is_array(), "{missing}");
+        // Non-null (`team` is `[TeamMember!]!`): its agency becomes null; the rest stays.
+        let refused = app
+            .graphql(
+                "query($a: ID!) { agency(id: $a) { name team { name } } systems { key } }",
+                json!({ "a": district_attorney }),
+            )
+            .await;
+        assert_eq!(error_codes(&refused), ["UNAUTHENTICATED"], "{refused}");
+        assert_eq!(
+            refused["errors"][0]["path"],
+            json!(["agency", "team"]),
+            "{refused}"
+        );
+        let data = refused["data"].as_object().expect("data");
+        assert!(data.get("agency").is_some_and(Value::is_null), "{refused}");
+        assert!(data["systems"].is_array(), "{refused}");
+        // A non-null root field: `data` itself is null.
+        let root = app
+            .graphql(
+                "query($a: ID!) { systems { key } upload(id: $a) { id } }",
+                json!({ "a": "999999" }),
+            )
+            .await;
+        assert!(!error_codes(&root).is_empty(), "{root}");
+        assert!(root["data"].is_null(), "{root}");
+    }
+}

@@ -195,15 +195,23 @@ async fn an_agency_restricted_token_cannot_read_another_agency_its_user_could() 
         .graphql_as(Some(&narrowed), team, json!({ "a": corrections }))
         .await;
     assert_eq!(error_codes(&hidden), ["NOT_FOUND"], "{hidden}");
-    // Public profile, private team.
+    // Public profile, private team (which may not be null, so the agency is).
     let public = app
         .graphql_as(Some(&narrowed), team, json!({ "a": district_attorney }))
         .await;
+    assert_eq!(error_codes(&public), ["FORBIDDEN"], "{public}");
+    assert!(public["data"]["agency"].is_null(), "{public}");
+    let profile = app
+        .graphql_as(
+            Some(&narrowed),
+            "query($a: ID!) { agency(id: $a) { name } }",
+            json!({ "a": district_attorney }),
+        )
+        .await;
     assert_eq!(
-        public["data"]["agency"]["name"],
+        profile["data"]["agency"]["name"],
         "Pine County District Attorney"
     );
-    assert_eq!(error_codes(&public), ["FORBIDDEN"], "{public}");
     // The listing shows the token's agency and public ones only.
     let listed = app
         .graphql_as(
