@@ -80,7 +80,7 @@ fn nullability<'a>(
     for segment in path {
         match segment {
             PathSegment::Field(key) => {
-                let parent = named(&ty);
+                let parent = named(ty);
                 let mut fields = Vec::new();
                 for set in &sets {
                     collect(document, set, parent, key, &mut fields, &mut Vec::new());
