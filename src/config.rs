@@ -195,7 +195,7 @@ pub enum TokenCommand {
         #[arg(long, env = "TOKEN_EMAIL")]
         email: String,
         /// How long the token is valid: 90s, 15m, 8h, 7d.
-        #[arg(long, env = "TOKEN_LIFETIME", default_value = "1h", value_parser = parse_duration)]
+        #[arg(long, env = "TOKEN_LIFETIME", default_value = "1h", value_parser = positive_duration)]
         lifetime: Duration,
     },
     /// Narrow a token offline by appending checks; prints the new token.
@@ -225,6 +225,21 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::auth::tokens::parse_duration(text)
 }
 
+/// A duration of 1 ms or more.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    crate::auth::tokens::parse_duration_of_at_least(text, Duration::from_millis(1))
+}
+
+/// How often something is looked for: 100 ms or more.
+fn poll_duration(text: &str) -> Result<Duration, String> {
+    crate::auth::tokens::parse_duration_of_at_least(text, Duration::from_millis(100))
+}
+
+/// A job's lease: 1 s or more (its worker shows a sign of life every third of it).
+fn lease_duration(text: &str) -> Result<Duration, String> {
+    crate::auth::tokens::parse_duration_of_at_least(text, Duration::from_secs(1))
+}
+
 /// Options of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -233,11 +248,11 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// Lifetime of access tokens: 90s, 15m, 8h.
-    #[arg(long, env = "ACCESS_TOKEN_LIFETIME", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, env = "ACCESS_TOKEN_LIFETIME", default_value = "15m", value_parser = positive_duration)]
     pub access_token_lifetime: Duration,
 
     /// Lifetime of a session without renewal: 30d.
-    #[arg(long, env = "SESSION_LIFETIME", default_value = "30d", value_parser = parse_duration)]
+    #[arg(long, env = "SESSION_LIFETIME", default_value = "30d", value_parser = positive_duration)]
     pub session_lifetime: Duration,
 
     /// Streaming read replicas of the database (comma-separated URLs): queries read from
@@ -281,11 +296,11 @@ pub struct BackgroundArgs {
 
     /// How long a running job stays claimed without a sign of life from its worker; after
     /// that another worker takes it up.
-    #[arg(long, env = "JOB_LEASE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "JOB_LEASE", default_value = "60s", value_parser = lease_duration)]
     pub job_lease: Duration,
 
     /// How often an idle worker looks for jobs (it is also woken when one is queued).
-    #[arg(long, env = "JOB_POLL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "JOB_POLL", default_value = "5s", value_parser = poll_duration)]
     pub job_poll: Duration,
 
     /// Spreadsheet rows read per batch (one transaction each).
@@ -294,7 +309,7 @@ pub struct BackgroundArgs {
     pub ingest_batch_rows: u32,
 
     /// Longest one SQL statement of an ingest may run.
-    #[arg(long, env = "INGEST_STATEMENT_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "INGEST_STATEMENT_TIMEOUT", default_value = "10m", value_parser = positive_duration)]
     pub ingest_statement_timeout: Duration,
 
     /// Memory, in MiB, one sort or hash of an ingest's statements may use before it spills to
@@ -320,7 +335,7 @@ pub struct BackgroundArgs {
     pub ingest_dir: Option<PathBuf>,
 
     /// How often the drop directory is scanned.
-    #[arg(long, env = "INGEST_DIR_POLL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "INGEST_DIR_POLL", default_value = "5s", value_parser = poll_duration)]
     pub ingest_dir_poll: Duration,
 
     /// How long a finished dry run keeps the values it staged (its summary and messages stay).
@@ -414,6 +429,26 @@ mod tests {
             format!("{:?}", cli.serve.limits),
             format!("{:?}", Limits::default())
         );
+    }
+
+    #[test]
+    fn time_limits_polls_and_leases_of_zero_are_refused() {
+        for (option, value) in [
+            ("--job-lease", "0s"),
+            ("--job-lease", "500ms"),
+            ("--job-poll", "0s"),
+            ("--ingest-dir-poll", "10ms"),
+            ("--request-timeout", "0s"),
+            ("--feed-idle-timeout", "0ms"),
+            ("--database-pool-wait", "0s"),
+        ] {
+            assert!(
+                Cli::try_parse_from(["justice-counts", option, value]).is_err(),
+                "{option} {value}"
+            );
+        }
+        assert!(Cli::try_parse_from(["justice-counts", "--job-lease", "1s"]).is_ok());
+        assert!(Cli::try_parse_from(["justice-counts", "--public-max-age", "0s"]).is_ok());
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub struct Limits {
     pub max_request_connections: u16,
 
     /// Time to receive the body of a multipart request (HTTP 408 beyond).
-    #[arg(long, env = "UPLOAD_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "UPLOAD_TIMEOUT", default_value = "10m", value_parser = positive_duration)]
     pub upload_timeout: Duration,
 
     /// Most lexical tokens in a GraphQL document, counted before it is parsed.
@@ -126,15 +126,15 @@ pub struct Limits {
     pub introspection: Introspection,
 
     /// Longest a request may run before it is answered with 503 (90s, 30s, 500ms).
-    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub request_timeout: Duration,
 
     /// Longest one SQL statement may run (PostgreSQL's `statement_timeout`).
-    #[arg(long, env = "STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "STATEMENT_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub statement_timeout: Duration,
 
     /// Longest a request waits for a database connection before it is answered with 503.
-    #[arg(long, env = "DATABASE_POOL_WAIT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "DATABASE_POOL_WAIT", default_value = "2s", value_parser = positive_duration)]
     pub pool_wait: Duration,
 
     /// Requests a client address may make in a burst (0: no general rate limit).
@@ -174,7 +174,7 @@ pub struct Limits {
     pub max_connections_per_user: usize,
 
     /// How long a WebSocket connection may wait before its `connection_init`.
-    #[arg(long, env = "WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "WS_INIT_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub ws_init_timeout: Duration,
 
     /// Header that carries the client address set by a trusted reverse proxy, such as
@@ -218,12 +218,12 @@ pub struct Limits {
 
     /// Longest a feed may take to stream (PostgreSQL's `statement_timeout` on its
     /// connection): a client that stops reading lets the connection go then.
-    #[arg(long, env = "FEED_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "FEED_TIMEOUT", default_value = "10m", value_parser = positive_duration)]
     pub feed_timeout: Duration,
 
     /// How long a feed waits for its client to take the next part of the body before it ends
     /// (and gives its place back).
-    #[arg(long, env = "FEED_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "FEED_IDLE_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub feed_idle_timeout: Duration,
 
     /// Public feeds one client address downloads at once.
@@ -354,6 +354,11 @@ impl Limits {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::auth::tokens::parse_duration(text)
+}
+
+/// A time limit: 1 ms or more (zero would refuse everything).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    crate::auth::tokens::parse_duration_of_at_least(text, Duration::from_millis(1))
 }
 
 /// Logs a refusal by limit name, and counts it in the metrics.

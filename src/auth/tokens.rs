@@ -472,6 +472,19 @@ pub fn describe(token: &str, keys: &TokenKeys) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// [`parse_duration`], refusing durations under `minimum`: a time limit of zero would refuse
+/// everything, a poll of zero would spin.
+pub fn parse_duration_of_at_least(text: &str, minimum: Duration) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < minimum {
+        return Err(format!(
+            "{text:?} is shorter than {}ms",
+            minimum.as_millis()
+        ));
+    }
+    Ok(duration)
+}
+
 /// Parses a duration such as `500ms`, `90s`, `15m`, `1h` or `7d` (at most ten years).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     const MAX_MILLIS: u64 = 10 * 366 * 86_400_000;
