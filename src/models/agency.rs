@@ -316,8 +316,16 @@ pub async fn change_profile(
     agency: AgencyId,
     settings: &[(AgencySettingKind, Option<String>)],
     jurisdictions: Option<&[(String, JurisdictionKind)]>,
-) -> QueryResult<()> {
+) -> AppResult<()> {
     use diesel_async::AsyncConnection;
+    if let Some(jurisdictions) = jurisdictions {
+        let mut seen = std::collections::HashSet::new();
+        if let Some((geoid, _)) = jurisdictions.iter().find(|(geoid, _)| !seen.insert(geoid)) {
+            return Err(AppError::BadUserInput(format!(
+                "the jurisdiction {geoid:?} is listed more than once"
+            )));
+        }
+    }
     conn.transaction(async |conn| {
         for (kind, value) in settings {
             match value {
@@ -363,7 +371,7 @@ pub async fn change_profile(
                 .execute(conn)
                 .await?;
         }
-        Ok(())
+        Ok::<_, AppError>(())
     })
     .await
 }

@@ -140,6 +140,8 @@ async fn agency_settings_and_jurisdictions_are_replaced() {
     );
     let bad = a.call(update, json!({ "input": { "agencyId": a.sheriff, "jurisdictions": [{ "geoid": "north", "kind": "INCLUDED" }] } })).await;
     assert_eq!(error_codes(&bad), ["BAD_USER_INPUT"], "{bad}");
+    let twice = a.call(update, json!({ "input": { "agencyId": a.sheriff, "jurisdictions": [{ "geoid": "41001", "kind": "INCLUDED" }, { "geoid": "41001", "kind": "EXCLUDED" }] } })).await;
+    assert_eq!(error_codes(&twice), ["BAD_USER_INPUT"], "{twice}");
 }
 
 #[tokio::test]
