@@ -244,7 +244,6 @@ pub struct MemberSettingInput {
     /// Whether the agency reports this member; omitted leaves it as it is.
     pub is_enabled: Option<bool>,
     /// What the agency counts under this member; null removes it, omitted leaves it.
-    #[graphql(default)]
     pub description: MaybeUndefined<String>,
 }
 
@@ -272,8 +271,7 @@ pub struct MetricSettingsInput {
     pub starting_month: Option<i32>,
     /// For supervision metrics, whether data is reported per subsystem.
     pub is_disaggregated_by_subsystem: Option<bool>,
-    /// The agency's note on how it defines the metric; null removes it.
-    #[graphql(default)]
+    /// The agency's note on how it defines the metric; null removes it, omitted leaves it.
     pub definition_note: MaybeUndefined<String>,
     /// Breakdown members to change.
     #[graphql(default)]

@@ -109,6 +109,21 @@ async fn metric_settings_change_take_effect_and_are_kept_in_history() {
     );
     let foreign = a.call(SETTINGS, json!({ "input": { "agencyId": a.sheriff, "metricKey": "PRISONS_ADMISSIONS", "isEnabled": true } })).await;
     assert_eq!(error_codes(&foreign), ["BAD_USER_INPUT"]);
+    // Omitted, the note stays; null, it goes.
+    let kept = a
+        .call(SETTINGS, json!({ "input": { "agencyId": a.sheriff, "metricKey": "LAW_ENFORCEMENT_ARRESTS", "isEnabled": false } }))
+        .await;
+    assert_eq!(
+        kept["data"]["updateMetricSettings"]["definitionNote"], "Custodial arrests only.",
+        "{kept}"
+    );
+    let removed = a
+        .call(SETTINGS, json!({ "input": { "agencyId": a.sheriff, "metricKey": "LAW_ENFORCEMENT_ARRESTS", "definitionNote": null } }))
+        .await;
+    assert!(
+        removed["data"]["updateMetricSettings"]["definitionNote"].is_null(),
+        "{removed}"
+    );
 }
 
 #[tokio::test]
