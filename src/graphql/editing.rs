@@ -337,6 +337,11 @@ impl ReportSubscription {
             .pop()
             .ok_or_else(|| agency_not_found(id).into_gql())?;
         drop(conn);
+        // To whoever may not know of it, an agency that is not public answers as a missing
+        // one does, signed in or not.
+        if viewer(ctx).user_id().is_none() && !agency.scope().is_public {
+            return Err(agency_not_found(id).into_gql());
+        }
         viewer(ctx)
             .require(Permission::ReadAgency, agency.scope())
             .gql()?;

@@ -133,6 +133,17 @@ async fn a_change_of_the_users_roles_closes_their_connections() {
     crate::uploads::execute(
         &db,
         "DELETE FROM memberships WHERE user_id = \
+         (SELECT id FROM users WHERE email = 'harbor.contributor@example.com')",
+    )
+    .await;
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), socket.next()).await;
+    assert!(
+        quiet.is_err(),
+        "the connection stays open and quiet: {quiet:?}"
+    );
+    crate::uploads::execute(
+        &db,
+        "DELETE FROM memberships WHERE user_id = \
          (SELECT id FROM users WHERE email = 'sheriff.reader@example.com')",
     )
     .await;
@@ -250,6 +261,54 @@ async fn subscriptions_take_from_the_request_rates() {
     assert!(
         !refused.contains(&1),
         "the first is within the burst: {refused:?}"
+    );
+}
+
+/// To an anonymous subscriber, an agency that is not public answers as a missing one does;
+/// a public one asks for a sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_subscriber_cannot_tell_a_private_agency_from_a_missing_one() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let corrections = agency_id(&app, &db, "Community Corrections").await;
+    let sheriff = agency_id(&app, &db, "Sheriff").await;
+    let mut request = format!("{}/graphql/ws", app.base_url.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": {} });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    assert_eq!(
+        json_of(&next(&mut socket, Duration::from_secs(5)).await)["type"],
+        "connection_ack"
+    );
+    let mut codes = Vec::new();
+    for (id, agency) in [
+        ("1", corrections.as_str()),
+        ("2", "999999"),
+        ("3", sheriff.as_str()),
+    ] {
+        subscribe(&mut socket, id, agency).await;
+        let answer = loop {
+            let message = json_of(&next(&mut socket, Duration::from_secs(5)).await);
+            if message["type"] != "complete" {
+                break message;
+            }
+        };
+        assert_eq!(answer["id"], id, "{answer}");
+        codes.push(error_of(&answer)["extensions"]["code"].clone());
+    }
+    assert_eq!(
+        codes,
+        [
+            json!("NOT_FOUND"),
+            json!("NOT_FOUND"),
+            json!("UNAUTHENTICATED")
+        ]
     );
 }
 
