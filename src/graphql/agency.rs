@@ -113,6 +113,7 @@ impl Agency {
     }
 
     /// Every grant, change and removal of a role in the agency, oldest first.
+    /// For members of the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn team_history(
         &self,
@@ -134,6 +135,7 @@ impl Agency {
     }
 
     /// The agency's settings (purpose, homepage, ...), by kind.
+    /// For members of the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn settings(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AgencySetting>> {
         let rows = ctx
@@ -152,6 +154,7 @@ impl Agency {
     }
 
     /// The census areas the agency's data covers or leaves out.
+    /// For members of the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn jurisdictions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Jurisdiction>> {
         let rows = ctx
@@ -170,6 +173,7 @@ impl Agency {
 
     /// The catalogue metrics of the agency's systems with the agency's settings (or the
     /// catalogue's defaults), in catalogue order.
+    /// For members of the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn metrics(
         &self,
@@ -205,6 +209,7 @@ impl Agency {
     }
 
     /// The agency's reports, drafts included: newest period first, paged and filtered.
+    /// For members of the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn reports(
         &self,
@@ -258,6 +263,7 @@ impl Agency {
     }
 
     /// The agency's latest monthly report, by period.
+    /// For members of the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn latest_monthly_report(
         &self,
@@ -276,6 +282,7 @@ impl Agency {
 
     /// The agency's latest annual report for each month its reporting years start in (an
     /// agency may report some metrics by calendar year and others by fiscal year).
+    /// For members of the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn latest_annual_reports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Report>> {
         let reports = ctx
@@ -290,6 +297,7 @@ impl Agency {
     }
 
     /// The spreadsheets the agency uploaded, newest first.
+    /// For members of the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn uploads(
         &self,
@@ -321,6 +329,7 @@ impl Agency {
     }
 
     /// A metric's values over time, drafts included (the data-visualisation screen).
+    /// For members of the agency (READ_ONLY and up) and platform staff.
     #[graphql(guard = "Can::in_agency(Permission::ReadAgency, self.0.scope())")]
     async fn series(
         &self,

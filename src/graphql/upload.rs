@@ -54,7 +54,8 @@ pub struct UploadQuery;
 
 #[Object]
 impl UploadQuery {
-    /// One upload, with its progress, messages and result (members of its agency).
+    /// One upload, with its progress, messages and result (members of its agency); NOT_FOUND
+    /// when there is no such upload or the viewer may not see it.
     #[graphql(guard = "SignedIn")]
     async fn upload(
         &self,

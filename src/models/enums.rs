@@ -218,11 +218,11 @@ pub enum InvitationStatus {
 #[ExistingTypePath = "crate::db::schema::sql_types::AgencySettingKind"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
 pub enum AgencySettingKind {
-    /// What the agency is and does, shown on its dashboard.
+    /// What the agency is and does, in its own words.
     PurposeAndFunctions,
     /// The agency's public website.
     HomepageUrl,
-    /// Where the public can ask about the agency's data.
+    /// The address to write to with questions about the agency's data.
     ContactEmail,
     /// Notes on how the agency shares and qualifies its data.
     DataSharingNotes,
