@@ -184,20 +184,29 @@ impl SessionMutation {
     }
 
     /// Signs out: the session's refresh token, this access token and every token derived from
-    /// it stop working, and open subscriptions made with them end. Returns true.
+    /// it stop working, and open subscriptions made with them end. With a narrowed token (one
+    /// derived from another), only that token and those derived from it stop working: whoever
+    /// was handed a narrowed token cannot end the session it came from. Returns true.
     #[graphql(guard = "SignedIn")]
     async fn sign_out(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let signed_in = viewer(ctx).signed_in().gql()?;
         let mut conn = connection(ctx).await.gql()?;
         let token = &signed_in.token;
+        // A token's blocks each have a revocation id; a derived token's last one is its own.
+        let narrowed = token.revocation_ids.len() > 1;
+        let (session, revoked) = if narrowed {
+            (None, token.revocation_ids.last().cloned().into_iter().collect())
+        } else {
+            (token.session_id, token.revocation_ids.clone())
+        };
         conn.transaction(async |conn| {
-            session::revoke_tokens(conn, &token.revocation_ids, Some(signed_in.user_id)).await?;
-            if let Some(session) = token.session_id {
+            session::revoke_tokens(conn, &revoked, Some(signed_in.user_id)).await?;
+            if let Some(session) = session {
                 Session::revoke(conn, session).await?;
             }
             let revocation = Revocation {
-                session_id: token.session_id,
-                revocation_ids: token.revocation_ids.clone(),
+                session_id: session,
+                revocation_ids: revoked,
             };
             events::notify_revocation(conn, &revocation).await?;
             Ok::<_, diesel::result::Error>(revocation)

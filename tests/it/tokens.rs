@@ -465,3 +465,51 @@ async fn a_narrowed_token_reaches_no_other_agency_through_administration_or_chil
         .unwrap();
     assert_eq!(error_codes(&uploaded), ["FORBIDDEN"], "{uploaded}");
 }
+
+/// Whoever holds a narrowed token may sign it out, but not the session it was derived from.
+#[tokio::test]
+async fn signing_out_a_narrowed_token_ends_that_token_only() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let signed_in = app
+        .graphql(
+            "mutation { signIn(input: {email: \"sheriff.reader@example.com\", password: \"justice-counts-demo\"}) { accessToken } }",
+            json!({}),
+        )
+        .await;
+    let token = signed_in["data"]["signIn"]["accessToken"]
+        .as_str()
+        .expect("signed in")
+        .to_owned();
+    let handed_out = attenuate(
+        &token,
+        &Restrictions {
+            read_only: true,
+            ..Restrictions::default()
+        },
+    )
+    .unwrap();
+    let out = app
+        .graphql_as(Some(&handed_out), "mutation { signOut }", json!({}))
+        .await;
+    assert_eq!(out["data"]["signOut"], true, "{out}");
+    let ended = app.graphql_as(Some(&handed_out), ME, json!({})).await;
+    assert_eq!(error_codes(&ended), ["UNAUTHENTICATED"], "{ended}");
+    let kept = app.graphql_as(Some(&token), ME, json!({})).await;
+    assert_eq!(kept["data"]["me"]["email"], "sheriff.reader@example.com", "{kept}");
+    // The session's own token ends it, and every token derived from it.
+    let derived = attenuate(
+        &token,
+        &Restrictions {
+            read_only: true,
+            ..Restrictions::default()
+        },
+    )
+    .unwrap();
+    app.graphql_as(Some(&token), "mutation { signOut }", json!({}))
+        .await;
+    for token in [&token, &derived] {
+        let ended = app.graphql_as(Some(token), ME, json!({})).await;
+        assert_eq!(error_codes(&ended), ["UNAUTHENTICATED"], "{ended}");
+    }
+}
