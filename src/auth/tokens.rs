@@ -361,6 +361,34 @@ struct Decisions {
 }
 
 impl VerifiedToken {
+    /// When the token stops allowing reads: the authority's expiry, or an earlier one a
+    /// narrowing block set. Found by bisection over the seconds until the authority's expiry
+    /// (a check on the time only ever turns from allowing to refusing), a few dozen
+    /// evaluations at most.
+    pub fn reads_until(&self) -> DateTime<Utc> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let end = u64::try_from(self.expires_at.timestamp()).unwrap_or(0);
+        let reads = |second: u64| self.evaluate_at(&[Operation::Read], None, second);
+        // The first second in [now, end] that does not read; `end` when all of them do.
+        let (mut low, mut high) = (now, end.max(now));
+        if !reads(low) {
+            high = low;
+        }
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if reads(middle) {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        DateTime::from_timestamp(i64::try_from(high).unwrap_or(i64::MAX), 0)
+            .unwrap_or(self.expires_at)
+            .min(self.expires_at)
+    }
+
     /// Whether the token's checks allow `operation` on `agency` now.
     pub fn allows(&self, operation: Operation, agency: Option<AgencyId>) -> bool {
         let second = SystemTime::now()
@@ -528,6 +556,30 @@ mod tests {
         assert_eq!(verified.session_id, Some(3));
         assert!(verified.allows(Operation::Admin, Some(AgencyId(1))));
         assert_eq!(verified.revocation_ids.len(), 1);
+    }
+
+    #[test]
+    fn a_token_reads_until_its_earliest_expiry() {
+        let keys = TokenKeys::generate();
+        let token = keys.issue(UserId(7), None, in_minutes(60)).unwrap();
+        let verified = keys.verify(&token).unwrap();
+        assert_eq!(verified.reads_until(), verified.expires_at);
+        let sooner = in_minutes(10);
+        let narrowed = attenuate(
+            &token,
+            &Restrictions {
+                expires_at: Some(sooner),
+                ..Restrictions::default()
+            },
+        )
+        .unwrap();
+        let verified = keys.verify(&narrowed).unwrap();
+        let until = verified.reads_until();
+        assert!(
+            (until - sooner).num_seconds().abs() <= 1,
+            "{until} against {sooner}"
+        );
+        assert!(until < verified.expires_at);
     }
 
     #[test]

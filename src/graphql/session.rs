@@ -195,7 +195,10 @@ impl SessionMutation {
         // A token's blocks each have a revocation id; a derived token's last one is its own.
         let narrowed = token.revocation_ids.len() > 1;
         let (session, revoked) = if narrowed {
-            (None, token.revocation_ids.last().cloned().into_iter().collect())
+            (
+                None,
+                token.revocation_ids.last().cloned().into_iter().collect(),
+            )
         } else {
             (token.session_id, token.revocation_ids.clone())
         };

@@ -523,7 +523,7 @@ async fn accept(
         credentials._slot = Some(slot);
         credentials.waiting = None;
         if let Viewer::User(user) = &viewer {
-            let left = (user.token.expires_at - chrono::Utc::now())
+            let left = (user.token.reads_until() - chrono::Utc::now())
                 .to_std()
                 .unwrap_or_default();
             credentials.expires_at = Some(tokio::time::Instant::now() + left);

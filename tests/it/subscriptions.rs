@@ -164,6 +164,29 @@ async fn a_subscription_ends_when_its_access_token_expires() {
     assert!(reason.contains("expired"), "{reason}");
 }
 
+/// A token narrowed to expire sooner than it was issued for ends its subscriptions then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_ends_when_its_narrowed_token_expires() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let sheriff = agency_id(&app, &db, "Sheriff").await;
+    let token = sign_in(&app).await;
+    let narrowed = justice_counts::auth::tokens::attenuate(
+        &token,
+        &justice_counts::auth::tokens::Restrictions {
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::seconds(4)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (mut socket, ack) = connect(&app, &narrowed).await;
+    assert_eq!(json_of(&ack)["type"], "connection_ack");
+    subscribe(&mut socket, "1", &sheriff).await;
+    let (code, reason) = closed(&mut socket, Duration::from_secs(10)).await;
+    assert_eq!(code, 4401);
+    assert!(reason.contains("expired"), "{reason}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_and_subscriptions_are_bounded() {
     let db = TestDb::with_demo().await;

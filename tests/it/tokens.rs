@@ -496,7 +496,10 @@ async fn signing_out_a_narrowed_token_ends_that_token_only() {
     let ended = app.graphql_as(Some(&handed_out), ME, json!({})).await;
     assert_eq!(error_codes(&ended), ["UNAUTHENTICATED"], "{ended}");
     let kept = app.graphql_as(Some(&token), ME, json!({})).await;
-    assert_eq!(kept["data"]["me"]["email"], "sheriff.reader@example.com", "{kept}");
+    assert_eq!(
+        kept["data"]["me"]["email"], "sheriff.reader@example.com",
+        "{kept}"
+    );
     // The session's own token ends it, and every token derived from it.
     let derived = attenuate(
         &token,
