@@ -322,6 +322,8 @@ pub enum Finished {
     Cancelled,
     /// It had already ended.
     AlreadyDone(SpreadsheetStatus),
+    /// Not applied: its uploader may no longer enter the agency's data.
+    Refused,
 }
 
 /// Told about progress between batches.
@@ -736,6 +738,15 @@ async fn apply_staged(
             if requested.is_some() {
                 return Ok(None);
             }
+            // A person's upload writes with their rights as they are now, not as they were
+            // when the file was queued: someone removed from the agency since writes nothing.
+            if !state.dry_run
+                && let Some(user) = state.uploaded_by
+                && !may_enter_data(conn, user, state.agency_id).await?
+            {
+                refuse_uploader(conn, id).await?;
+                return Ok(Some(Finished::Refused));
+            }
             let applied = apply::apply(conn, mode).await?;
             let status = if applied.has_errors {
                 SpreadsheetStatus::Errored
@@ -762,6 +773,57 @@ async fn apply_staged(
         Some(finished) => Ok(finished),
         None => cancel(pool, id, settings).await,
     }
+}
+
+/// Whether `user` may still enter data for `agency` (contributor or more there, or in its
+/// superagency, or platform staff).
+async fn may_enter_data(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    agency: AgencyId,
+) -> diesel::QueryResult<bool> {
+    let credentials = crate::models::user::User::credentials(conn, user, &[], None).await?;
+    Ok(credentials.is_some_and(|credentials| {
+        credentials.is_platform_admin
+            || credentials
+                .roles
+                .get(&agency)
+                .is_some_and(|&role| role >= crate::models::enums::AgencyRole::Contributor)
+    }))
+}
+
+/// Ends an upload whose uploader may no longer enter the agency's data: ERRORED with a
+/// message that says so, its staged values dropped (inside the caller's transaction).
+async fn refuse_uploader(
+    conn: &mut AsyncPgConnection,
+    id: SpreadsheetId,
+) -> diesel::QueryResult<()> {
+    let mut batch = Batch::default();
+    batch.push(Output::Message(Message {
+        severity: MessageSeverity::Error,
+        title: "Uploader Not Allowed".into(),
+        description: "The file was not applied: the person who uploaded it may no longer \
+                      enter this agency's data. Nothing of it was saved."
+            .into(),
+        sheet: None,
+        row: None,
+        metric_key: None,
+        value: None,
+        options: Vec::new(),
+    }));
+    batch.write(conn, id).await?;
+    diesel::sql_query("DELETE FROM spreadsheet_values WHERE spreadsheet_id = $1")
+        .bind::<Integer, _>(id.0)
+        .execute(conn)
+        .await?;
+    diesel::update(spreadsheets::table.find(id))
+        .set((
+            spreadsheets::status.eq(SpreadsheetStatus::Errored),
+            spreadsheets::finished_at.eq(Some(Utc::now())),
+        ))
+        .execute(conn)
+        .await?;
+    notify_progress(conn, id).await
 }
 
 /// Ends a cancelled ingest: its staged values are dropped, nothing was applied.

@@ -1231,6 +1231,62 @@ async fn an_uploads_reports_are_shown_only_to_those_who_may_read_them_now() {
     assert_eq!(shown(&token).await, (Value::Null, Value::Null));
 }
 
+/// A queued upload is applied with its uploader's rights as they are when it is applied:
+/// someone removed from the agency in between writes nothing.
+#[tokio::test]
+async fn an_upload_of_someone_removed_since_is_not_applied() {
+    let db = TestDb::with_demo().await;
+    let harbor = agency(&db, "Harbor City Police").await;
+    let before = values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await;
+    let contributor = user(&db, "harbor.contributor@example.com").await;
+    let upload = NewUpload {
+        agency: harbor,
+        system: System::LawEnforcement,
+        file_name: "arrests.csv".into(),
+        user: Some(contributor),
+        source: ValueSource::BulkUpload,
+        dry_run: false,
+    };
+    let mut conn = db.pool.get().await.expect("connection");
+    let id = ingest::create(
+        &mut conn,
+        &upload,
+        &b"year,month,value\n2025,12,5\n"[..],
+        Queue::Caller,
+    )
+    .await
+    .expect("stored");
+    drop(conn);
+    execute(
+        &db,
+        &format!("DELETE FROM memberships WHERE user_id = {}", contributor.0),
+    )
+    .await;
+    ingest::run(
+        &db.pool,
+        &db.catalogue,
+        id,
+        &IngestSettings::default(),
+        &ingest::Quiet,
+    )
+    .await
+    .expect("ran");
+    let summary = ingest::job::summary(&db.pool, id).await.expect("summary");
+    let ingested = Ingested { id, summary };
+    assert_eq!(ingested.status(), "ERRORED", "{:#}", ingested.summary);
+    assert_eq!(ingested.titles(), ["Uploader Not Allowed"]);
+    assert_eq!(values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await, before);
+    let staged = rows(
+        &db,
+        &format!(
+            "SELECT count(*) AS n FROM spreadsheet_values WHERE spreadsheet_id = {}",
+            id.0
+        ),
+    )
+    .await;
+    assert_eq!(staged[0]["n"], 0.0, "{staged:?}");
+}
+
 #[tokio::test]
 async fn a_breakdown_without_a_total_gives_the_total_unless_one_is_stored() {
     let db = TestDb::with_demo().await;
