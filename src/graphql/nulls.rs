@@ -20,7 +20,7 @@ pub fn propagate(
     operation_name: Option<&str>,
     response: &mut Response,
 ) {
-    if response.errors.is_empty() || matches!(response.data, Value::Null) {
+    if response.errors.iter().all(|error| error.path.is_empty()) {
         return;
     }
     let Some((_, operation)) = document
@@ -36,31 +36,57 @@ pub fn propagate(
         OperationType::Subscription => registry.subscription_type.as_deref(),
     };
     let Some(root) = root else { return };
-    let paths: Vec<Vec<PathSegment>> = response
-        .errors
-        .iter()
-        .map(|error| error.path.clone())
-        .filter(|path| !path.is_empty())
-        .collect();
-    for path in paths {
+    // Where each error's null goes: the failed field itself when it may be null, else the
+    // nearest position above it that may be; none of them, `data` itself.
+    let mut targets: Vec<Vec<PathSegment>> = Vec::new();
+    for error in &response.errors {
+        if error.path.is_empty() {
+            continue;
+        }
         let Some(nullable) = nullability(
             registry,
             document,
             root,
             &operation.node.selection_set.node,
-            &path,
+            &error.path,
         ) else {
             continue;
         };
-        // The failed field itself when it may be null, else the nearest position above it.
         match nullable.iter().rposition(|&nullable| nullable) {
-            Some(at) => set_null(&mut response.data, &path[..=at]),
+            Some(at) => targets.push(error.path[..=at].to_vec()),
             None => {
                 response.data = Value::Null;
                 return;
             }
         }
     }
+    // Outer positions first: an inner one under a null set before it needs nothing more.
+    targets.sort_by_key(Vec::len);
+    // async-graphql answers null for an object none of whose selected fields worked (`data`
+    // included); on an error's path such a null stands for the object, and becomes one.
+    if matches!(response.data, Value::Null) && !targets.is_empty() {
+        response.data = Value::Object(Default::default());
+    }
+    let mut applied: Vec<&[PathSegment]> = Vec::new();
+    for target in &targets {
+        if applied
+            .iter()
+            .any(|done| target.len() >= done.len() && same(&target[..done.len()], done))
+        {
+            continue;
+        }
+        set_null(&mut response.data, target);
+        applied.push(target);
+    }
+}
+
+fn same(a: &[PathSegment], b: &[PathSegment]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|pair| match pair {
+            (PathSegment::Field(x), PathSegment::Field(y)) => x == y,
+            (PathSegment::Index(x), PathSegment::Index(y)) => x == y,
+            _ => false,
+        })
 }
 
 /// Whether each position of `path` (a field by its response key, or a list item) may be null,
@@ -167,8 +193,8 @@ fn collect<'a>(
     }
 }
 
-/// Sets the value at `path` to null: the last segment's key is added when missing. Nothing
-/// when a position above it is already null (another error's null covers this one).
+/// Sets the value at `path` to null: the last segment's key is added when missing. A null on
+/// the way (an object whose every field failed) becomes an object.
 fn set_null(data: &mut Value, path: &[PathSegment]) {
     let Some((last, above)) = path.split_last() else {
         *data = Value::Null;
@@ -176,13 +202,23 @@ fn set_null(data: &mut Value, path: &[PathSegment]) {
     };
     let mut value = data;
     for segment in above {
+        if matches!(value, Value::Null) {
+            *value = Value::Object(Default::default());
+        }
         let next = match (segment, value) {
-            (PathSegment::Field(key), Value::Object(object)) => object.get_mut(key.as_str()),
+            (PathSegment::Field(key), Value::Object(object)) => Some(
+                object
+                    .entry(async_graphql::Name::new(key))
+                    .or_insert(Value::Null),
+            ),
             (PathSegment::Index(index), Value::List(items)) => items.get_mut(*index),
             _ => None,
         };
         let Some(next) = next else { return };
         value = next;
+    }
+    if matches!(value, Value::Null) {
+        *value = Value::Object(Default::default());
     }
     match (last, value) {
         (PathSegment::Field(key), Value::Object(object)) => {

@@ -300,6 +300,7 @@ async fn a_failed_field_is_null_and_a_non_null_one_nulls_its_parent() {
     let db = TestDb::with_demo().await;
     let app = TestApp::spawn(&db).await;
     let district_attorney = crate::support::agency_id(&app, &db, "District Attorney").await;
+    let sheriff = crate::support::agency_id(&app, &db, "Sheriff").await;
     for _ in 0..2 {
         // Nullable: present, as null, beside the fields that worked.
         let missing = app
@@ -328,6 +329,33 @@ async fn a_failed_field_is_null_and_a_non_null_one_nulls_its_parent() {
         let data = refused["data"].as_object().expect("data");
         assert!(data.get("agency").is_some_and(Value::is_null), "{refused}");
         assert!(data["systems"].is_array(), "{refused}");
+        // The only field, or every field of an object, failing: still the promised shape.
+        let alone = app
+            .graphql("{ agency(id: \"999999\") { name } }", json!({}))
+            .await;
+        assert_eq!(alone["data"], json!({ "agency": null }), "{alone}");
+        let sheriff = app
+            .graphql(
+                "query($a: ID!) { agency(id: $a) { latestMonthlyReport { id } } }",
+                json!({ "a": sheriff }),
+            )
+            .await;
+        assert_eq!(
+            sheriff["data"],
+            json!({ "agency": { "latestMonthlyReport": null } }),
+            "{sheriff}"
+        );
+        let listed = app
+            .graphql(
+                "{ agencies(first: 3) { nodes { latestMonthlyReport { id } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            listed["data"]["agencies"]["nodes"],
+            json!(vec![json!({ "latestMonthlyReport": null }); 3]),
+            "{listed}"
+        );
         // A non-null root field: `data` itself is null.
         let root = app
             .graphql(
