@@ -305,21 +305,23 @@ pub async fn accept_invitation(
                 }
             }
             None => {
-                // Only the invitation that created the account (made in the same transaction,
-                // so at the same time) chooses its password, unless the account belongs to no
-                // other agency: another agency's admin holds the code of their own invitation
-                // and must not choose the password of someone invited elsewhere.
-                let created_by_this = membership.created_at == user.created_at;
-                let elsewhere: i64 = memberships::table
+                // Only the user's oldest invitation still standing (the one that created the
+                // account, unless it was withdrawn since) chooses the password: another
+                // agency's admin holds the code of their own invitation and must not choose
+                // the password of someone invited elsewhere first.
+                let oldest: Option<AgencyId> = memberships::table
                     .filter(memberships::user_id.eq(user.id))
-                    .filter(memberships::agency_id.ne(membership.agency_id))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if !created_by_this && elsewhere > 0 {
+                    .order((memberships::created_at, memberships::agency_id))
+                    .select(memberships::agency_id)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let chooses = oldest == Some(membership.agency_id);
+                if !chooses {
                     return Err(AppError::BadUserInput(
-                        "this account was created by another invitation: accept that one first, \
-                         choosing your password there, then this one with that password"
+                        "this account was invited by another agency first: accept that \
+                         invitation first, choosing your password there, then this one with \
+                         that password"
                             .into(),
                     ));
                 }

@@ -324,4 +324,49 @@ async fn only_the_invitation_that_created_an_account_chooses_its_password() {
         )
         .await;
     assert!(joined["errors"].is_null(), "{joined}");
+
+    // Withdrawn before it was accepted, the creating invitation hands the choice to the
+    // oldest one still standing.
+    let invite = invite.replace("sam@example.com", "kim@example.com");
+    let code_for = async |token: &str, agency: &Value| {
+        let invited = app
+            .graphql_as(Some(token), &invite, json!({ "a": agency }))
+            .await;
+        invited["data"]["inviteMember"]["invitationCode"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{invited}"))
+            .to_owned()
+    };
+    let _withdrawn = code_for(&sheriff_admin, &sheriff).await;
+    let standing = code_for(&mesa_admin, &mesa).await;
+    let team = app
+        .graphql_as(
+            Some(&sheriff_admin),
+            "query($a: ID!) { agency(id: $a) { team { userId email } } }",
+            json!({ "a": sheriff }),
+        )
+        .await;
+    let kim = team["data"]["agency"]["team"]
+        .as_array()
+        .and_then(|team| {
+            team.iter()
+                .find(|member| member["email"] == "kim@example.com")
+        })
+        .map(|member| member["userId"].clone())
+        .unwrap_or_else(|| panic!("{team}"));
+    let removed = app
+        .graphql_as(
+            Some(&sheriff_admin),
+            "mutation($a: ID!, $u: ID!) { removeMember(input: {agencyId: $a, userId: $u}) }",
+            json!({ "a": sheriff, "u": kim }),
+        )
+        .await;
+    assert!(removed["errors"].is_null(), "{removed}");
+    let joined = app
+        .graphql(
+            accept,
+            json!({ "code": standing, "password": "kim's own password" }),
+        )
+        .await;
+    assert!(joined["errors"].is_null(), "{joined}");
 }
