@@ -182,9 +182,14 @@ fn skip_bom(file: &mut BufReader<File>) -> std::io::Result<()> {
 }
 
 fn cells_of(record: &csv::StringRecord) -> Vec<Cell> {
+    // Blank cells at the end (a spreadsheet program's trailing commas) make no column.
+    let width = (0..record.len())
+        .rev()
+        .find(|&at| record.get(at).is_some_and(|text| !text.trim().is_empty()))
+        .map_or(0, |last| last + 1);
     record
         .iter()
-        .take(MAX_SHEET_COLUMNS + 1)
+        .take(width.min(MAX_SHEET_COLUMNS + 1))
         .map(|text| {
             if text.is_empty() {
                 Cell::Empty

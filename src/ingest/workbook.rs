@@ -66,9 +66,14 @@ enum WireCell {
 }
 
 fn to_wire(cells: &[Cell]) -> Vec<Option<WireCell>> {
+    // Blank cells at the end (a used range wider than the data) make no column.
+    let width = cells
+        .iter()
+        .rposition(|cell| !cell.is_blank())
+        .map_or(0, |last| last + 1);
     cells
         .iter()
-        .take(super::read::MAX_SHEET_COLUMNS + 1)
+        .take(width.min(super::read::MAX_SHEET_COLUMNS + 1))
         .map(|cell| match cell {
             Cell::Empty => None,
             Cell::Text(text) => Some(WireCell::Text(super::read::storable(text))),

@@ -2210,6 +2210,20 @@ async fn a_sheet_too_wide_is_refused_whole_and_odd_cells_are_quoted_as_stored() 
         ingested.messages()
     );
     assert_eq!(values(&db, harbor, "LAW_ENFORCEMENT_ARRESTS").await, before);
+    // Blank columns at the end (a spreadsheet program's trailing commas) are no columns.
+    let commas = ",".repeat(100);
+    let trailing = format!("year,month,value{commas}\n2024,4,6{commas}\n");
+    let ingested = ingest_file(
+        &db,
+        harbor,
+        System::LawEnforcement,
+        "arrests.csv",
+        trailing.as_bytes(),
+        By::Automated,
+        false,
+    )
+    .await;
+    assert_eq!(ingested.status(), "INGESTED", "{:?}", ingested.messages());
 
     // A NUL character, which PostgreSQL cannot store, and a cell of 5,000 characters: each
     // row is refused with its message, and the rest of the file is saved.
