@@ -318,6 +318,7 @@ impl Agency {
         .slice()
         .gql()?;
         let mut conn = connection(ctx).await.gql()?;
+        super::upload::reaching_children(&mut conn, viewer(ctx), &self.0).await?;
         let page = Spreadsheet::page(&mut conn, self.0.id, slice).await.gql()?;
         Ok(connection_of(
             page,
@@ -735,9 +736,11 @@ impl AgencyMutation {
             .map(|id| parse_id(id, "agency"))
             .transpose()
             .gql()?;
-        viewer(ctx)
-            .require_platform_admin_over(super_agency_id.as_slice())
-            .gql()?;
+        // The new agency is in no narrowed token's list (no agency has id 0): only a token
+        // narrowed to no agencies creates one.
+        let mut concerned = vec![AgencyId(0)];
+        concerned.extend(super_agency_id);
+        viewer(ctx).require_platform_admin_over(&concerned).gql()?;
         let new = model::NewAgency {
             name: input.name.trim().into(),
             state_code: input.state_code.to_lowercase(),
@@ -773,9 +776,15 @@ impl AgencyMutation {
             .map(|id| parse_id(id, "agency"))
             .collect::<Result<_, _>>()
             .gql()?;
-        viewer(ctx)
-            .require_platform_admin_over(&[vec![parent], children.clone()].concat())
-            .gql()?;
+        // The parent, the children, and the superagencies the children leave.
+        let mut concerned = vec![parent];
+        concerned.extend(&children);
+        {
+            let conn = connection(ctx).await.gql()?;
+            let current = model::Agency::by_ids(&mut &**conn, &children).await.gql()?;
+            concerned.extend(current.iter().filter_map(|child| child.super_agency_id));
+        }
+        viewer(ctx).require_platform_admin_over(&concerned).gql()?;
         let parent = find_agency(ctx, parent).await?;
         let mut conn = connection(ctx).await.gql()?;
         model::link_children(&mut conn, parent.id, &children)

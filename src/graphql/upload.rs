@@ -39,13 +39,36 @@ async fn upload_for(
         .gql()?
         .pop()
         .ok_or_else(not_found)?;
-    drop(conn);
     let viewer = viewer(ctx);
     if !viewer.can(Permission::ReadAgency, agency.scope()) {
         return Err(not_found());
     }
     viewer.require(permission, agency.scope()).gql()?;
+    reaching_children(&mut conn, viewer, &agency).await?;
     Ok(upload)
+}
+
+/// For a superagency's uploads, which hold its child agencies' values: the viewer's token must
+/// allow reading every child (a token narrowed to the superagency alone reads none of them).
+pub(crate) async fn reaching_children(
+    conn: &mut crate::db::PooledConnection<'_>,
+    viewer: &crate::auth::Viewer,
+    agency: &Agency,
+) -> async_graphql::Result<()> {
+    if !agency.is_superagency {
+        return Ok(());
+    }
+    let children: Vec<crate::models::ids::AgencyId> =
+        Agency::children_of(&mut &**conn, &[agency.id])
+            .await
+            .map_err(AppError::from)
+            .gql()?
+            .into_iter()
+            .map(|child| child.id)
+            .collect();
+    viewer
+        .require_token_over(crate::auth::permissions::Operation::Read, &children)
+        .gql()
 }
 
 /// Reading uploads.

@@ -400,6 +400,14 @@ async fn a_narrowed_token_reaches_no_other_agency_through_administration_or_chil
         .graphql_as(Some(&narrowed), link, json!({ "p": council, "c": sheriff }))
         .await;
     assert_eq!(error_codes(&linked), ["FORBIDDEN"], "{linked}");
+    let created = app
+        .graphql_as(
+            Some(&narrowed),
+            "mutation { createAgency(input: {name: \"New\", stateCode: \"us_or\", systems: [JAILS]}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_codes(&created), ["FORBIDDEN"], "{created}");
     let reports = app
         .graphql_as(
             Some(&staff),
@@ -439,6 +447,16 @@ async fn a_narrowed_token_reaches_no_other_agency_through_administration_or_chil
     };
     assert_eq!(download(council_admin.clone()).await.unwrap().status(), 200);
     assert_eq!(download(only_council.clone()).await.unwrap().status(), 403);
+    // Its uploads hold its children's values too.
+    let uploads = "query($a: ID!) { agency(id: $a) { name uploads { totalCount } } }";
+    let all = app
+        .graphql_as(Some(&council_admin), uploads, json!({ "a": council }))
+        .await;
+    assert!(all["errors"].is_null(), "{all}");
+    let narrow = app
+        .graphql_as(Some(&only_council), uploads, json!({ "a": council }))
+        .await;
+    assert_eq!(error_codes(&narrow), ["FORBIDDEN"], "{narrow}");
     let operations = json!({
         "query": "mutation($a: ID!, $f: File!) { uploadSpreadsheet(agencyId: $a, system: LAW_ENFORCEMENT, file: $f) { id } }",
         "variables": { "a": council, "f": null },
