@@ -49,13 +49,24 @@ pub(super) fn error_response(error: &AppError) -> Response {
     response
 }
 
-/// The viewer of the request's bearer token.
+/// The viewer of the request's bearer token; a signed-in viewer's request takes from their
+/// rate (the address's was taken before).
 pub(super) async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, AppError> {
     let Some(authorization) = headers.get(header::AUTHORIZATION) else {
         return Ok(Viewer::Anonymous);
     };
     let authorization = authorization.to_str().unwrap_or("invalid");
-    auth::authenticate(&state.pool, &state.auth, Some(authorization)).await
+    let viewer = auth::authenticate(&state.pool, &state.auth, Some(authorization)).await?;
+    if let Some(user) = viewer.user_id() {
+        state
+            .rates
+            .from_user(user)
+            .map_err(|retry_after| AppError::RateLimited {
+                message: format!("too many requests; retry in {retry_after} s"),
+                retry_after,
+            })?;
+    }
+    Ok(viewer)
 }
 
 /// The agency when the viewer may read its non-public data; NOT_FOUND otherwise (as for an

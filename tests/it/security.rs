@@ -874,6 +874,20 @@ async fn too_many_requests_from_one_address_or_one_user_are_refused() {
     .await;
     assert_eq!(refused.codes(), ["RATE_LIMITED"]);
     assert!(refused.retry_after().is_some());
+    // Downloads take from the user's rate too, whatever the address.
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let response = app
+            .client
+            .get(format!("{}/agencies/1/datapoints.csv", app.base_url))
+            .header("x-forwarded-for", format!("192.0.2.{i}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
 }
 
 #[tokio::test]
