@@ -322,7 +322,9 @@ impl Cluster {
         let canonical = root
             .canonicalize()
             .with_context(|| format!("cannot resolve {}", root.display()))?;
-        if check_reachable(&canonical, uid, gid).is_ok() {
+        // A cluster that is there already stays there (the start then says what to do), so
+        // that a change of permissions never swaps a database for an empty one.
+        if check_reachable(&canonical, uid, gid).is_ok() || root.join("data/PG_VERSION").exists() {
             return Ok(root.to_owned());
         }
         // FNV-1a of the path: stable across builds, unlike the standard library's hasher.
@@ -339,8 +341,11 @@ impl Cluster {
             .rev()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        fs::create_dir_all(base).with_context(|| format!("cannot create {}", base.display()))?;
-        fs::set_permissions(base, fs::Permissions::from_mode(0o755))?;
+        if !base.exists() {
+            fs::create_dir_all(base)
+                .with_context(|| format!("cannot create {}", base.display()))?;
+            fs::set_permissions(base, fs::Permissions::from_mode(0o755))?;
+        }
         let placed = base.join(format!("{}-{hash:016x}", readable.trim_matches('-')));
         check_reachable(&placed, uid, gid)?;
         tracing::warn!(

@@ -174,4 +174,10 @@ async fn a_data_directory_the_cluster_cannot_reach_gets_a_place_it_can() {
     // A reachable data directory is used as it is.
     let open = dir.path().join("open/.data/postgres");
     assert_eq!(Cluster::placed_in(&open, &base).unwrap(), open);
+    // So is one that holds a cluster already, reachable or not: the start then says what is
+    // wrong, rather than a new, empty cluster taking its place.
+    let existing = private.join("old/.data/postgres");
+    fs::create_dir_all(existing.join("data")).unwrap();
+    fs::write(existing.join("data/PG_VERSION"), "15\n").unwrap();
+    assert_eq!(Cluster::placed_in(&existing, &base).unwrap(), existing);
 }
