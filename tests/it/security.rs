@@ -1244,6 +1244,12 @@ async fn guessing_a_password_through_an_invitation_is_throttled_too() {
     assert_healthy(&app).await;
 }
 
+#[derive(diesel::QueryableByName)]
+struct Waiting {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 /// Fields that take a connection of their own, in a list, take a few of the pool's connections
 /// in turn: one request cannot hold the pool while every other request waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1291,8 +1297,22 @@ async fn one_request_holds_a_bounded_number_of_connections() {
         .await
         .unwrap();
     let query = "{ agencies(first: 20) { nodes { name reports { totalCount } } } }";
+    let mut watcher = db.connect().await;
     let sample = async {
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Until the request's statements wait on the lock, then a moment for the rest.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let waiting: Vec<Waiting> =
+                diesel::sql_query("SELECT count(*) AS n FROM pg_locks WHERE NOT granted")
+                    .load(&mut watcher)
+                    .await
+                    .unwrap();
+            if waiting.iter().any(|row| row.n > 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let state = pool.state();
         diesel::sql_query("COMMIT")
             .execute(&mut blocker)
