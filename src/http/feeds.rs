@@ -25,7 +25,6 @@ use super::files::{disposition, error_response, member_agency, viewer};
 use crate::auth::permissions::agency_not_found;
 use crate::error::AppError;
 use crate::export::{self, Audience, Cursor, FeedQuery, FeedVersion, Format};
-use crate::ingest::template;
 use crate::limits::{MAX_DATE, MIN_DATE, RETRY_AFTER_UNAVAILABLE, log_refusal};
 use crate::models::agency::Agency;
 use crate::models::enums::System;
@@ -503,18 +502,29 @@ pub(super) async fn members_xlsx(
                         .into(),
                 ));
             }
-            let mut conn = state.pool.get().await?;
-            let sheets = export::sheets::sheets(
-                &mut conn,
-                &state.catalogue,
-                agency.id,
-                system,
-                filters.single_page,
-            )
-            .await?;
-            drop(conn);
-            let bytes =
-                template::xlsx(&sheets).map_err(|error| AppError::Internal(error.into()))?;
+            // A workbook is built whole: it takes one of the feeds' places, for a feed's time.
+            let Ok(_permit) = state.feed_streams.clone().try_acquire_owned() else {
+                log_refusal("max_feed_streams", uri.path());
+                return Err(AppError::Unavailable(
+                    "too many feeds are being downloaded; try again shortly".into(),
+                ));
+            };
+            let build = async {
+                let mut conn = state.pool.get().await?;
+                let sheets = export::sheets::sheets(
+                    &mut conn,
+                    &state.catalogue,
+                    agency.id,
+                    system,
+                    filters.single_page,
+                )
+                .await?;
+                drop(conn);
+                super::files::workbook(sheets).await
+            };
+            let bytes = tokio::time::timeout(state.limits.feed_timeout, build)
+                .await
+                .map_err(|_| AppError::Unavailable(crate::error::TOO_SLOW.into()))??;
             let name = format!("{}_{}_data.xlsx", agency.id, system.key().to_lowercase());
             Ok((
                 [

@@ -49,6 +49,29 @@ pub(super) fn error_response(error: &AppError) -> Response {
     response
 }
 
+/// The most rows a worksheet holds (Excel's limit, less the header).
+const MAX_SHEET_ROWS: usize = 1_048_575;
+
+/// The workbook of `sheets`, built off the request threads; BAD_USER_INPUT when a sheet holds
+/// more rows than a worksheet can.
+pub(super) async fn workbook(sheets: Vec<template::TemplateSheet>) -> Result<Vec<u8>, AppError> {
+    if let Some(sheet) = sheets
+        .iter()
+        .find(|sheet| sheet.rows.len() > MAX_SHEET_ROWS)
+    {
+        return Err(AppError::BadUserInput(format!(
+            "the sheet {:?} would hold {} rows, more than a worksheet can ({MAX_SHEET_ROWS}): \
+             download the CSV feed instead",
+            sheet.name,
+            sheet.rows.len()
+        )));
+    }
+    tokio::task::spawn_blocking(move || template::xlsx(&sheets))
+        .await
+        .map_err(|error| AppError::Internal(error.into()))?
+        .map_err(|error| AppError::Internal(error.into()))
+}
+
 /// The viewer of the request's bearer token; a signed-in viewer's request takes from their
 /// rate (the address's was taken before).
 pub(super) async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, AppError> {
@@ -246,8 +269,7 @@ pub(super) async fn template(
             let bytes = template::csv(&sheet).map_err(|error| AppError::Internal(error.into()))?;
             Ok((bytes, format!("{name}.csv"), "text/csv; charset=utf-8"))
         } else {
-            let bytes =
-                template::xlsx(&sheets).map_err(|error| AppError::Internal(error.into()))?;
+            let bytes = workbook(sheets).await?;
             Ok((
                 bytes,
                 format!("{name}.xlsx"),

@@ -1028,6 +1028,38 @@ async fn one_address_downloads_a_bounded_number_of_public_feeds_at_once() {
     }
 }
 
+/// Feeds streamed at once, and workbooks built whole, share `MAX_FEED_STREAMS` places: none
+/// left, both are refused with 503 and asked to come back.
+#[tokio::test]
+async fn feeds_and_workbooks_take_a_bounded_number_of_places() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            max_feed_streams: 0,
+            rate_limit_burst: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let id = agency_id(&app, &db, "Harbor City Police").await;
+    let token = app.token_for(&db, "harbor.contributor@example.com").await;
+    let authorization = format!("Bearer {token}");
+    for path in [
+        format!("/feed/{id}.csv"),
+        format!("/agencies/{id}/datapoints.csv"),
+        format!("/agencies/{id}/datapoints.xlsx?system=LAW_ENFORCEMENT"),
+    ] {
+        let refused = get(&app, &path, &[("authorization", authorization.as_str())]).await;
+        assert_eq!(refused.status, 503, "{path}: {}", refused.body);
+        assert!(
+            refused.body.contains("SERVICE_UNAVAILABLE"),
+            "{}",
+            refused.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_write_that_began_earlier_but_committed_later_changes_the_tag() {
     use diesel_async::{AnsiTransactionManager, RunQueryDsl, TransactionManager};
