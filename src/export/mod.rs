@@ -191,7 +191,8 @@ struct VersionRow {
 /// number of rows and the sum of their writing transactions' ids, not by the latest id: a
 /// transaction that began before another but committed after it still changes the version.
 /// `last_modified` is the latest of their times, for information: a time cannot tell a late
-/// commit from an early one, so only the entity tag answers revalidation.
+/// commit from an early one, so only the entity tag answers revalidation. A public feed's
+/// version counts published reports only: drafts coming and going tell the public nothing.
 pub async fn version(
     conn: &mut AsyncPgConnection,
     query: &FeedQuery,
@@ -207,7 +208,8 @@ pub async fn version(
              FROM metric_settings WHERE agency_id = ANY ($1)),
             (SELECT concat(count(*), ':', sum(changed_xid::text::numeric))
              FROM metric_setting_members WHERE agency_id = ANY ($1)),
-            (SELECT concat(count(*), ':', sum(status_xid::text::numeric)) FROM r),
+            (SELECT concat(count(*), ':', sum(status_xid::text::numeric)) FROM r
+             WHERE $2 OR r.status = 'PUBLISHED'),
             (SELECT concat(count(*), ':', sum(d.changed_xid::text::numeric))
              FROM r JOIN datapoints d ON d.report_id = r.id WHERE $2 OR r.status = 'PUBLISHED'),
             (SELECT concat(count(*), ':', sum(deleted_xid::text::numeric))
@@ -215,7 +217,8 @@ pub async fn version(
         ) AS tag,
         greatest(
             (SELECT max(published_at) FROM r),
-            (SELECT max(c.changed_at) FROM r JOIN report_status_changes c ON c.report_id = r.id),
+            (SELECT max(c.changed_at) FROM r JOIN report_status_changes c ON c.report_id = r.id
+             WHERE $2 OR r.status = 'PUBLISHED' OR c.old_status = 'PUBLISHED'),
             (SELECT max(d.updated_at) FROM r JOIN datapoints d ON d.report_id = r.id
              WHERE $2 OR r.status = 'PUBLISHED'),
             (SELECT max(deleted_at) FROM deleted_datapoints WHERE agency_id = ANY ($1)),

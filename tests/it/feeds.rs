@@ -1105,3 +1105,43 @@ async fn a_write_that_began_earlier_but_committed_later_changes_the_tag() {
     );
     assert_ne!(after.header("etag"), etag);
 }
+
+/// A public feed's tag moves with what the public sees, not with drafts: a draft created and
+/// saved tells an anonymous reader nothing, a publication does.
+#[tokio::test]
+async fn drafts_leave_the_public_tag_alone() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let harbor = agency_id(&app, &db, "Harbor City Police").await;
+    let path = format!("/feed/{harbor}.csv");
+    let tag = async || get(&app, &path, &[]).await.header("etag").to_owned();
+    let before = tag().await;
+    let admin = app.token_for(&db, "admin@example.com").await;
+    let created = app
+        .graphql_as(
+            Some(&admin),
+            "mutation($a: ID!) { createReport(input: {agencyId: $a, frequency: MONTHLY, periodStart: \"2030-01-01\"}) { id version } }",
+            json!({ "a": harbor }),
+        )
+        .await;
+    let report = created["data"]["createReport"]["id"].clone();
+    assert!(report.is_string(), "{created}");
+    let saved = app
+        .graphql_as(
+            Some(&admin),
+            "mutation($r: ID!) { saveReport(input: {reportId: $r, version: 1, values: [{metricKey: \"LAW_ENFORCEMENT_ARRESTS\", value: 12}]}) { report { version } } }",
+            json!({ "r": report }),
+        )
+        .await;
+    assert!(saved["errors"].is_null(), "{saved}");
+    assert_eq!(tag().await, before, "a draft changes nothing public");
+    let published = app
+        .graphql_as(
+            Some(&admin),
+            "mutation($r: ID!) { publishReports(reportIds: [$r]) { status } }",
+            json!({ "r": report }),
+        )
+        .await;
+    assert!(published["errors"].is_null(), "{published}");
+    assert_ne!(tag().await, before, "a publication does");
+}
