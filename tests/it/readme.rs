@@ -54,27 +54,53 @@ async fn every_graphql_example_of_the_readme_works_on_the_demo_data() {
 }
 
 #[test]
-fn every_environment_setting_is_documented() {
+fn every_environment_setting_is_documented_with_its_default() {
+    use clap::CommandFactory;
+    use justice_counts::config::Cli;
+
+    /// Every variable the command line reads, with its default when it has one.
+    fn collect(command: &clap::Command, into: &mut Vec<(String, Option<String>)>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let default = arg
+                    .get_default_values()
+                    .first()
+                    .map(|value| value.to_string_lossy().into_owned());
+                into.push((env.to_string_lossy().into_owned(), default));
+            }
+        }
+        for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            collect(sub, into);
+        }
+    }
     let readme = include_str!("../../README.md");
-    let config = include_str!("../../src/config.rs");
-    // The settings of the server and the global ones; the flags of the one-off commands
-    // (`export`, `ingest`, `token`), defined between these two, are documented with them.
-    let (before, rest) = config
-        .split_once("pub struct ExportArgs")
-        .expect("export arguments");
-    let (_, after) = rest
-        .split_once("pub struct ServeArgs")
-        .expect("serve arguments");
-    let text = [before, after].concat();
-    let settings: Vec<&str> = text
-        .split("env = \"")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .collect();
-    assert!(settings.len() > 20, "{settings:?}");
-    let missing: Vec<&&str> = settings
-        .iter()
-        .filter(|name| !readme.contains(&format!("`{name}`")))
-        .collect();
+    let mut settings = Vec::new();
+    collect(&Cli::command(), &mut settings);
+    assert!(settings.len() > 60, "{settings:?}");
+    let mut missing = Vec::new();
+    let mut wrong_default = Vec::new();
+    for (name, default) in &settings {
+        let quoted = format!("`{name}`");
+        if !readme.contains(&quoted) {
+            missing.push(name.clone());
+            continue;
+        }
+        // In a table, the row of the variable gives its default.
+        let Some(row) = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| {quoted} ")))
+        else {
+            continue;
+        };
+        if let Some(default) = default
+            && !row.contains(&format!("`{default}`"))
+        {
+            wrong_default.push(format!("{name} = {default}: {row}"));
+        }
+    }
     assert!(missing.is_empty(), "not in the README: {missing:?}");
+    assert!(
+        wrong_default.is_empty(),
+        "the README gives another default: {wrong_default:#?}"
+    );
 }
