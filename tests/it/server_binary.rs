@@ -662,14 +662,24 @@ async fn traces_reach_an_otlp_collector_with_spans_for_batches_and_statements() 
 async fn an_unreachable_collector_costs_no_request() {
     let db = TestDb::with_demo().await;
     let dir = data_dir();
+    // A collector that takes connections and never answers: the worst kind.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
     let (child, base_url) = serve_over(
         &db,
         dir.path(),
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
     )
     .await;
     for _ in 0..3 {
+        let started = std::time::Instant::now();
         assert_eq!(agency_names(&base_url).await.len(), 9);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "a request waited for the collector: {:?}",
+            started.elapsed()
+        );
     }
     stop(child).await;
+    drop(silent);
 }

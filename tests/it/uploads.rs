@@ -298,7 +298,6 @@ async fn the_same_file_twice_changes_nothing_the_second_time() {
     )
     .await;
     assert_eq!(changes, [json!({"change": "UNCHANGED"})]);
-    let _ = Arc::new(());
 }
 
 /// An XLSX workbook with these sheets of text cells.
@@ -2448,6 +2447,27 @@ impl justice_counts::jobs::Handler for TakenOver {
     }
 }
 
+/// A job that does nothing: queued after another, its end says the one worker is done with
+/// the one before.
+struct Marker;
+
+impl justice_counts::jobs::Handler for Marker {
+    fn run<'a>(
+        &'a self,
+        _job: &'a justice_counts::jobs::Job,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn give_up<'a>(
+        &'a self,
+        _job: &'a justice_counts::jobs::Job,
+        _error: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 #[tokio::test]
 async fn a_job_taken_over_by_another_worker_is_that_workers_to_record() {
     use std::collections::HashMap;
@@ -2464,8 +2484,12 @@ async fn a_job_taken_over_by_another_worker_is_that_workers_to_record() {
                 gave_up: gave_up.clone(),
             }),
         );
+        handlers.insert("marker".into(), Arc::new(Marker));
         let mut conn = db.pool.get().await.expect("connection");
         justice_counts::jobs::enqueue(&mut conn, "taken-over", &json!({}))
+            .await
+            .expect("queued");
+        justice_counts::jobs::enqueue(&mut conn, "marker", &json!({}))
             .await
             .expect("queued");
         drop(conn);
@@ -2486,7 +2510,12 @@ async fn a_job_taken_over_by_another_worker_is_that_workers_to_record() {
              WHERE kind = 'taken-over'",
         )
         .await;
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // The one worker takes the marker once it is done with the job before it.
+        wait_for(
+            &db,
+            "SELECT state = 'SUCCEEDED' AS done FROM jobs WHERE kind = 'marker'",
+        )
+        .await;
         workers.stop();
         let now = rows(
             &db,
