@@ -9,7 +9,6 @@ use super::user::CurrentUser;
 use super::{Gql, auth_config, connection};
 use crate::auth::throttle::ClientAddress;
 use crate::auth::{AuthConfig, secrets};
-use crate::db::PooledConnection;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Revocation};
 use crate::models::session::{self, Rotation, Session};
@@ -46,7 +45,7 @@ pub struct SignInInput {
 
 /// Starts a session for `user` and returns its tokens.
 pub(crate) async fn open_session(
-    conn: &mut PooledConnection<'_>,
+    conn: &mut diesel_async::AsyncPgConnection,
     config: &AuthConfig,
     user: User,
 ) -> AppResult<SessionPayload> {

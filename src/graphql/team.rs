@@ -14,6 +14,7 @@ use crate::models::agency::Agency;
 use crate::models::enums::{AgencyRole, InvitationStatus};
 use crate::models::ids::UserId;
 use crate::models::user::{self, Membership, User};
+use diesel_async::AsyncConnection;
 
 /// Prefix of invitation codes.
 const INVITATION_PREFIX: &str = "jci_";
@@ -254,15 +255,19 @@ impl TeamMutation {
         // Guessing the password of an invited account that has one is a sign-in attempt.
         config.throttle.attempt_from(client_address(ctx)).gql()?;
         let mut conn = connection(ctx).await.gql()?;
-        let user = user::accept_invitation(
-            &mut conn,
-            &config.hasher,
-            &secrets::digest(input.code.trim()),
-            &input.password,
-            |email| config.throttle.attempt_on(email),
-        )
+        // One transaction: the code is spent only with the session it opens.
+        conn.transaction(async |conn| {
+            let user = user::accept_invitation(
+                conn,
+                &config.hasher,
+                &secrets::digest(input.code.trim()),
+                &input.password,
+                |email| config.throttle.attempt_on(email),
+            )
+            .await?;
+            open_session(conn, config, user).await
+        })
         .await
-        .gql()?;
-        open_session(&mut conn, auth_config(ctx), user).await.gql()
+        .gql()
     }
 }

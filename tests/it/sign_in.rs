@@ -370,3 +370,44 @@ async fn only_the_invitation_that_created_an_account_chooses_its_password() {
         .await;
     assert!(joined["errors"].is_null(), "{joined}");
 }
+
+/// Accepting an invitation spends its code only with the session it opens: when the session
+/// cannot be opened, the code still works.
+#[tokio::test]
+async fn an_invitation_code_is_spent_only_with_its_session() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let admin = app.token_for(&db, "sheriff.admin@example.com").await;
+    let sheriff = crate::support::agency_id(&app, &db, "Sheriff").await;
+    let invited = app
+        .graphql_as(
+            Some(&admin),
+            "mutation($a: ID!) { inviteMember(input: {agencyId: $a, email: \"lee@example.com\", name: \"Lee\", role: READ_ONLY}) { invitationCode } }",
+            json!({ "a": sheriff }),
+        )
+        .await;
+    let code = invited["data"]["inviteMember"]["invitationCode"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{invited}"))
+        .to_owned();
+    crate::uploads::execute(
+        &db,
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'no sessions today'; END $$",
+    )
+    .await;
+    crate::uploads::execute(
+        &db,
+        "CREATE TRIGGER refuse BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION refuse()",
+    )
+    .await;
+    let accept = "mutation($code: String!) { acceptInvitation(input: {code: $code, password: \"lee's password\"}) { accessToken } }";
+    let failed = app.graphql(accept, json!({ "code": code })).await;
+    assert!(!error_codes(&failed).is_empty(), "{failed}");
+    crate::uploads::execute(&db, "DROP TRIGGER refuse ON sessions").await;
+    let accepted = app.graphql(accept, json!({ "code": code })).await;
+    assert!(
+        accepted["data"]["acceptInvitation"]["accessToken"].is_string(),
+        "{accepted}"
+    );
+}
