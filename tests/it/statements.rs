@@ -299,6 +299,7 @@ async fn screens_send_the_same_number_of_statements_however_much_data_they_show(
     // values and contexts in another.
     assert_eq!(hundred, 2, "records list");
     assert_eq!(thirty_metrics, 7, "data entry");
+    assert_eq!(fifty_members, 4, "team");
     for count in [hundred, thirty_metrics, fifty_members] {
         assert!(count <= BOUND, "{count} statements");
     }
