@@ -168,6 +168,37 @@ async fn the_schema_command_prints_the_served_schema() {
     assert_eq!(String::from_utf8(output.stdout).unwrap(), graphql::sdl());
 }
 
+/// With `LOG_FORMAT=json`, every log line is one JSON object with its level and message.
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let db = TestDb::new().await;
+    let dir = data_dir();
+    let output = command(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .env("LOG_FORMAT", "json")
+        .env("LOG_LEVEL", "info")
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|line| !line.is_empty()).collect();
+    assert!(!lines.is_empty(), "nothing logged");
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"));
+        assert!(object["level"].is_string(), "{line}");
+        assert!(object["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("metric catalogue synced")),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn a_bad_configuration_is_a_clear_error_not_a_panic() {
     let dir = data_dir();
