@@ -6,11 +6,17 @@
 //! a replica has replayed up to it, the reader's reads go to that replica only once it has,
 //! and to the primary meanwhile. The positions are kept in this process, so a reader whose
 //! next request reaches another server process reads there as any other reader does.
+//!
+//! Each replica is asked every second whether it answers ([`Replicas::watch`]); one that does
+//! not is skipped until it does again, and its pool's idle connections, dead with it, are
+//! dropped as the checks meet them.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Nullable};
 use diesel_async::RunQueryDsl;
@@ -41,6 +47,8 @@ struct Written {
 pub struct Replicas {
     pools: Vec<Pool>,
     next: AtomicUsize,
+    /// The replicas that did not answer their last check (a bit each).
+    down: AtomicU64,
     written: Mutex<LruCache<u64, Written>>,
 }
 
@@ -71,6 +79,7 @@ impl Replicas {
         Self {
             pools,
             next: AtomicUsize::new(0),
+            down: AtomicU64::new(0),
             written: Mutex::new(LruCache::new(
                 NonZeroUsize::new(REMEMBERED_WRITERS).unwrap_or(NonZeroUsize::MIN),
             )),
@@ -98,7 +107,16 @@ impl Replicas {
         if self.pools.is_empty() {
             return None;
         }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.pools.len();
+        let down = AtomicU64::load(&self.down, Ordering::Relaxed);
+        let up = self.pools.len() - down.count_ones() as usize;
+        if up == 0 {
+            return None;
+        }
+        // The next replica in turn among those that answer.
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % up;
+        let index = (0..self.pools.len())
+            .filter(|index| down & (1u64 << index) == 0)
+            .nth(turn)?;
         let pool = &self.pools[index];
         let Some(key) = reader.map(reader_key) else {
             return Some(pool.clone());
@@ -125,6 +143,53 @@ impl Replicas {
             }
         }
         Some(pool.clone())
+    }
+
+    /// Asks every replica whether it answers, within `within`, and marks the ones that do
+    /// not as down (and the others as up).
+    pub async fn check(&self, within: Duration) {
+        for (index, pool) in self.pools.iter().enumerate() {
+            let answered = tokio::time::timeout(within, async {
+                let mut conn = pool.get().await.ok()?;
+                diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
+            })
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+            let bit = 1u64 << index;
+            let was_down = if answered {
+                self.down.fetch_and(!bit, Ordering::Relaxed) & bit != 0
+            } else {
+                self.down.fetch_or(bit, Ordering::Relaxed) & bit == 0
+            };
+            if was_down && answered {
+                tracing::info!(replica = index, "a read replica answers again");
+            } else if was_down {
+                tracing::warn!(
+                    replica = index,
+                    "a read replica does not answer; reading elsewhere"
+                );
+            }
+        }
+    }
+
+    /// Checks the replicas every second for as long as they are in use.
+    pub fn watch(self: &Arc<Self>) {
+        if self.pools.is_empty() {
+            return;
+        }
+        let replicas: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let Some(replicas) = replicas.upgrade() else {
+                    return;
+                };
+                replicas.check(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     /// Remembers that `reader` has just written through `primary`: its reads stay on the

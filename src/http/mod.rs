@@ -153,6 +153,7 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         replicas,
     };
     state.public.follow(&state.events);
+    state.replicas.watch();
     forget_idle_clients(&state);
     let request_id = HeaderName::from_static(REQUEST_ID);
     // Files and feeds take from the client address's rate as GraphQL requests do (GraphQL
