@@ -318,7 +318,13 @@ impl Agency {
         .slice()
         .gql()?;
         let mut conn = connection(ctx).await.gql()?;
-        super::upload::reaching_children(&mut conn, viewer(ctx), &self.0).await?;
+        super::upload::reaching_children(
+            &mut conn,
+            viewer(ctx),
+            &self.0,
+            crate::auth::permissions::Operation::Read,
+        )
+        .await?;
         let page = Spreadsheet::page(&mut conn, self.0.id, slice).await.gql()?;
         Ok(connection_of(
             page,

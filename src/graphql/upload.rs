@@ -9,7 +9,7 @@ use super::guards::{SignedIn, viewer};
 use super::scalars::File;
 use super::spreadsheet::{Upload, UploadProgress};
 use super::{Gql, agency_for, connection, parse_id};
-use crate::auth::permissions::Permission;
+use crate::auth::permissions::{Operation, Permission};
 use crate::error::AppError;
 use crate::events::EventBus;
 use crate::http::subscriptions::SubscriptionSlots;
@@ -44,16 +44,18 @@ async fn upload_for(
         return Err(not_found());
     }
     viewer.require(permission, agency.scope()).gql()?;
-    reaching_children(&mut conn, viewer, &agency).await?;
+    reaching_children(&mut conn, viewer, &agency, Operation::Read).await?;
     Ok(upload)
 }
 
-/// For a superagency's uploads, which hold its child agencies' values: the viewer's token must
-/// allow reading every child (a token narrowed to the superagency alone reads none of them).
+/// For a superagency's uploads, which write and hold its child agencies' values: the viewer's
+/// token must allow `operation` on every child (a token narrowed to the superagency alone
+/// reaches none of them).
 pub(crate) async fn reaching_children(
     conn: &mut crate::db::PooledConnection<'_>,
     viewer: &crate::auth::Viewer,
     agency: &Agency,
+    operation: Operation,
 ) -> async_graphql::Result<()> {
     if !agency.is_superagency {
         return Ok(());
@@ -66,9 +68,7 @@ pub(crate) async fn reaching_children(
             .into_iter()
             .map(|child| child.id)
             .collect();
-    viewer
-        .require_token_over(crate::auth::permissions::Operation::Read, &children)
-        .gql()
+    viewer.require_token_over(operation, &children).gql()
 }
 
 /// Reading uploads.
@@ -112,20 +112,11 @@ impl UploadMutation {
         dry_run: Option<bool>,
     ) -> async_graphql::Result<Upload> {
         let agency = agency_for(ctx, &agency_id, Permission::PublishReports).await?;
-        if agency.is_superagency {
-            // Its rows go to its child agencies: the token must allow entering their data.
-            let conn = connection(ctx).await.gql()?;
-            let children: Vec<crate::models::ids::AgencyId> =
-                Agency::children_of(&mut &**conn, &[agency.id])
-                    .await
-                    .map_err(AppError::from)
-                    .gql()?
-                    .into_iter()
-                    .map(|child| child.id)
-                    .collect();
-            viewer(ctx)
-                .require_token_over(crate::auth::permissions::Operation::Write, &children)
-                .gql()?;
+        {
+            // A superagency's rows go to its child agencies: the token must allow entering
+            // their data.
+            let mut conn = connection(ctx).await.gql()?;
+            reaching_children(&mut conn, viewer(ctx), &agency, Operation::Write).await?;
         }
         let value = file.value(ctx)?;
         let upload = NewUpload {

@@ -792,19 +792,36 @@ async fn may_enter_data(
     }))
 }
 
-/// Ends an upload whose uploader may no longer enter the agency's data: ERRORED with a
-/// message that says so, its staged values dropped (inside the caller's transaction).
+/// Ends an upload whose uploader may no longer enter the agency's data (inside the caller's
+/// transaction).
 async fn refuse_uploader(
     conn: &mut AsyncPgConnection,
     id: SpreadsheetId,
 ) -> diesel::QueryResult<()> {
+    end_with(
+        conn,
+        id,
+        "Uploader Not Allowed",
+        "The file was not applied: the person who uploaded it may no longer enter this \
+         agency's data. Nothing of it was saved."
+            .into(),
+    )
+    .await
+}
+
+/// Ends an upload as ERRORED with one message about the file, its staged values dropped
+/// (inside the caller's transaction).
+async fn end_with(
+    conn: &mut AsyncPgConnection,
+    id: SpreadsheetId,
+    title: &str,
+    description: String,
+) -> diesel::QueryResult<()> {
     let mut batch = Batch::default();
     batch.push(Output::Message(Message {
         severity: MessageSeverity::Error,
-        title: "Uploader Not Allowed".into(),
-        description: "The file was not applied: the person who uploaded it may no longer \
-                      enter this agency's data. Nothing of it was saved."
-            .into(),
+        title: title.into(),
+        description,
         sheet: None,
         row: None,
         metric_key: None,
@@ -943,36 +960,19 @@ pub async fn fail(
         ) {
             return Ok(());
         }
-        let mut batch = Batch::default();
-        batch.push(Output::Message(Message {
-            severity: MessageSeverity::Error,
-            title: "Unexpected Error".into(),
-            // The reason stays in the job's record and the logs: it speaks of the server's
-            // inside (statements, tables), not of the file.
-            description: format!(
+        // The reason stays in the job's record and the logs: it speaks of the server's
+        // inside (statements, tables), not of the file.
+        end_with(
+            conn,
+            id,
+            "Unexpected Error",
+            format!(
                 "The file could not be ingested; nothing of it was saved. Try again, and tell \
                  the platform's staff if it fails again (upload {}).",
                 id.0
             ),
-            sheet: None,
-            row: None,
-            metric_key: None,
-            value: None,
-            options: Vec::new(),
-        }));
-        batch.write(conn, id).await?;
-        diesel::sql_query("DELETE FROM spreadsheet_values WHERE spreadsheet_id = $1")
-            .bind::<Integer, _>(id.0)
-            .execute(conn)
-            .await?;
-        diesel::update(spreadsheets::table.find(id))
-            .set((
-                spreadsheets::status.eq(SpreadsheetStatus::Errored),
-                spreadsheets::finished_at.eq(Some(Utc::now())),
-            ))
-            .execute(conn)
-            .await?;
-        notify_progress(conn, id).await?;
+        )
+        .await?;
         Ok(())
     })
     .await
