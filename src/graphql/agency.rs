@@ -391,7 +391,11 @@ impl Agency {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "A cursor from an earlier page or sync.")] since: Option<String>,
-        #[graphql(desc = "Most changes in the page (default 100).")] first: Option<i32>,
+        #[graphql(
+            desc = "Most changes in the page (default 100; at most `MAX_CHANGES_PAGE`, \
+                          1,000 unless the server says otherwise)."
+        )]
+        first: Option<i32>,
         #[graphql(desc = "The public stream: published values only.", default = false)]
         published_only: bool,
     ) -> async_graphql::Result<super::changes::DatapointChangePage> {

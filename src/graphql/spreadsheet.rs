@@ -169,7 +169,8 @@ impl Upload {
             .collect())
     }
 
-    /// What the ingest did to each report it touched.
+    /// What applying the upload did to each report it touched: empty for a dry run, which
+    /// applies nothing (`reports` says what it would do).
     async fn report_changes(
         &self,
         ctx: &Context<'_>,
