@@ -829,13 +829,23 @@ async fn end_with(
         options: Vec::new(),
     }));
     batch.write(conn, id).await?;
+    end_as(conn, id, SpreadsheetStatus::Errored).await
+}
+
+/// Ends an upload that applied nothing with `status`: its staged values dropped, its
+/// followers told (inside the caller's transaction).
+async fn end_as(
+    conn: &mut AsyncPgConnection,
+    id: SpreadsheetId,
+    status: SpreadsheetStatus,
+) -> diesel::QueryResult<()> {
     diesel::sql_query("DELETE FROM spreadsheet_values WHERE spreadsheet_id = $1")
         .bind::<Integer, _>(id.0)
         .execute(conn)
         .await?;
     diesel::update(spreadsheets::table.find(id))
         .set((
-            spreadsheets::status.eq(SpreadsheetStatus::Errored),
+            spreadsheets::status.eq(status),
             spreadsheets::finished_at.eq(Some(Utc::now())),
         ))
         .execute(conn)
@@ -853,18 +863,7 @@ async fn cancel(
     conn.transaction(async |conn| {
         // An upload's staged values may be millions of rows: the ingest's own time limit.
         set_session_limits(conn, settings).await?;
-        diesel::sql_query("DELETE FROM spreadsheet_values WHERE spreadsheet_id = $1")
-            .bind::<Integer, _>(id.0)
-            .execute(conn)
-            .await?;
-        diesel::update(spreadsheets::table.find(id))
-            .set((
-                spreadsheets::status.eq(SpreadsheetStatus::Cancelled),
-                spreadsheets::finished_at.eq(Some(Utc::now())),
-            ))
-            .execute(conn)
-            .await?;
-        notify_progress(conn, id).await
+        end_as(conn, id, SpreadsheetStatus::Cancelled).await
     })
     .await?;
     Ok(Finished::Cancelled)
