@@ -148,7 +148,12 @@ impl Replicas {
     /// Asks every replica whether it answers, within `within`, and marks the ones that do
     /// not as down (and the others as up).
     pub async fn check(&self, within: Duration) {
-        for (index, pool) in self.pools.iter().enumerate() {
+        let checks = self.pools.iter().map(|pool| async move {
+            // A pool whose every open connection is in use is busy, not down: no check then.
+            let state = pool.state();
+            if state.idle_connections == 0 && state.connections > 0 {
+                return None;
+            }
             let answered = tokio::time::timeout(within, async {
                 let mut conn = pool.get().await.ok()?;
                 diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
@@ -157,6 +162,11 @@ impl Replicas {
             .ok()
             .flatten()
             .is_some();
+            Some(answered)
+        });
+        let outcomes = futures_util::future::join_all(checks).await;
+        for (index, answered) in outcomes.into_iter().enumerate() {
+            let Some(answered) = answered else { continue };
             let bit = 1u64 << index;
             let was_down = if answered {
                 self.down.fetch_and(!bit, Ordering::Relaxed) & bit != 0
@@ -182,6 +192,7 @@ impl Replicas {
         let replicas: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
                 let Some(replicas) = replicas.upgrade() else {

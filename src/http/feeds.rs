@@ -503,7 +503,7 @@ pub(super) async fn members_xlsx(
                 ));
             }
             // A workbook is built whole: it takes one of the feeds' places, for a feed's time.
-            let Ok(_permit) = state.feed_streams.clone().try_acquire_owned() else {
+            let Ok(permit) = state.feed_streams.clone().try_acquire_owned() else {
                 log_refusal("max_feed_streams", uri.path());
                 return Err(AppError::Unavailable(
                     "too many feeds are being downloaded; try again shortly".into(),
@@ -520,7 +520,7 @@ pub(super) async fn members_xlsx(
                 )
                 .await?;
                 drop(conn);
-                super::files::workbook(sheets).await
+                super::files::workbook(sheets, Some(permit)).await
             };
             let bytes = tokio::time::timeout(state.limits.feed_timeout, build)
                 .await

@@ -53,8 +53,12 @@ pub(super) fn error_response(error: &AppError) -> Response {
 const MAX_SHEET_ROWS: usize = 1_048_575;
 
 /// The workbook of `sheets`, built off the request threads; BAD_USER_INPUT when a sheet holds
-/// more rows than a worksheet can.
-pub(super) async fn workbook(sheets: Vec<template::TemplateSheet>) -> Result<Vec<u8>, AppError> {
+/// more rows than a worksheet can. `place` is held until the build ends, even when the
+/// request stops waiting for it (a blocking build cannot be stopped).
+pub(super) async fn workbook(
+    sheets: Vec<template::TemplateSheet>,
+    place: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<Vec<u8>, AppError> {
     if let Some(sheet) = sheets
         .iter()
         .find(|sheet| sheet.rows.len() > MAX_SHEET_ROWS)
@@ -66,10 +70,14 @@ pub(super) async fn workbook(sheets: Vec<template::TemplateSheet>) -> Result<Vec
             sheet.rows.len()
         )));
     }
-    tokio::task::spawn_blocking(move || template::xlsx(&sheets))
-        .await
-        .map_err(|error| AppError::Internal(error.into()))?
-        .map_err(|error| AppError::Internal(error.into()))
+    tokio::task::spawn_blocking(move || {
+        let built = template::xlsx(&sheets);
+        drop(place);
+        built
+    })
+    .await
+    .map_err(|error| AppError::Internal(error.into()))?
+    .map_err(|error| AppError::Internal(error.into()))
 }
 
 /// The viewer of the request's bearer token; a signed-in viewer's request takes from their
@@ -269,7 +277,7 @@ pub(super) async fn template(
             let bytes = template::csv(&sheet).map_err(|error| AppError::Internal(error.into()))?;
             Ok((bytes, format!("{name}.csv"), "text/csv; charset=utf-8"))
         } else {
-            let bytes = workbook(sheets).await?;
+            let bytes = workbook(sheets, None).await?;
             Ok((
                 bytes,
                 format!("{name}.xlsx"),
