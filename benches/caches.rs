@@ -2,7 +2,9 @@
 //! the same database, in interleaved rounds of the same run:
 //!
 //! - authentication from memory: the records screen as a member (`AUTH_CACHE_TOKENS=0`
-//!   against the default);
+//!   against the default, both with `MEMBER_CACHE_ENTRIES=0` so that each request is run);
+//! - signed-in answers from memory: the records screen as a member, asked again while
+//!   nothing changed (`MEMBER_CACHE_ENTRIES=0` against the default);
 //! - public answers from memory: the public dashboard, anonymous (`PUBLIC_CACHE_ENTRIES=0`
 //!   against the default).
 //!
@@ -139,6 +141,35 @@ async fn main() -> anyhow::Result<()> {
                     &catalogue,
                     Limits {
                         auth_cache_tokens: 0,
+                        member_cache_entries: 0,
+                        ..Limits::default()
+                    },
+                    true,
+                )
+                .await?,
+                serve(
+                    "from memory",
+                    &url,
+                    &catalogue,
+                    Limits {
+                        member_cache_entries: 0,
+                        ..Limits::default()
+                    },
+                    true,
+                )
+                .await?,
+            ],
+        ),
+        (
+            "records screen (20 reports), signed in, asked again",
+            &records,
+            [
+                serve(
+                    "answers computed",
+                    &url,
+                    &catalogue,
+                    Limits {
+                        member_cache_entries: 0,
                         ..Limits::default()
                     },
                     true,

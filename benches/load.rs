@@ -14,7 +14,13 @@
 //!   from PostgreSQL's statement log with their parameters) replayed as prepared statements
 //!   by 10 connections for the same time; the server's ratio to that is the figure to raise.
 //!
-//! Then the first screen (records) at 100 connections, for the server's resident memory.
+//! Each signed-in screen is measured twice, on two servers over the same database: as its
+//! answers are worked out (a server with `MEMBER_CACHE_ENTRIES=0`: the request path itself,
+//! each request run in full), and as the frontend is served by default, a screen asked again
+//! while nothing changed being answered from memory (the row marked "kept"). The statements of
+//! the ceiling are those of a request run in full.
+//!
+//! Then the first screen (records) at 100 connections on each server, for its resident memory.
 //!
 //! Run with `cargo bench --bench load` (`LOAD_SCREENS=records,home` for some screens only,
 //! `LOAD_ROUNDS=N` for more or fewer rounds). Medians over the rounds; the machines are shared, so
@@ -52,6 +58,16 @@ struct Screen {
     peer: Option<f64>,
 }
 
+/// A line of the results: a screen on one of the servers.
+struct Row<'a> {
+    name: String,
+    screen: &'a Screen,
+    server: &'a Server,
+    url: &'a str,
+    /// The index of the screen's captured statements.
+    captured: usize,
+}
+
 /// The server under test: the release binary, as deployed.
 struct Server {
     child: tokio::process::Child,
@@ -60,7 +76,11 @@ struct Server {
 }
 
 impl Server {
-    async fn start(database_url: &str, data_dir: &Path) -> anyhow::Result<Self> {
+    async fn start(
+        database_url: &str,
+        data_dir: &Path,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let address = listener.local_addr()?;
         drop(listener);
@@ -74,6 +94,7 @@ impl Server {
             .env("JOB_WORKERS", "0")
             .env("ACCESS_TOKEN_LIFETIME", "2h")
             .env("LOG_LEVEL", "warn")
+            .envs(settings.iter().copied())
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
@@ -610,8 +631,12 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(ROUNDS);
 
     let data_dir = tempfile::tempdir()?;
-    let server = Server::start(&url, data_dir.path()).await?;
+    // One after the other: the second takes the signing key the first wrote, so that one
+    // token signs in to both.
+    let server = Server::start(&url, data_dir.path(), &[]).await?;
+    let computed = Server::start(&url, data_dir.path(), &[("MEMBER_CACHE_ENTRIES", "0")]).await?;
     let graphql = format!("{}/graphql", server.url);
+    let computed_graphql = format!("{}/graphql", computed.url);
     let client = reqwest::Client::new();
     let signed_in: Value = client
         .post(&graphql)
@@ -647,16 +672,44 @@ async fn main() -> anyhow::Result<()> {
     };
     let postmaster = bench.postmaster_pid()?;
 
-    let mut figures: Vec<Figures> = screens.iter().map(|_| Figures::default()).collect();
+    // The rows: each screen as worked out, and each signed-in one again as served.
+    let rows: Vec<Row> = screens
+        .iter()
+        .enumerate()
+        .map(|(index, screen)| Row {
+            name: screen.name.to_owned(),
+            screen,
+            server: &computed,
+            url: &computed_graphql,
+            captured: index,
+        })
+        .chain(
+            screens
+                .iter()
+                .enumerate()
+                .filter(|(_, screen)| screen.signed_in)
+                .map(|(index, screen)| Row {
+                    name: format!("{} (kept)", screen.name),
+                    screen,
+                    server: &server,
+                    url: &graphql,
+                    captured: index,
+                }),
+        )
+        .collect();
+    let mut figures: Vec<Figures> = rows.iter().map(|_| Figures::default()).collect();
     let mut captured = Vec::new();
     let statements_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("load-statements");
     std::fs::create_dir_all(&statements_dir)?;
     for screen in &screens {
         for _ in 0..20 {
             send_ok(&client, &graphql, screen, &token).await;
+            send_ok(&client, &computed_graphql, screen, &token).await;
         }
         let unprepared_before = *monitor.unprepared.lock().unwrap();
-        let statements = monitor.capture(&client, &graphql, screen, &token).await;
+        let statements = monitor
+            .capture(&client, &computed_graphql, screen, &token)
+            .await;
         eprintln!(
             "{}: {} statements, {} of them not reused prepared statements",
             screen.name,
@@ -674,28 +727,33 @@ async fn main() -> anyhow::Result<()> {
         captured.push(statements);
     }
 
-    eprintln!("server process {}", server.pid);
+    eprintln!(
+        "server processes {} (answers worked out) and {} (as served)",
+        computed.pid, server.pid
+    );
     for round in 1..=rounds {
         eprintln!("round {round} of {rounds} ...");
-        for ((screen, figures), captured) in screens.iter().zip(&mut figures).zip(&captured) {
+        for (row, figures) in rows.iter().zip(&mut figures) {
+            let (screen, server, graphql) = (row.screen, row.server, row.url);
+            let captured = &captured[row.captured];
             let statements_before = monitor.statements().await;
             let sessions_before = monitor.sessions().await;
             let (server_before, cluster_before, own_before) = (
-                server_seconds(&server),
+                server_seconds(server),
                 cluster_ticks(postmaster),
                 own_seconds(),
             );
-            let sample = saturate(&client, &graphql, screen, &token, CONNECTIONS, PHASE).await;
+            let sample = saturate(&client, graphql, screen, &token, CONNECTIONS, PHASE).await;
             let requests = sample.requests as f64;
             let statements = monitor.statements().await - statements_before;
             eprintln!(
                 "{}: {} sessions opened",
-                screen.name,
+                row.name,
                 monitor.sessions().await - sessions_before
             );
             figures
                 .server_ms
-                .push((server_seconds(&server) - server_before) * 1e3 / requests);
+                .push((server_seconds(server) - server_before) * 1e3 / requests);
             figures.postgres_ms.push(
                 cluster_seconds(&cluster_before, &cluster_ticks(postmaster)) * 1e3 / requests,
             );
@@ -707,7 +765,7 @@ async fn main() -> anyhow::Result<()> {
             figures.p50.push(ms(percentile(&sample.latencies, 0.5)));
             figures.p99.push(ms(percentile(&sample.latencies, 0.99)));
 
-            let fixed = fixed_rate(&client, &graphql, screen, &token).await;
+            let fixed = fixed_rate(&client, graphql, screen, &token).await;
             figures.fixed_rate.push(fixed.rate());
             figures.failed += sample.failed + fixed.failed;
             figures
@@ -730,7 +788,7 @@ async fn main() -> anyhow::Result<()> {
         PHASE.as_secs()
     );
     println!(
-        "{:<18} {:>8} {:>7} {:>7} | {:>9} {:>7} {:>7} | {:>7} {:>7} {:>7} {:>6} | {:>8} {:>7} {:>7} | {:>9} {:>7}",
+        "{:<25} {:>8} {:>7} {:>7} | {:>9} {:>7} {:>7} | {:>7} {:>7} {:>7} {:>6} | {:>8} {:>7} {:>7} | {:>9} {:>7}",
         "screen",
         "req/s",
         "p50 ms",
@@ -748,12 +806,12 @@ async fn main() -> anyhow::Result<()> {
         "2x peer",
         "failed",
     );
-    for (screen, figures) in screens.iter().zip(figures) {
+    for (row, figures) in rows.iter().zip(figures) {
         let rate = median(figures.rate);
         let ceiling = (!figures.ceiling.is_empty()).then(|| median(figures.ceiling));
         println!(
-            "{:<18} {:>8.0} {:>7.1} {:>7.1} | {:>10.0} {:>7.1} {:>7.1} | {:>7.2} {:>7.2} {:>7.2} {:>6.1} | {:>8} {:>7} {:>7} | {:>9} {:>7}",
-            screen.name,
+            "{:<25} {:>8.0} {:>7.1} {:>7.1} | {:>10.0} {:>7.1} {:>7.1} | {:>7.2} {:>7.2} {:>7.2} {:>6.1} | {:>8} {:>7} {:>7} | {:>9} {:>7}",
+            row.name,
             rate,
             median(figures.p50),
             median(figures.p99),
@@ -771,7 +829,7 @@ async fn main() -> anyhow::Result<()> {
                 format!("{:.2}", median(figures.ceiling_postgres_ms))
             },
             ceiling.map_or("-".into(), |c| format!("{:.2}", rate / c)),
-            screen
+            row.screen
                 .peer
                 .map_or("-".into(), |peer| format!("{:.2}", rate / (2.0 * peer))),
             figures.failed,
@@ -783,35 +841,43 @@ async fn main() -> anyhow::Result<()> {
          (pg_stat_statements); ceiling: the same statements replayed as prepared statements \
          by {CONNECTIONS} connections, requests/s and PostgreSQL CPU ms per request; ratio: \
          server req/s over the ceiling; 2x peer: req/s over twice PostGraphile v5's figure; \
-         failed: requests answered with an error (503 when the pool wait runs out)."
+         failed: requests answered with an error (503 when the pool wait runs out); \
+         (kept): the same screen asked again while nothing changed, answered from memory."
     );
 
-    let rss_before = server.status("VmRSS:");
-    let sample = saturate(
-        &client,
-        &graphql,
-        &screens[0],
-        &token,
-        MEMORY_CONNECTIONS,
-        PHASE,
-    )
-    .await;
-    println!(
-        "{} at {MEMORY_CONNECTIONS} connections: {:.0} req/s, p99 {:.1} ms, {} failed; \
-         server RSS {:.1} MB before, {:.1} MB after, peak {:.1} MB",
-        screens[0].name,
-        sample.rate(),
-        ms(percentile(&sample.latencies, 0.99)),
-        sample.failed,
-        rss_before as f64 / 1024.0,
-        server.status("VmRSS:") as f64 / 1024.0,
-        server.status("VmHWM:") as f64 / 1024.0,
-    );
+    for (server, graphql, how) in [
+        (&computed, &computed_graphql, "worked out"),
+        (&server, &graphql, "kept"),
+    ] {
+        let rss_before = server.status("VmRSS:");
+        let sample = saturate(
+            &client,
+            graphql,
+            &screens[0],
+            &token,
+            MEMORY_CONNECTIONS,
+            PHASE,
+        )
+        .await;
+        println!(
+            "{} ({how}) at {MEMORY_CONNECTIONS} connections: {:.0} req/s, p99 {:.1} ms, {} \
+             failed; server RSS {:.1} MB before, {:.1} MB after, peak {:.1} MB",
+            screens[0].name,
+            sample.rate(),
+            ms(percentile(&sample.latencies, 0.99)),
+            sample.failed,
+            rss_before as f64 / 1024.0,
+            server.status("VmRSS:") as f64 / 1024.0,
+            server.status("VmHWM:") as f64 / 1024.0,
+        );
+    }
     println!(
         "the statements of one request of each screen are in {}",
         statements_dir.display()
     );
+    drop(rows);
     drop(server.child);
+    drop(computed.child);
     drop(bench);
     Ok(())
 }

@@ -31,6 +31,10 @@ pub const CREDENTIALS: &str = "credentials_changed";
 /// The notification channel of writes to public data, sent by statement triggers.
 pub const PUBLIC_DATA: &str = "public_data_changed";
 
+/// The notification channel of writes to the other data signed-in answers read, sent by
+/// statement triggers.
+pub const MEMBER_DATA: &str = "member_data_changed";
+
 /// A user's credentials changed — or, without a user, anyone's may have (also sent by this
 /// process when its listener reconnects, as it may have missed changes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +180,7 @@ pub struct EventBus {
     revocations: broadcast::Sender<Revocation>,
     credentials: broadcast::Sender<CredentialsChange>,
     public_data: broadcast::Sender<()>,
+    member_data: broadcast::Sender<()>,
     uploads: broadcast::Sender<UploadProgress>,
     jobs: std::sync::Arc<tokio::sync::Notify>,
     listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -197,11 +202,13 @@ impl EventBus {
         let (uploads, _) = broadcast::channel(1024);
         let (credentials, _) = broadcast::channel(256);
         let (public_data, _) = broadcast::channel(16);
+        let (member_data, _) = broadcast::channel(16);
         Self {
             sender,
             revocations,
             credentials,
             public_data,
+            member_data,
             listening: std::sync::Arc::default(),
             connected: std::sync::Arc::default(),
             connections: std::sync::Arc::default(),
@@ -234,6 +241,12 @@ impl EventBus {
     /// may have missed some).
     pub fn public_data_changes(&self) -> broadcast::Receiver<()> {
         self.public_data.subscribe()
+    }
+
+    /// Hears of writes to any data a signed-in answer reads, public data included, from now
+    /// on (also when the listener reconnects, as it may have missed some).
+    pub fn member_data_changes(&self) -> broadcast::Receiver<()> {
+        self.member_data.subscribe()
     }
 
     /// Whether the listener is connected now: while it is not, changes may go unheard, and
@@ -310,6 +323,7 @@ async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
         REVOCATIONS,
         CREDENTIALS,
         PUBLIC_DATA,
+        MEMBER_DATA,
         UPLOADS,
         JOBS,
     ] {
@@ -325,6 +339,7 @@ impl EventBus {
         // Listening again after a gap: whatever changed meanwhile was not heard.
         drop(self.credentials.send(CredentialsChange::default()));
         drop(self.public_data.send(()));
+        drop(self.member_data.send(()));
         // Counted before it says it is connected: whoever sees it connected sees the count
         // too, and forgets what it kept before, synchronously.
         self.connections
@@ -343,6 +358,11 @@ impl EventBus {
                 }
                 PUBLIC_DATA => {
                     drop(self.public_data.send(()));
+                    drop(self.member_data.send(()));
+                    Ok(())
+                }
+                MEMBER_DATA => {
+                    drop(self.member_data.send(()));
                     Ok(())
                 }
                 CREDENTIALS => {

@@ -257,6 +257,16 @@ pub struct Limits {
     #[arg(long, env = "PUBLIC_CACHE_BYTES", default_value_t = 16 << 20)]
     pub public_cache_bytes: usize,
 
+    /// Signed-in users' query answers kept in memory until anything they read changes (0:
+    /// none). Only read from the primary: with read replicas, none are kept.
+    #[arg(long, env = "MEMBER_CACHE_ENTRIES", default_value_t = 2_000)]
+    pub member_cache_entries: usize,
+
+    /// Bytes of JSON the kept signed-in answers may take in all; the least recently used
+    /// answers go beyond that.
+    #[arg(long, env = "MEMBER_CACHE_BYTES", default_value_t = 32 << 20)]
+    pub member_cache_bytes: usize,
+
     /// How long browsers and CDNs may keep an anonymous answer to a GET query
     /// (`Cache-Control: public, max-age`; 0: `no-cache`).
     #[arg(long, env = "PUBLIC_MAX_AGE", default_value = "60s", value_parser = parse_duration)]
@@ -318,6 +328,8 @@ impl Default for Limits {
             max_token_bytes: 8_192,
             public_cache_entries: 1_000,
             public_cache_bytes: 16 << 20,
+            member_cache_entries: 2_000,
+            member_cache_bytes: 32 << 20,
             public_max_age: Duration::from_secs(60),
         }
     }

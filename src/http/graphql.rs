@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::answer_cache::Standing;
 use super::{AppState, Client, csrf};
 use crate::auth::throttle::ClientAddress;
 use crate::auth::{self, Viewer};
@@ -652,22 +653,31 @@ async fn execute(
     if !introspection {
         request = request.disable_introspection();
     }
-    // Anonymous queries: answered from memory while public data is unchanged.
-    let public = match viewer {
-        Viewer::Anonymous => match state.public.get(&request) {
-            Ok((kept, name)) => {
-                if exchange.operation.is_none() {
-                    exchange.operation = name;
-                }
-                let reply = exchange.reply_kept(kept);
-                return may_be_kept_by_others(reply, method == Method::GET, state);
-            }
-            Err(ticket) => Some(ticket),
-        },
-        Viewer::User(_) => None,
+    // Queries answered from memory while what they read is unchanged: anonymous ones while
+    // public data is; signed-in ones while all data is, unless read from a replica, which may
+    // not yet have replayed the change that emptied the cache.
+    let (cache, standing) = match &viewer {
+        Viewer::Anonymous => (&state.public, Some(Standing::anonymous())),
+        Viewer::User(user) => (
+            &state.members,
+            Standing::of(user).filter(|_| state.replicas.is_empty()),
+        ),
     };
+    let ticket = match standing.map(|standing| cache.get(&standing, &request)) {
+        Some(Ok((kept, name))) => {
+            if exchange.operation.is_none() {
+                exchange.operation = name;
+            }
+            let reply = exchange.reply_kept(kept);
+            let public = matches!(viewer, Viewer::Anonymous) && method == Method::GET;
+            return may_be_kept_by_others(reply, public, state);
+        }
+        Some(Err(ticket)) => Some(ticket),
+        None => None,
+    };
+    let public = ticket.filter(|_| matches!(viewer, Viewer::Anonymous));
     // Queries read from a replica when there are some, except for answers about to be kept
-    // in the public cache: a replica may not yet have replayed the change that emptied it.
+    // in the public cache.
     let reader = if state.replicas.is_empty() {
         None
     } else {
@@ -699,23 +709,27 @@ async fn execute(
     if public.is_none() && operation.writes() {
         // A member's writes are seen at once by this process; by the others on notification.
         state.public.clear();
+        state.members.clear();
         if let Some(reader) = &reader {
             state.replicas.wrote(&state.pool, reader).await;
         }
     }
     match response {
-        Ok(response) => match public {
-            Some(ticket) => {
-                state.public.put(
+        Ok(response) => {
+            if let Some(ticket) = ticket {
+                cache.put(
                     ticket,
                     operation.queries_only(),
                     exchange.operation.clone(),
                     &response,
                 );
-                public_reply(exchange, response, method, state)
             }
-            None => exchange.reply(response),
-        },
+            if public.is_some() {
+                public_reply(exchange, response, method, state)
+            } else {
+                exchange.reply(response)
+            }
+        }
         Err(_) => {
             log_refusal("request_timeout", "");
             exchange.reply(refusal(ErrorCode::ServiceUnavailable.as_str(), TOO_SLOW))

@@ -1,6 +1,7 @@
 //! HTTP wiring: the GraphQL endpoint, subscriptions over WebSocket, GraphiQL, health checks
 //! and metrics; around them request ids, the access log, HTTP metrics and CORS.
 
+pub mod answer_cache;
 pub mod client;
 pub mod cors;
 pub mod csrf;
@@ -10,7 +11,6 @@ pub mod files;
 pub mod graphiql;
 pub mod graphql;
 pub mod multipart;
-pub mod public_cache;
 pub mod subscriptions;
 
 use std::sync::Arc;
@@ -105,7 +105,10 @@ struct AppState {
     uploads_in_flight: Arc<tokio::sync::Semaphore>,
     /// Public feeds being downloaded, by client address.
     feed_clients: Arc<feeds::FeedClients>,
-    public: Arc<public_cache::PublicCache>,
+    /// Anonymous answers kept until public data changes.
+    public: Arc<answer_cache::AnswerCache>,
+    /// Signed-in users' answers kept until anything they read changes.
+    members: Arc<answer_cache::AnswerCache>,
     replicas: Arc<crate::db::replicas::Replicas>,
 }
 
@@ -142,9 +145,13 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         credential_checks: Arc::new(tokio::sync::Semaphore::new(CREDENTIAL_CHECKS)),
         uploads_in_flight: Arc::new(tokio::sync::Semaphore::new(limits.max_uploads_in_flight)),
         feed_clients: Arc::default(),
-        public: Arc::new(public_cache::PublicCache::new(
+        public: Arc::new(answer_cache::AnswerCache::new(
             limits.public_cache_entries,
             limits.public_cache_bytes,
+        )),
+        members: Arc::new(answer_cache::AnswerCache::new(
+            limits.member_cache_entries,
+            limits.member_cache_bytes,
         )),
         limits,
         events,
@@ -152,7 +159,12 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
         database_url: database_url.into(),
         replicas,
     };
-    state.public.follow(&state.events);
+    state
+        .public
+        .follow(&state.events, state.events.public_data_changes());
+    state
+        .members
+        .follow(&state.events, state.events.member_data_changes());
     state.replicas.watch();
     forget_idle_clients(&state);
     let request_id = HeaderName::from_static(REQUEST_ID);

@@ -66,9 +66,17 @@ async fn the_response_type_follows_what_the_client_accepts() {
 #[tokio::test]
 async fn response_keys_follow_the_selection_set() {
     let db = TestDb::with_demo().await;
-    let app = TestApp::spawn(&db).await;
+    // Without the answer caches: the second answer is run again, not served from memory.
+    let app = TestApp::spawn_with_limits(
+        &db,
+        Limits {
+            public_cache_entries: 0,
+            member_cache_entries: 0,
+            ..Limits::default()
+        },
+    )
+    .await;
     let query = "{ zeta: __typename agencies(first: 1) { totalCount nodes { stateCode name id } } ...F alpha: __typename } fragment F on Query { middle: __typename }";
-    // Signed in: an anonymous answer would come from the public cache the second time.
     let token = app.token_for(&db, "admin@example.com").await;
     let send = async || {
         app.client

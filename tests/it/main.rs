@@ -17,6 +17,7 @@ mod feeds;
 mod graphql_api;
 mod graphql_http_audit;
 mod http_conventions;
+mod member_cache;
 mod migrations;
 mod public_cache;
 mod read_api;

@@ -29,13 +29,13 @@ const USER_TYPES: &str = "SELECT count(*) AS count FROM pg_type t JOIN pg_namesp
 async fn migrations_run_up_then_down_then_up_again() {
     let db = TestDb::empty().await;
     let applied = db::run_migrations(&db.url).await.unwrap();
-    assert_eq!(applied.len(), 14, "{applied:?}");
+    assert_eq!(applied.len(), 15, "{applied:?}");
     let mut conn = db.connect().await;
     let tables = count(&mut conn, USER_TABLES).await;
     assert!(tables >= 20, "only {tables} tables after migrating");
 
     let reverted = db::revert_all_migrations(&db.url).await.unwrap();
-    assert_eq!(reverted.len(), 14, "{reverted:?}");
+    assert_eq!(reverted.len(), 15, "{reverted:?}");
     assert_eq!(
         count(&mut conn, USER_TABLES).await,
         0,

@@ -1,0 +1,12 @@
+DROP TRIGGER users_member_data_changed ON users;
+DROP TRIGGER memberships_member_data_changed ON memberships;
+DROP TRIGGER membership_changes_member_data_changed ON membership_changes;
+DROP TRIGGER report_editors_member_data_changed ON report_editors;
+DROP TRIGGER datapoint_changes_member_data_changed ON datapoint_changes;
+DROP TRIGGER deleted_datapoints_member_data_changed ON deleted_datapoints;
+DROP TRIGGER spreadsheets_member_data_changed ON spreadsheets;
+DROP TRIGGER spreadsheet_messages_member_data_changed ON spreadsheet_messages;
+DROP TRIGGER spreadsheet_report_changes_member_data_changed ON spreadsheet_report_changes;
+DROP TRIGGER spreadsheet_values_member_data_changed ON spreadsheet_values;
+DROP TRIGGER catalogue_state_member_data_changed ON catalogue_state;
+DROP FUNCTION notify_member_data_changed();

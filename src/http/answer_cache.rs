@@ -1,0 +1,181 @@
+//! Answers served from memory, in two caches of one kind.
+//!
+//! - **Anonymous answers.** Public data (agencies, published series, the catalogue) changes
+//!   only when something is written; an anonymous query's answer is kept by the hash of its
+//!   document, operation name and variables, and every answer is dropped when PostgreSQL says
+//!   public data may have changed (`public_data_changed`, sent by statement triggers on every
+//!   table an anonymous answer reads, whatever wrote to it).
+//! - **Signed-in answers.** Kept by the same hash and the viewer's standing: the user, whether
+//!   platform staff, and the roles by agency as authentication found them. Two sessions of one
+//!   user share their answers; a change of roles is another key at once. They are dropped on
+//!   `public_data_changed` and on `member_data_changed`, which triggers send on every other
+//!   table a signed-in answer reads. Tokens narrowed by their holder are never answered from
+//!   memory: their checks may depend on the time.
+//!
+//! Both are also dropped when the listener reconnects (it may have missed a change) and by
+//! this process's own writes at once; a run that overlapped a change is not kept. Only
+//! queries are kept, only answers without errors and of bounded size, and only up to a budget
+//! of bytes in all; a cache serves only once it follows the events. An answer is kept as the
+//! bytes of its response body, so that serving it again costs a copy of a pointer rather than
+//! building and serialising the response.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::auth::SignedIn;
+use crate::events::EventBus;
+use crate::memo::{Memo, Ticket};
+
+/// Largest answer kept, in bytes of JSON.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+/// Longest an answer is kept, even without news of a change.
+const MAX_AGE: Duration = Duration::from_secs(300);
+
+#[derive(Clone)]
+struct Kept {
+    body: Bytes,
+    operation: Option<String>,
+    at: Instant,
+}
+
+/// Answers by viewer and request.
+pub struct AnswerCache(Memo<Kept>);
+
+/// Whose answers: the part of a key that names the viewer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing(Vec<u8>);
+
+impl Standing {
+    /// Anyone's: the anonymous answers.
+    pub fn anonymous() -> Self {
+        Self(Vec::new())
+    }
+
+    /// A signed-in user's, by everything their answers depend on besides the data: the user,
+    /// platform staff or not, and the roles by agency. None for a narrowed token, whose checks
+    /// may depend on the time.
+    pub fn of(user: &SignedIn) -> Option<Self> {
+        if user.token.revocation_ids.len() != 1 {
+            return None;
+        }
+        let mut roles: Vec<_> = user.roles.iter().collect();
+        roles.sort_unstable_by_key(|(agency, _)| **agency);
+        let mut standing = format!("user {} staff {}", user.user_id.0, user.is_platform_admin);
+        for (agency, role) in roles {
+            let _ = write!(standing, " {}:{role:?}", agency.0);
+        }
+        Some(Self(standing.into_bytes()))
+    }
+}
+
+impl AnswerCache {
+    /// A cache of at most `capacity` answers (0: none) of at most `budget` bytes in all.
+    pub fn new(capacity: usize, budget: usize) -> Self {
+        Self(Memo::weighed(capacity, budget, |kept| kept.body.len()))
+    }
+
+    /// The body of the kept answer of `request` (a JSON response without errors) with the
+    /// name of its operation (for logs and metrics), or a ticket to keep the one about to be
+    /// made.
+    pub fn get(
+        &self,
+        standing: &Standing,
+        request: &async_graphql::Request,
+    ) -> Result<(Bytes, Option<String>), Ticket> {
+        let mut hash = Sha256::new();
+        hash.update(
+            u64::try_from(standing.0.len())
+                .unwrap_or(u64::MAX)
+                .to_le_bytes(),
+        );
+        hash.update(&standing.0);
+        hash.update(request.query.as_bytes());
+        hash.update([0]);
+        hash.update(request.operation_name.as_deref().unwrap_or_default());
+        hash.update([0]);
+        hash.update(
+            serde_json::to_vec(&request.variables)
+                .unwrap_or_default()
+                .as_slice(),
+        );
+        self.0
+            .get(hash.finalize().into(), |kept| kept.at.elapsed() < MAX_AGE)
+            .map(|kept| (kept.body, kept.operation))
+    }
+
+    /// Keeps the answer of a run for `ticket`, unless its document held more than queries,
+    /// it has errors or is large, or public data changed meanwhile.
+    pub fn put(
+        &self,
+        ticket: Ticket,
+        queries_only: bool,
+        operation: Option<String>,
+        response: &async_graphql::Response,
+    ) {
+        if !self.0.serving() || !queries_only || !response.errors.is_empty() {
+            return;
+        }
+        let Ok(body) = serde_json::to_vec(response) else {
+            return;
+        };
+        if body.len() > MAX_ANSWER_BYTES {
+            return;
+        }
+        self.0.put(
+            ticket,
+            Kept {
+                body: body.into(),
+                operation,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets every answer (also called after a write of this process, so that its next
+    /// answers do not wait for the notification).
+    pub fn clear(&self) {
+        self.0.forget(None);
+    }
+
+    /// Follows `events` for as long as the cache lives, forgetting everything at each of
+    /// `changes`: from then on it serves.
+    pub fn follow(self: &Arc<Self>, events: &EventBus, mut changes: broadcast::Receiver<()>) {
+        if !self.0.follow(events) {
+            return;
+        }
+        let cache = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let event = changes.recv().await;
+                let Some(cache) = cache.upgrade() else {
+                    return;
+                };
+                if matches!(event, Err(RecvError::Closed)) {
+                    cache.0.stop();
+                    return;
+                }
+                cache.clear();
+            }
+        });
+    }
+
+    /// How many answers are kept.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The bytes of the kept answers.
+    pub fn bytes(&self) -> usize {
+        self.0.weight()
+    }
+
+    /// Whether no answer is kept.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
