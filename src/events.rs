@@ -186,7 +186,18 @@ pub struct EventBus {
     listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
     connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
     connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// How long the listener waits without news before it checks that its connection still
+    /// answers, and how long that check (or a new connection) may take.
+    quiet: Duration,
+    answer_within: Duration,
 }
+
+/// How long the listener goes without news before it checks its connection: a connection that
+/// went silent (a network partition, a proxy's idle timeout) would otherwise look connected
+/// for as long as TCP takes to notice, while what is kept in memory goes on being served.
+const LISTENER_QUIET: Duration = Duration::from_secs(5);
+/// How long that check, or connecting again, may take before the connection counts as lost.
+const LISTENER_ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
 impl Default for EventBus {
     fn default() -> Self {
@@ -214,7 +225,18 @@ impl EventBus {
             connections: std::sync::Arc::default(),
             uploads,
             jobs: std::sync::Arc::default(),
+            quiet: LISTENER_QUIET,
+            answer_within: LISTENER_ANSWER_WITHIN,
         }
+    }
+
+    /// The same bus, its listener checking its connection after `quiet` without news and
+    /// counting it lost when it has not answered within `answer_within` (tests shorten them).
+    #[must_use]
+    pub fn checking(mut self, quiet: Duration, answer_within: Duration) -> Self {
+        self.quiet = quiet;
+        self.answer_within = answer_within;
+        self
     }
 
     /// Receives upload progress from now on.
@@ -275,7 +297,9 @@ impl EventBus {
     /// reconnecting after failures. Returns once the first LISTEN is in place, so that no
     /// event committed after this call is missed.
     pub async fn listen(&self, url: String) -> anyhow::Result<Listener> {
-        let first = connect(&url).await?;
+        let first = tokio::time::timeout(self.answer_within, connect(&url))
+            .await
+            .map_err(|_| anyhow::anyhow!("the database did not answer the event listener"))??;
         self.listening
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let bus = self.clone();
@@ -284,9 +308,10 @@ impl EventBus {
             loop {
                 let result = match conn.take() {
                     Some(conn) => bus.pump(conn).await,
-                    None => match connect(&url).await {
-                        Ok(conn) => bus.pump(conn).await,
-                        Err(error) => Err(error),
+                    None => match tokio::time::timeout(bus.answer_within, connect(&url)).await {
+                        Ok(Ok(conn)) => bus.pump(conn).await,
+                        Ok(Err(error)) => Err(error),
+                        Err(_) => Err(anyhow::anyhow!("the database did not answer in time")),
                     },
                 };
                 bus.connected
@@ -346,9 +371,26 @@ impl EventBus {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.connected
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let mut notifications = std::pin::pin!(conn.notifications_stream());
-        while let Some(notification) = notifications.next().await {
-            let notification = notification?;
+        loop {
+            let next = {
+                let mut notifications = std::pin::pin!(conn.notifications_stream());
+                tokio::time::timeout(self.quiet, notifications.next()).await
+            };
+            let notification = match next {
+                Ok(Some(notification)) => notification?,
+                Ok(None) => break,
+                // No news for a while: make sure the connection still answers (a notification
+                // arriving meanwhile waits in the connection's queue).
+                Err(_) => {
+                    tokio::time::timeout(
+                        self.answer_within,
+                        diesel::sql_query("SELECT 1").execute(&mut conn),
+                    )
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the connection stopped answering"))??;
+                    continue;
+                }
+            };
             let payload = &notification.payload;
             // No receivers is not an error: nobody is subscribed right now.
             let delivered = match notification.channel.as_str() {

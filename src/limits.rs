@@ -264,7 +264,7 @@ pub struct Limits {
 
     /// Bytes of JSON the kept signed-in answers may take in all; the least recently used
     /// answers go beyond that.
-    #[arg(long, env = "MEMBER_CACHE_BYTES", default_value_t = 32 << 20)]
+    #[arg(long, env = "MEMBER_CACHE_BYTES", default_value_t = 16 << 20)]
     pub member_cache_bytes: usize,
 
     /// How long browsers and CDNs may keep an anonymous answer to a GET query
@@ -329,7 +329,7 @@ impl Default for Limits {
             public_cache_entries: 1_000,
             public_cache_bytes: 16 << 20,
             member_cache_entries: 2_000,
-            member_cache_bytes: 32 << 20,
+            member_cache_bytes: 16 << 20,
             public_max_age: Duration::from_secs(60),
         }
     }

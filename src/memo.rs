@@ -38,6 +38,13 @@ pub struct Memo<V> {
     enabled: bool,
 }
 
+/// The moment a read began.
+#[derive(Debug, Clone, Copy)]
+pub struct Began {
+    generation: u64,
+    connections: u64,
+}
+
 /// A read in progress: its value is kept only if nothing changed meanwhile.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
@@ -103,13 +110,32 @@ impl<V: Clone> Memo<V> {
         self.forget(None);
     }
 
+    /// Marks the start of a read whose key is not known yet: a value read after it is kept
+    /// only if nothing changed since this moment.
+    pub fn begin(&self) -> Began {
+        Began {
+            generation: self.generation.load(Ordering::SeqCst),
+            connections: self.connections(),
+        }
+    }
+
     /// The value kept for `key` if `current` says it still holds; otherwise a ticket to keep
     /// the one about to be read.
     pub fn get(&self, key: Key, current: impl Fn(&V) -> bool) -> Result<V, Ticket> {
+        self.get_since(self.begin(), key, current)
+    }
+
+    /// As [`Memo::get`], for a read that began at `began`.
+    pub fn get_since(
+        &self,
+        began: Began,
+        key: Key,
+        current: impl Fn(&V) -> bool,
+    ) -> Result<V, Ticket> {
         let ticket = Ticket {
             key,
-            generation: self.generation.load(Ordering::SeqCst),
-            connections: self.connections(),
+            generation: began.generation,
+            connections: began.connections,
         };
         if !self.serving() {
             return Err(ticket);

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::tokens::VerifiedToken;
 use crate::events::{CredentialsChange, EventBus, Revocation};
@@ -42,13 +42,28 @@ pub struct Entry {
 
 /// Verified tokens and their credentials, by the token's SHA-256.
 #[derive(Debug)]
-pub struct CredentialCache(Memo<Entry>);
+pub struct CredentialCache(Memo<Entry>, broadcast::Sender<()>);
 
 impl CredentialCache {
     /// A cache of at most `capacity` tokens (0: none kept), of at most `budget` bytes of
     /// token in all.
     pub fn new(capacity: usize, budget: usize) -> Self {
-        Self(Memo::weighed(capacity, budget, |entry| entry.bytes))
+        Self(
+            Memo::weighed(capacity, budget, |entry| entry.bytes),
+            broadcast::channel(16).0,
+        )
+    }
+
+    /// Hears, from now on, each time the cache has forgotten credentials — after it has, so
+    /// that what was kept from them can be forgotten in turn without a request slipping in
+    /// between with the old ones.
+    pub fn forgettings(&self) -> broadcast::Receiver<()> {
+        self.1.subscribe()
+    }
+
+    fn forgot(&self) {
+        // Nobody listening is no error.
+        drop(self.1.send(()));
     }
 
     /// The entry of `token`, if it is known and still current; otherwise a ticket to store
@@ -95,6 +110,7 @@ impl CredentialCache {
                     .iter()
                     .any(|id| revocation.revocation_ids.contains(id))
         }));
+        self.forgot();
     }
 
     /// Drops the tokens of a user whose credentials this process just changed.
@@ -111,6 +127,7 @@ impl CredentialCache {
                 .forget(Some(&|entry: &Entry| entry.token.user_id.0 == user)),
             None => self.0.forget(None),
         }
+        self.forgot();
     }
 
     /// Follows the changes `events` hears of, for as long as the cache lives; from then on
@@ -135,7 +152,10 @@ impl CredentialCache {
                     Ok(Ok(revocation)) => cache.revoke(&revocation),
                     Ok(Err(change)) => cache.changed(&change),
                     // Missed events: forget everything.
-                    Err(RecvError::Lagged(_)) => cache.0.forget(None),
+                    Err(RecvError::Lagged(_)) => {
+                        cache.0.forget(None);
+                        cache.forgot();
+                    }
                     Err(RecvError::Closed) => {
                         cache.0.stop();
                         return;

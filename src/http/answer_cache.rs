@@ -29,7 +29,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::auth::SignedIn;
 use crate::events::EventBus;
-use crate::memo::{Memo, Ticket};
+use crate::memo::{Began, Memo, Ticket};
 
 /// Largest answer kept, in bytes of JSON.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
@@ -79,32 +79,42 @@ impl AnswerCache {
         Self(Memo::weighed(capacity, budget, |kept| kept.body.len()))
     }
 
-    /// The body of the kept answer of `request` (a JSON response without errors) with the
-    /// name of its operation (for logs and metrics), or a ticket to keep the one about to be
-    /// made.
+    /// Marks the start of a request, before its viewer is known: an answer is kept only if
+    /// nothing changed since (credentials included).
+    pub fn begin(&self) -> Began {
+        self.0.begin()
+    }
+
+    /// The body of the kept answer of `request` for `standing` (a JSON response without
+    /// errors) with the name of its operation (for logs and metrics), or a ticket to keep the
+    /// one about to be made, for a request that began at `began`.
     pub fn get(
         &self,
+        began: Began,
         standing: &Standing,
         request: &async_graphql::Request,
     ) -> Result<(Bytes, Option<String>), Ticket> {
         let mut hash = Sha256::new();
-        hash.update(
-            u64::try_from(standing.0.len())
-                .unwrap_or(u64::MAX)
-                .to_le_bytes(),
-        );
-        hash.update(&standing.0);
-        hash.update(request.query.as_bytes());
-        hash.update([0]);
-        hash.update(request.operation_name.as_deref().unwrap_or_default());
-        hash.update([0]);
-        hash.update(
+        let mut part = |bytes: &[u8]| {
+            hash.update(u64::try_from(bytes.len()).unwrap_or(u64::MAX).to_le_bytes());
+            hash.update(bytes);
+        };
+        part(&standing.0);
+        part(request.query.as_bytes());
+        // No operation name and an empty one are different requests (the second is an error).
+        match &request.operation_name {
+            None => part(b"none"),
+            Some(name) => part(format!("some {name}").as_bytes()),
+        }
+        part(
             serde_json::to_vec(&request.variables)
                 .unwrap_or_default()
                 .as_slice(),
         );
         self.0
-            .get(hash.finalize().into(), |kept| kept.at.elapsed() < MAX_AGE)
+            .get_since(began, hash.finalize().into(), |kept| {
+                kept.at.elapsed() < MAX_AGE
+            })
             .map(|kept| (kept.body, kept.operation))
     }
 
@@ -142,26 +152,28 @@ impl AnswerCache {
         self.0.forget(None);
     }
 
-    /// Follows `events` for as long as the cache lives, forgetting everything at each of
-    /// `changes`: from then on it serves.
-    pub fn follow(self: &Arc<Self>, events: &EventBus, mut changes: broadcast::Receiver<()>) {
+    /// Follows `events` for as long as the cache lives, forgetting everything at each news
+    /// from any of `changes`: from then on it serves.
+    pub fn follow(self: &Arc<Self>, events: &EventBus, changes: Vec<broadcast::Receiver<()>>) {
         if !self.0.follow(events) {
             return;
         }
-        let cache = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let event = changes.recv().await;
-                let Some(cache) = cache.upgrade() else {
-                    return;
-                };
-                if matches!(event, Err(RecvError::Closed)) {
-                    cache.0.stop();
-                    return;
+        for mut changes in changes {
+            let cache = Arc::downgrade(self);
+            tokio::spawn(async move {
+                loop {
+                    let event = changes.recv().await;
+                    let Some(cache) = cache.upgrade() else {
+                        return;
+                    };
+                    if matches!(event, Err(RecvError::Closed)) {
+                        cache.0.stop();
+                        return;
+                    }
+                    cache.clear();
                 }
-                cache.clear();
-            }
-        });
+            });
+        }
     }
 
     /// How many answers are kept.

@@ -7,6 +7,8 @@
 
 use std::time::Instant;
 
+use chrono::{TimeDelta, Utc};
+
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ErrorExtensionValues, ServerError};
 use axum::body::{Body, Bytes};
@@ -630,6 +632,9 @@ async fn execute(
             return response;
         }
     }
+    // Before authenticating: an answer worked out with credentials that changed meanwhile is
+    // not kept.
+    let began = (state.public.begin(), state.members.begin());
     let authorization = headers
         .get(header::AUTHORIZATION)
         .map(|value| value.to_str().unwrap_or("invalid"));
@@ -656,14 +661,15 @@ async fn execute(
     // Queries answered from memory while what they read is unchanged: anonymous ones while
     // public data is; signed-in ones while all data is, unless read from a replica, which may
     // not yet have replayed the change that emptied the cache.
-    let (cache, standing) = match &viewer {
-        Viewer::Anonymous => (&state.public, Some(Standing::anonymous())),
+    let (cache, began, standing) = match &viewer {
+        Viewer::Anonymous => (&state.public, began.0, Some(Standing::anonymous())),
         Viewer::User(user) => (
             &state.members,
+            began.1,
             Standing::of(user).filter(|_| state.replicas.is_empty()),
         ),
     };
-    let ticket = match standing.map(|standing| cache.get(&standing, &request)) {
+    let ticket = match standing.map(|standing| cache.get(began, &standing, &request)) {
         Some(Ok((kept, name))) => {
             if exchange.operation.is_none() {
                 exchange.operation = name;
@@ -688,6 +694,10 @@ async fn execute(
     } else {
         state.replicas.reader(reader.as_deref()).await
     };
+    let expires = match &viewer {
+        Viewer::Anonymous => None,
+        Viewer::User(user) => Some(user.token.expires_at),
+    };
     let operation = OperationName::default();
     let route = loaders::Route::reading(
         state.pool.clone(),
@@ -706,8 +716,8 @@ async fn execute(
     if exchange.operation.is_none() {
         exchange.operation = operation.get();
     }
-    if public.is_none() && operation.writes() {
-        // A member's writes are seen at once by this process; by the others on notification.
+    if operation.writes() {
+        // Writes are seen at once by this process; by the others on notification.
         state.public.clear();
         state.members.clear();
         if let Some(reader) = &reader {
@@ -716,7 +726,10 @@ async fn execute(
     }
     match response {
         Ok(response) => {
-            if let Some(ticket) = ticket {
+            // An answer worked out while the token expired may lack what the token no longer
+            // reads, without an error: it is not kept.
+            let reads_on = expires.is_none_or(|at| Utc::now() + TimeDelta::seconds(1) < at);
+            if let Some(ticket) = ticket.filter(|_| reads_on) {
                 cache.put(
                     ticket,
                     operation.queries_only(),

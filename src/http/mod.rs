@@ -161,10 +161,16 @@ pub fn router(services: Services) -> anyhow::Result<Router> {
     };
     state
         .public
-        .follow(&state.events, state.events.public_data_changes());
-    state
-        .members
-        .follow(&state.events, state.events.member_data_changes());
+        .follow(&state.events, vec![state.events.public_data_changes()]);
+    // Also after the credential cache forgot anything, so that no answer worked out with
+    // credentials it has just dropped is kept.
+    state.members.follow(
+        &state.events,
+        vec![
+            state.events.member_data_changes(),
+            state.auth.credentials.forgettings(),
+        ],
+    );
     state.replicas.watch();
     forget_idle_clients(&state);
     let request_id = HeaderName::from_static(REQUEST_ID);

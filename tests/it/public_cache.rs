@@ -178,3 +178,29 @@ async fn kept_answers_fit_in_their_budget_of_bytes() {
     app.graphql(&names[0], json!({ "id": harbor })).await;
     assert!(db.statements.get() > before, "the oldest went");
 }
+
+#[tokio::test]
+async fn no_operation_name_and_an_empty_one_are_different_requests() {
+    let db = TestDb::with_demo().await;
+    let app = TestApp::spawn(&db).await;
+    let ask = async |name: Value| -> Value {
+        app.client
+            .post(format!("{}/graphql", app.base_url))
+            .json(&json!({ "query": "{ __typename }", "operationName": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let without = ask(Value::Null).await;
+        assert_eq!(without["data"]["__typename"], "Query", "{without}");
+    }
+    let empty = ask(json!("")).await;
+    assert!(
+        !empty["errors"].is_null(),
+        "no operation is named \"\": {empty}"
+    );
+}
