@@ -136,6 +136,29 @@ async fn serve_runs_on_a_private_cluster_with_demo_data_and_keeps_changes_across
     stop(child).await;
 }
 
+/// A server killed outright (`kill -9`, the OOM killer) leaves its PostgreSQL running: the
+/// next server on the same data directory takes that cluster over, and stops it when it
+/// stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_outright_is_followed_by_one_that_takes_its_cluster_over() {
+    let dir = data_dir();
+    let (mut child, base_url) = serve(dir.path()).await;
+    assert_eq!(agency_names(&base_url).await.len(), 9);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let pid_file = dir.path().join("postgres/data/postmaster.pid");
+    assert!(pid_file.exists(), "PostgreSQL outlives the killed server");
+
+    let (child, base_url) = serve(dir.path()).await;
+    assert_eq!(
+        agency_names(&base_url).await.len(),
+        9,
+        "the same data, the demo not loaded twice"
+    );
+    stop(child).await;
+    assert!(!pid_file.exists(), "PostgreSQL was stopped with the server");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_database_url_the_configured_server_is_used() {
     let db = TestDb::empty().await;
