@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -196,8 +196,9 @@ pub struct EventBus {
 /// went silent (a network partition, a proxy's idle timeout) would otherwise look connected
 /// for as long as TCP takes to notice, while what is kept in memory goes on being served.
 const LISTENER_QUIET: Duration = Duration::from_secs(5);
-/// How long that check, or connecting again, may take before the connection counts as lost.
-const LISTENER_ANSWER_WITHIN: Duration = Duration::from_secs(5);
+/// How long that check, or connecting again, may take before the connection counts as lost:
+/// long enough for a database that is merely busy.
+const LISTENER_ANSWER_WITHIN: Duration = Duration::from_secs(15);
 
 impl Default for EventBus {
     fn default() -> Self {
@@ -376,53 +377,63 @@ impl EventBus {
                 let mut notifications = std::pin::pin!(conn.notifications_stream());
                 tokio::time::timeout(self.quiet, notifications.next()).await
             };
-            let notification = match next {
-                Ok(Some(notification)) => notification?,
+            match next {
+                Ok(Some(notification)) => self.deliver(&notification?),
                 Ok(None) => break,
                 // No news for a while: make sure the connection still answers (a notification
                 // arriving meanwhile waits in the connection's queue).
                 Err(_) => {
-                    tokio::time::timeout(
+                    let answered = tokio::time::timeout(
                         self.answer_within,
                         diesel::sql_query("SELECT 1").execute(&mut conn),
                     )
-                    .await
-                    .map_err(|_| anyhow::anyhow!("the connection stopped answering"))??;
-                    continue;
+                    .await;
+                    if answered.is_err() {
+                        // What arrived before the silence is delivered before giving up.
+                        let mut notifications = std::pin::pin!(conn.notifications_stream());
+                        while let Some(Some(Ok(notification))) = notifications.next().now_or_never()
+                        {
+                            self.deliver(&notification);
+                        }
+                        anyhow::bail!("the connection stopped answering");
+                    }
+                    answered??;
                 }
-            };
-            let payload = &notification.payload;
-            // No receivers is not an error: nobody is subscribed right now.
-            let delivered = match notification.channel.as_str() {
-                CHANNEL => serde_json::from_str(payload).map(|event| drop(self.sender.send(event))),
-                REVOCATIONS => {
-                    serde_json::from_str(payload).map(|event| drop(self.revocations.send(event)))
-                }
-                PUBLIC_DATA => {
-                    drop(self.public_data.send(()));
-                    drop(self.member_data.send(()));
-                    Ok(())
-                }
-                MEMBER_DATA => {
-                    drop(self.member_data.send(()));
-                    Ok(())
-                }
-                CREDENTIALS => {
-                    serde_json::from_str(payload).map(|event| drop(self.credentials.send(event)))
-                }
-                UPLOADS => {
-                    serde_json::from_str(payload).map(|event| drop(self.uploads.send(event)))
-                }
-                JOBS => {
-                    self.jobs.notify_waiters();
-                    Ok(())
-                }
-                _ => Ok(()),
-            };
-            if let Err(error) = delivered {
-                tracing::warn!(%error, channel = %notification.channel, "ignoring a malformed event");
             }
         }
         anyhow::bail!("the notification stream ended")
+    }
+
+    /// Hands a notification to this process's receivers.
+    fn deliver(&self, notification: &diesel::pg::PgNotification) {
+        let payload = &notification.payload;
+        // No receivers is not an error: nobody is subscribed right now.
+        let delivered = match notification.channel.as_str() {
+            CHANNEL => serde_json::from_str(payload).map(|event| drop(self.sender.send(event))),
+            REVOCATIONS => {
+                serde_json::from_str(payload).map(|event| drop(self.revocations.send(event)))
+            }
+            PUBLIC_DATA => {
+                drop(self.public_data.send(()));
+                drop(self.member_data.send(()));
+                Ok(())
+            }
+            MEMBER_DATA => {
+                drop(self.member_data.send(()));
+                Ok(())
+            }
+            CREDENTIALS => {
+                serde_json::from_str(payload).map(|event| drop(self.credentials.send(event)))
+            }
+            UPLOADS => serde_json::from_str(payload).map(|event| drop(self.uploads.send(event))),
+            JOBS => {
+                self.jobs.notify_waiters();
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(error) = delivered {
+            tracing::warn!(%error, channel = %notification.channel, "ignoring a malformed event");
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! that serves only while it follows a connected event listener ([`crate::events`]), and that
 //! does not keep a value read while a change was being heard of (a generation counter).
 //! A memo may also hold a budget of bytes (or any weight of its values): the least recently
-//! used values go until the kept ones fit in it. The credential cache and the public answer
-//! cache are built on it.
+//! used values go until the kept ones fit in it. The credential cache and the answer caches
+//! are built on it.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -154,6 +154,14 @@ impl<V: Clone> Memo<V> {
             }
             None => Err(ticket),
         }
+    }
+
+    /// Whether what is read for `ticket` would still be kept: the memo serves and nothing
+    /// changed since the read began (a value may still be refused for its weight).
+    pub fn current(&self, ticket: &Ticket) -> bool {
+        self.serving()
+            && self.generation.load(Ordering::SeqCst) == ticket.generation
+            && self.connections() == ticket.connections
     }
 
     /// Keeps what was read for `ticket`, unless a change was heard of since or it alone

@@ -12,8 +12,13 @@
 //!   table a signed-in answer reads. Tokens narrowed by their holder are never answered from
 //!   memory: their checks may depend on the time.
 //!
+//! Signed-in answers are also dropped each time the credential cache forgets credentials
+//! (after it has), and an answer worked out within a second of its token's expiry is not
+//! kept (what the token reads may shrink during the request, without an error).
+//!
 //! Both are also dropped when the listener reconnects (it may have missed a change) and by
-//! this process's own writes at once; a run that overlapped a change is not kept. Only
+//! this process's own writes at once (a signed-in user's mutation); a run that overlapped a
+//! change — from before its viewer was authenticated — is not kept. Only
 //! queries are kept, only answers without errors and of bounded size, and only up to a budget
 //! of bytes in all; a cache serves only once it follows the events. An answer is kept as the
 //! bytes of its response body, so that serving it again costs a copy of a pointer rather than
@@ -87,13 +92,14 @@ impl AnswerCache {
 
     /// The body of the kept answer of `request` for `standing` (a JSON response without
     /// errors) with the name of its operation (for logs and metrics), or a ticket to keep the
-    /// one about to be made, for a request that began at `began`.
+    /// one about to be made, for a request that began at `began` (none when the request is not
+    /// one to keep).
     pub fn get(
         &self,
         began: Began,
         standing: &Standing,
         request: &async_graphql::Request,
-    ) -> Result<(Bytes, Option<String>), Ticket> {
+    ) -> Result<(Bytes, Option<String>), Option<Ticket>> {
         let mut hash = Sha256::new();
         let mut part = |bytes: &[u8]| {
             hash.update(u64::try_from(bytes.len()).unwrap_or(u64::MAX).to_le_bytes());
@@ -106,40 +112,40 @@ impl AnswerCache {
             None => part(b"none"),
             Some(name) => part(format!("some {name}").as_bytes()),
         }
-        part(
-            serde_json::to_vec(&request.variables)
-                .unwrap_or_default()
-                .as_slice(),
-        );
+        match serde_json::to_vec(&request.variables) {
+            Ok(variables) => part(&variables),
+            // Not a key to share with other such requests: never kept.
+            Err(_) => return Err(None),
+        }
         self.0
             .get_since(began, hash.finalize().into(), |kept| {
                 kept.at.elapsed() < MAX_AGE
             })
             .map(|kept| (kept.body, kept.operation))
+            .map_err(Some)
     }
 
-    /// Keeps the answer of a run for `ticket`, unless its document held more than queries,
-    /// it has errors or is large, or public data changed meanwhile.
-    pub fn put(
-        &self,
-        ticket: Ticket,
-        queries_only: bool,
-        operation: Option<String>,
-        response: &async_graphql::Response,
-    ) {
-        if !self.0.serving() || !queries_only || !response.errors.is_empty() {
-            return;
-        }
-        let Ok(body) = serde_json::to_vec(response) else {
-            return;
-        };
+    /// Whether this cache serves at all now (a key is worth working out).
+    pub fn serving(&self) -> bool {
+        self.0.serving()
+    }
+
+    /// Whether an answer worked out for `ticket` would still be kept: nothing it may have
+    /// read changed since the request began.
+    pub fn wants(&self, ticket: &Ticket) -> bool {
+        self.0.current(ticket)
+    }
+
+    /// Keeps `body`, the JSON of an answer without errors to a document of queries only, for
+    /// `ticket`, unless it is large or something changed meanwhile.
+    pub fn keep(&self, ticket: Ticket, operation: Option<String>, body: Bytes) {
         if body.len() > MAX_ANSWER_BYTES {
             return;
         }
         self.0.put(
             ticket,
             Kept {
-                body: body.into(),
+                body,
                 operation,
                 at: Instant::now(),
             },
@@ -154,8 +160,12 @@ impl AnswerCache {
 
     /// Follows `events` for as long as the cache lives, forgetting everything at each news
     /// from any of `changes`: from then on it serves.
+    ///
+    /// Each of `changes` must live as long as the cache: when one closes, the cache can no
+    /// longer tell when to forget, and stops serving for good.
     pub fn follow(self: &Arc<Self>, events: &EventBus, changes: Vec<broadcast::Receiver<()>>) {
-        if !self.0.follow(events) {
+        debug_assert!(!changes.is_empty(), "a cache must hear of changes");
+        if changes.is_empty() || !self.0.follow(events) {
             return;
         }
         for mut changes in changes {

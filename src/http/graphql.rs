@@ -666,9 +666,12 @@ async fn execute(
         Viewer::User(user) => (
             &state.members,
             began.1,
-            Standing::of(user).filter(|_| state.replicas.is_empty()),
+            (state.members.serving() && state.replicas.is_empty())
+                .then(|| Standing::of(user))
+                .flatten(),
         ),
     };
+    let standing = standing.filter(|_| cache.serving());
     let ticket = match standing.map(|standing| cache.get(began, &standing, &request)) {
         Some(Ok((kept, name))) => {
             if exchange.operation.is_none() {
@@ -678,10 +681,11 @@ async fn execute(
             let public = matches!(viewer, Viewer::Anonymous) && method == Method::GET;
             return may_be_kept_by_others(reply, public, state);
         }
-        Some(Err(ticket)) => Some(ticket),
+        Some(Err(ticket)) => ticket,
         None => None,
     };
-    let public = ticket.filter(|_| matches!(viewer, Viewer::Anonymous));
+    // Anonymous requests read from the primary when their answer may be kept.
+    let public = matches!(viewer, Viewer::Anonymous).then_some(ticket.is_some());
     // Queries read from a replica when there are some, except for answers about to be kept
     // in the public cache.
     let reader = if state.replicas.is_empty() {
@@ -689,7 +693,7 @@ async fn execute(
     } else {
         viewer.user_id().map(|user| user.to_string())
     };
-    let replica = if public.is_some() {
+    let replica = if public == Some(true) {
         None
     } else {
         state.replicas.reader(reader.as_deref()).await
@@ -716,8 +720,10 @@ async fn execute(
     if exchange.operation.is_none() {
         exchange.operation = operation.get();
     }
-    if operation.writes() {
-        // Writes are seen at once by this process; by the others on notification.
+    if public.is_none() && operation.writes() {
+        // A member's writes are seen at once by this process; by the others (and anonymous
+        // writes, such as an accepted invitation) on notification. Anonymous requests do not
+        // empty the caches: anyone could send `mutation { __typename }` over and over.
         state.public.clear();
         state.members.clear();
         if let Some(reader) = &reader {
@@ -729,12 +735,24 @@ async fn execute(
             // An answer worked out while the token expired may lack what the token no longer
             // reads, without an error: it is not kept.
             let reads_on = expires.is_none_or(|at| Utc::now() + TimeDelta::seconds(1) < at);
-            if let Some(ticket) = ticket.filter(|_| reads_on) {
-                cache.put(
-                    ticket,
-                    operation.queries_only(),
-                    exchange.operation.clone(),
-                    &response,
+            let keep = ticket.filter(|ticket| {
+                reads_on
+                    && operation.queries_only()
+                    && response.errors.is_empty()
+                    && response.http_headers.is_empty()
+                    && cache.wants(ticket)
+            });
+            // Serialised once, for the cache and the reply alike.
+            if let Some(ticket) = keep
+                && let Ok(body) = serde_json::to_vec(&response)
+            {
+                let body = Bytes::from(body);
+                cache.keep(ticket, exchange.operation.clone(), body.clone());
+                let reply = exchange.reply_kept(body);
+                return may_be_kept_by_others(
+                    reply,
+                    public.is_some() && method == Method::GET,
+                    state,
                 );
             }
             if public.is_some() {

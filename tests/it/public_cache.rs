@@ -40,6 +40,11 @@ async fn a_repeated_public_query_costs_nothing_until_public_data_changes() {
     // Signed in, the anonymous answer is not served: the user's own is run (and then kept
     // apart from it).
     let token = app.token_for(&db, "harbor.contributor@example.com").await;
+    // (Its token is checked against the database the first time it is seen.)
+    let me = app
+        .graphql_as(Some(&token), "{ me { email } }", json!({}))
+        .await;
+    assert!(me["errors"].is_null(), "{me}");
     let before = db.statements.get();
     app.graphql_as(Some(&token), DASHBOARD, variables.clone())
         .await;
