@@ -74,6 +74,21 @@ pub struct LimitLabel {
     pub limit: String,
 }
 
+/// Labels of a lookup in an answer cache.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLookup {
+    /// `public` (anonymous answers) or `member` (signed-in answers).
+    pub cache: &'static str,
+    /// `hit` or `miss`.
+    pub result: &'static str,
+}
+
+/// Label of an answer cache.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabel {
+    cache: &'static str,
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
@@ -95,6 +110,8 @@ pub struct Metrics {
     pub sign_in_throttled: Family<ScopeLabel, Counter>,
     /// Requests refused by a limit, by the limit's name.
     pub refusals: Family<LimitLabel, Counter>,
+    /// Lookups in the answer caches, by cache and result.
+    pub answer_cache_lookups: Family<CacheLookup, Counter>,
     operation_names: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
@@ -168,6 +185,13 @@ impl Metrics {
             "Requests refused by a limit, by the limit's setting",
             refusals.clone(),
         );
+        let answer_cache_lookups = Family::<CacheLookup, Counter>::default();
+        registry.register(
+            "answer_cache_lookups",
+            "Queries looked up in the answer caches (public, member): answered from memory \
+             (hit) or worked out (miss)",
+            answer_cache_lookups.clone(),
+        );
         Self {
             registry,
             graphql_requests,
@@ -179,6 +203,7 @@ impl Metrics {
             websocket_connections,
             sign_in_throttled,
             refusals,
+            answer_cache_lookups,
             operation_names: std::sync::Mutex::default(),
         }
     }
@@ -235,6 +260,14 @@ impl Metrics {
             .get_or_create(&LimitLabel {
                 limit: limit.to_owned(),
             })
+            .inc();
+    }
+
+    /// Counts a lookup in the answer cache `cache`.
+    pub fn answer_cache_lookup(&self, cache: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.answer_cache_lookups
+            .get_or_create(&CacheLookup { cache, result })
             .inc();
     }
 
@@ -303,6 +336,32 @@ pub fn pool_registry(pool: &crate::db::Pool) -> Registry {
         waited,
     );
     registry
+}
+
+/// Adds the answers each answer cache keeps now, and their bytes, to `registry`: `caches`
+/// gives each cache's name, entries and bytes.
+pub fn register_answer_caches(registry: &mut Registry, caches: &[(&'static str, usize, usize)]) {
+    let entries = Family::<CacheLabel, Gauge>::default();
+    let bytes = Family::<CacheLabel, Gauge>::default();
+    for &(cache, kept, weight) in caches {
+        entries
+            .get_or_create(&CacheLabel { cache })
+            .set(i64::try_from(kept).unwrap_or(i64::MAX));
+        bytes
+            .get_or_create(&CacheLabel { cache })
+            .set(i64::try_from(weight).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "answer_cache_entries",
+        "Answers kept in memory now, by cache",
+        entries,
+    );
+    registry.register_with_unit(
+        "answer_cache_size",
+        "Bytes of JSON of the answers kept in memory now, by cache",
+        Unit::Bytes,
+        bytes,
+    );
 }
 
 /// Label of a connection state.

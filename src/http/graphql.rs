@@ -672,7 +672,15 @@ async fn execute(
         ),
     };
     let standing = standing.filter(|_| cache.serving());
-    let ticket = match standing.map(|standing| cache.get(began, &standing, &request)) {
+    let cache_name = match viewer {
+        Viewer::Anonymous => "public",
+        Viewer::User(_) => "member",
+    };
+    let found = standing.map(|standing| cache.get(began, &standing, &request));
+    if let Some(found) = &found {
+        metrics().answer_cache_lookup(cache_name, found.is_ok());
+    }
+    let ticket = match found {
         Some(Ok((kept, name))) => {
             if exchange.operation.is_none() {
                 exchange.operation = name;

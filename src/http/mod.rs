@@ -36,7 +36,7 @@ use crate::db::Pool;
 use crate::events::EventBus;
 use crate::graphql::{AppSchema, Executor};
 use crate::limits::Limits;
-use crate::metrics::{HttpLabels, metrics, pool_registry};
+use crate::metrics::{HttpLabels, metrics, pool_registry, register_answer_caches};
 
 /// Subscription connections that may read their credentials from the database at once.
 const CREDENTIAL_CHECKS: usize = 2;
@@ -365,7 +365,15 @@ async fn metrics_text(State(state): State<AppState>, headers: axum::http::Header
                 .into_response();
         }
     }
-    match metrics().encode(&pool_registry(&state.pool)) {
+    let mut extra = pool_registry(&state.pool);
+    register_answer_caches(
+        &mut extra,
+        &[
+            ("public", state.public.len(), state.public.bytes()),
+            ("member", state.members.len(), state.members.bytes()),
+        ],
+    );
+    match metrics().encode(&extra) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -62,6 +62,28 @@ async fn a_signed_in_users_repeated_query_costs_nothing_until_anything_it_reads_
         .await;
     assert_eq!(second, first);
     assert_eq!(db.statements.get(), before, "answered from memory");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let kept: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("answer_cache_entries{cache=\"member\"} "))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(kept >= 1, "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line
+                .starts_with("answer_cache_lookups_total{cache=\"member\",result=\"hit\"}")),
+        "{metrics}"
+    );
 
     // Another session of the same user shares the answer; another user has their own.
     let again = app.token_for(&db, "sheriff.admin@example.com").await;
